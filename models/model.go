@@ -1,35 +1,476 @@
 package models
 
-import "errors"
+import (
+	"fmt"
+	"math"
 
-// Model is a validated network with batchnorm folded into its convolutions,
-// ready for inference. It is immutable and safe for concurrent use; each
+	"github.com/cifarnet-go/cifarnet/models/gemm"
+)
+
+// Model is a validated network with batchnorm folded into the layers before
+// it, ready for inference. It is immutable and safe for concurrent use; each
 // goroutine runs it through its own Predictor.
 type Model struct {
 	Meta Meta
+
+	steps   []step
+	nvalues int   // activation values; value 0 is the input
+	sizes   []int // per-image element count of each value
+	output  int   // value holding the logits
+	softmax bool  // the spec ends with softmax
+	classes int
+	scratch int // per-image scratch floats: im2col columns and GEMM panels
 }
 
-// NewModel validates f and prepares it for inference.
-func NewModel(f *File) (*Model, error) { return nil, errors.New("models: NewModel: not implemented yet") }
+// step is one operation of the compiled network, reading value in (and
+// skip, for add) and writing value out. out == in means in place.
+type step struct {
+	kind    string
+	layer   string
+	in, out int
+	skip    int // add: value of the skip path
+	inShape Shape
+	shape   Shape // output shape
 
-// Predictor runs a Model with buffers allocated once; not safe for
-// concurrent use.
-type Predictor struct{ m *Model }
+	// conv2d and the projection of an add; linear uses w as a 1×1 conv.
+	kernel, stride, pad int
+	w                   *gemm.Packed
+	bias                []float32
+	proj                *step // add: 1×1 projection of the skip path
+
+	scale, shift []float32 // standalone batchnorm as a per-channel affine
+	alpha        float32   // leaky_relu
+}
+
+// NewModel validates f and compiles it for inference.
+func NewModel(f *File) (*Model, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	spec := &f.Meta.Spec
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Meta: f.Meta, classes: len(f.Meta.Classes)}
+	c := compiler{m: m, f: f, spec: spec, shapes: shapes, fromTarget: map[int]bool{}}
+	for i := range spec.Layers {
+		if spec.Layers[i].Type == Add {
+			j, _ := spec.FromIndex(i)
+			c.fromTarget[j] = true
+		}
+	}
+	if err := c.compile(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type compiler struct {
+	m          *Model
+	f          *File
+	spec       *Spec
+	shapes     []Shape
+	fromTarget map[int]bool // layers whose output an add reads later
+	valueOf    []int        // value holding each layer's output
+}
+
+func (c *compiler) newValue(s Shape) int {
+	c.m.sizes = append(c.m.sizes, s.Size())
+	return len(c.m.sizes) - 1
+}
+
+func (c *compiler) tensor(name string) []float32 { return c.f.Tensors[name].Data }
+
+// bnAffine returns the per-channel scale and shift of batchnorm tensors
+// under prefix: y = x·scale + shift.
+func (c *compiler) bnAffine(prefix string, eps float64) (scale, shift []float32) {
+	g, b := c.tensor(prefix+".weight"), c.tensor(prefix+".bias")
+	mean, v := c.tensor(prefix+".running_mean"), c.tensor(prefix+".running_var")
+	scale = make([]float32, len(g))
+	shift = make([]float32, len(g))
+	for i := range g {
+		s := float64(g[i]) / math.Sqrt(float64(v[i])+eps)
+		scale[i] = float32(s)
+		shift[i] = float32(float64(b[i]) - float64(mean[i])*s)
+	}
+	return scale, shift
+}
+
+// foldedWeights returns weights [out, rest] and bias scaled by a following
+// batchnorm (scale, shift), or unchanged when scale is nil.
+func foldedWeights(w, bias, scale, shift []float32, out int) ([]float32, []float32) {
+	if scale == nil {
+		return w, bias
+	}
+	rest := len(w) / out
+	fw := make([]float32, len(w))
+	fb := make([]float32, out)
+	for o := 0; o < out; o++ {
+		for k := 0; k < rest; k++ {
+			fw[o*rest+k] = w[o*rest+k] * scale[o]
+		}
+		b := float32(0)
+		if bias != nil {
+			b = bias[o]
+		}
+		fb[o] = b*scale[o] + shift[o]
+	}
+	return fw, fb
+}
+
+// overwritable reports whether a step at layer i may write over value v in
+// place: not the caller's input, and not an output that an add reads later.
+func (c *compiler) overwritable(v, i int) bool {
+	if v == 0 {
+		return false
+	}
+	for j := 0; j < i; j++ {
+		if c.fromTarget[j] && c.valueOf[j] == v {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) compile() error {
+	m, spec := c.m, c.spec
+	m.sizes = []int{spec.Input.Size()}
+	c.valueOf = make([]int, len(spec.Layers))
+	cur := 0 // value holding the current activation
+	layers := spec.Layers
+	for i := 0; i < len(layers); i++ {
+		l := layers[i]
+		in := spec.inputShape(i, c.shapes)
+		out := c.shapes[i]
+		inPlace := c.overwritable(cur, i)
+		st := step{kind: l.Type, layer: l.Name, in: cur, inShape: in, shape: out}
+		switch l.Type {
+		case Conv2D, Linear:
+			w := c.tensor(l.Name + ".weight")
+			var bias []float32
+			if l.Bias {
+				bias = c.tensor(l.Name + ".bias")
+			}
+			var scale, shift []float32
+			// Fold a directly following batchnorm unless something reads
+			// the pre-normalisation output.
+			if i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i] {
+				scale, shift = c.bnAffine(layers[i+1].Name, layers[i+1].EffectiveEps())
+			}
+			w, bias = foldedWeights(w, bias, scale, shift, out.C)
+			if bias == nil {
+				bias = make([]float32, out.C)
+			}
+			if l.Type == Conv2D {
+				st.kernel, st.stride, st.pad = l.Kernel, l.EffectiveStride(), l.Padding
+			} else {
+				st.kind, st.kernel, st.stride = Conv2D, 1, 1
+			}
+			st.w = gemm.Pack(w, out.C, len(w)/out.C)
+			st.bias = bias
+			st.out = c.newValue(out)
+			if scale != nil {
+				c.valueOf[i] = st.out // the conv's own output never exists
+				i++
+			}
+		case BatchNorm:
+			st.scale, st.shift = c.bnAffine(l.Name, l.EffectiveEps())
+		case MaxPool:
+			st.kernel, st.stride = l.Kernel, l.EffectiveStride()
+			st.out = c.newValue(out)
+		case GlobalAvgPool:
+			st.out = c.newValue(out)
+		case Add:
+			j, _ := spec.FromIndex(i)
+			st.skip = 0
+			if j >= 0 {
+				st.skip = c.valueOf[j]
+			}
+			if l.Project {
+				stride, err := spec.ProjectStride(i, c.shapes)
+				if err != nil {
+					return err
+				}
+				scale, shift := c.bnAffine(l.Name+".proj_bn", DefaultBatchNormEps)
+				w, b := foldedWeights(c.tensor(l.Name+".proj.weight"), nil, scale, shift, out.C)
+				from := spec.Input
+				if j >= 0 {
+					from = c.shapes[j]
+				}
+				proj := step{kind: Conv2D, layer: l.Name + ".proj", in: st.skip, inShape: from, shape: out,
+					kernel: 1, stride: stride, w: gemm.Pack(w, out.C, from.C), bias: b}
+				proj.out = c.newValue(out)
+				st.proj = &proj
+			}
+		case LeakyReLU:
+			st.alpha = float32(l.Alpha)
+		case ReLU, GELU:
+		case Dropout, Flatten:
+			// Identities at inference: CHW memory order is already the
+			// flattened order.
+			c.valueOf[i] = cur
+			continue
+		case Softmax:
+			if i != len(layers)-1 {
+				return &LayerError{i, l.Name, fmt.Errorf("softmax is only supported as the last layer")}
+			}
+			m.softmax = true
+			c.valueOf[i] = cur
+			continue
+		default:
+			return &LayerError{i, l.Name, fmt.Errorf("unknown layer type %q", l.Type)}
+		}
+		if st.out == 0 { // in-place kinds
+			if inPlace {
+				st.out = cur
+			} else {
+				st.out = c.newValue(out)
+			}
+		}
+		m.steps = append(m.steps, st)
+		cur = st.out
+		c.valueOf[i] = cur
+	}
+	m.output = cur
+	m.nvalues = len(m.sizes)
+	for _, st := range m.steps {
+		for _, s := range []*step{&st, st.proj} {
+			if s != nil && s.kind == Conv2D {
+				k := s.inShape.C * s.kernel * s.kernel
+				n := s.shape.H * s.shape.W
+				m.scratch = max(m.scratch, k*n+gemm.ScratchSize(k, n))
+			}
+		}
+	}
+	return nil
+}
+
+// Classes is the number of outputs.
+func (m *Model) Classes() int { return m.classes }
+
+// InputSize is the number of floats of one input image.
+func (m *Model) InputSize() int { return m.sizes[0] }
+
+// Predictor runs a Model with buffers allocated once and reused: a
+// steady-state Predict allocates nothing. Not safe for concurrent use.
+type Predictor struct {
+	m       *Model
+	batch   int         // images the buffers are sized for
+	values  [][]float32 // activations of the whole batch, per value
+	scratch []float32
+	probs   []float32
+}
 
 // NewPredictor returns a Predictor for m.
 func (m *Model) NewPredictor() *Predictor { return &Predictor{m: m} }
 
+func (p *Predictor) ensure(n int) {
+	if n <= p.batch {
+		return
+	}
+	m := p.m
+	p.values = make([][]float32, m.nvalues)
+	for v := 1; v < m.nvalues; v++ {
+		p.values[v] = make([]float32, n*m.sizes[v])
+	}
+	p.scratch = make([]float32, m.scratch)
+	p.probs = make([]float32, n*m.classes)
+	p.batch = n
+}
+
 // Predict classifies one normalised CHW image and returns the class
 // probabilities. The returned slice is reused by the next call.
 func (p *Predictor) Predict(x []float32) ([]float32, error) {
-	return nil, errors.New("models: Predict: not implemented yet")
+	return p.PredictBatch(x, 1)
 }
 
-// PredictBatch classifies n images stored back to back and returns n rows
-// of probabilities. The returned slice is reused by the next call.
+// PredictBatch classifies n normalised CHW images stored back to back and
+// returns n rows of class probabilities. The returned slice is reused by
+// the next call.
 func (p *Predictor) PredictBatch(x []float32, n int) ([]float32, error) {
-	return nil, errors.New("models: PredictBatch: not implemented yet")
+	m := p.m
+	if n <= 0 {
+		return nil, fmt.Errorf("predict: batch size %d, need at least 1", n)
+	}
+	if len(x) != n*m.sizes[0] {
+		return nil, fmt.Errorf("predict: input has %d values, want %d images × %v = %d",
+			len(x), n, m.Meta.Spec.Input, n*m.sizes[0])
+	}
+	p.ensure(n)
+	p.values[0] = x
+	for i := range m.steps {
+		p.run(&m.steps[i], n)
+	}
+	p.values[0] = nil
+	logits := p.values[m.output][:n*m.classes]
+	probs := p.probs[:n*m.classes]
+	copy(probs, logits)
+	if m.softmax {
+		for i := 0; i < n; i++ {
+			softmax(probs[i*m.classes : (i+1)*m.classes])
+		}
+	}
+	return probs, nil
 }
 
-// Logits returns the pre-softmax scores of the last call.
-func (p *Predictor) Logits() []float32 { return nil }
+// Logits returns the pre-softmax scores of the last call, one row per image.
+func (p *Predictor) Logits() []float32 {
+	if p.batch == 0 {
+		return nil
+	}
+	return p.values[p.m.output][:len(p.probs)]
+}
+
+func (p *Predictor) run(st *step, n int) {
+	in, out := p.values[st.in], p.values[st.out]
+	isz, osz := st.inShape.Size(), st.shape.Size()
+	for b := 0; b < n; b++ {
+		x := in[b*isz : (b+1)*isz]
+		y := out[b*osz : (b+1)*osz]
+		switch st.kind {
+		case Conv2D:
+			conv(st, x, y, p.scratch)
+		case BatchNorm:
+			affine(x, y, st.scale, st.shift, st.shape.H*st.shape.W)
+		case ReLU:
+			for i, v := range x {
+				y[i] = max(v, 0)
+			}
+		case LeakyReLU:
+			leakyReLU(x, y, st.alpha)
+		case GELU:
+			gelu(x, y)
+		case MaxPool:
+			maxPool(x, y, st.inShape, st.shape, st.kernel, st.stride)
+		case GlobalAvgPool:
+			hw := st.inShape.H * st.inShape.W
+			for ch := range st.shape.C {
+				var s float32
+				for _, v := range x[ch*hw : (ch+1)*hw] {
+					s += v
+				}
+				y[ch] = s / float32(hw)
+			}
+		case Add:
+			skip := p.values[st.skip][b*p.m.sizes[st.skip] : (b+1)*p.m.sizes[st.skip]]
+			if st.proj != nil {
+				proj := p.values[st.proj.out][b*osz : (b+1)*osz]
+				conv(st.proj, skip, proj, p.scratch)
+				skip = proj
+			}
+			for i := range y {
+				y[i] = x[i] + skip[i]
+			}
+		}
+	}
+}
+
+// conv computes one image's convolution as a matrix product of the packed
+// weights [out, in·k·k] and the im2col columns [in·k·k, outH·outW].
+func conv(st *step, x, y, scratch []float32) {
+	in, out := st.inShape, st.shape
+	n := out.H * out.W
+	k := in.C * st.kernel * st.kernel
+	cols := x
+	if st.kernel != 1 || st.stride != 1 || st.pad != 0 {
+		cols = scratch[:k*n]
+		im2col(x, cols, in, out, st.kernel, st.stride, st.pad)
+	}
+	st.w.Mul(y, n, cols, n, n, st.bias, scratch[k*n:])
+}
+
+// im2col lays out every receptive field as a column: row (c, ky, kx),
+// column (oy, ox), zero outside the padded input.
+func im2col(x, cols []float32, in, out Shape, kernel, stride, pad int) {
+	n := out.H * out.W
+	row := 0
+	for c := 0; c < in.C; c++ {
+		plane := x[c*in.H*in.W : (c+1)*in.H*in.W]
+		for ky := 0; ky < kernel; ky++ {
+			for kx := 0; kx < kernel; kx++ {
+				dst := cols[row*n : (row+1)*n]
+				row++
+				for oy := 0; oy < out.H; oy++ {
+					iy := oy*stride + ky - pad
+					d := dst[oy*out.W : (oy+1)*out.W]
+					if iy < 0 || iy >= in.H {
+						clear(d)
+						continue
+					}
+					src := plane[iy*in.W : (iy+1)*in.W]
+					for ox := range d {
+						ix := ox*stride + kx - pad
+						if ix < 0 || ix >= in.W {
+							d[ox] = 0
+						} else {
+							d[ox] = src[ix]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func affine(x, y, scale, shift []float32, hw int) {
+	for c := range scale {
+		s, t := scale[c], shift[c]
+		xs, ys := x[c*hw:(c+1)*hw], y[c*hw:(c+1)*hw]
+		for i, v := range xs {
+			ys[i] = v*s + t
+		}
+	}
+}
+
+func leakyReLU(x, y []float32, alpha float32) {
+	for i, v := range x {
+		if v < 0 {
+			v *= alpha
+		}
+		y[i] = v
+	}
+}
+
+// gelu is the exact (erf) GELU, as PyTorch's nn.GELU().
+func gelu(x, y []float32) {
+	for i, v := range x {
+		y[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+}
+
+func maxPool(x, y []float32, in, out Shape, kernel, stride int) {
+	for c := 0; c < in.C; c++ {
+		plane := x[c*in.H*in.W : (c+1)*in.H*in.W]
+		dst := y[c*out.H*out.W : (c+1)*out.H*out.W]
+		for oy := 0; oy < out.H; oy++ {
+			for ox := 0; ox < out.W; ox++ {
+				best := float32(math.Inf(-1))
+				for ky := 0; ky < kernel; ky++ {
+					row := plane[(oy*stride+ky)*in.W+ox*stride:]
+					for _, v := range row[:kernel] {
+						best = max(best, v)
+					}
+				}
+				dst[oy*out.W+ox] = best
+			}
+		}
+	}
+}
+
+// softmax turns scores into probabilities in place, stably.
+func softmax(v []float32) {
+	hi := v[0]
+	for _, x := range v {
+		hi = max(hi, x)
+	}
+	var sum float64
+	for i, x := range v {
+		e := math.Exp(float64(x - hi))
+		v[i] = float32(e)
+		sum += e
+	}
+	for i := range v {
+		v[i] = float32(float64(v[i]) / sum)
+	}
+}

@@ -1,0 +1,188 @@
+// Package gemm is the single-precision matrix multiply behind every
+// convolution and linear layer of the forward pass. It is pure Go (no cgo,
+// no assembly) so that it builds for js/wasm unchanged; speed comes from
+// packing both operands into panels and a register-blocked micro-kernel.
+package gemm
+
+// Register block of the micro-kernel: mr rows of A by nr columns of B.
+const (
+	mr = 4
+	nr = 4
+)
+
+// kc bounds the depth of one packed panel so that a panel of B stays in L1/L2.
+const kc = 256
+
+// Packed is an M×K matrix (the weights) packed into mr-row panels once, so
+// that repeated multiplications skip repacking it.
+type Packed struct {
+	M, K int
+	data []float32 // ceil(M/mr) panels of K×mr, zero-padded
+}
+
+// Pack packs a row-major M×K matrix.
+func Pack(a []float32, m, k int) *Packed {
+	if len(a) < m*k {
+		panic("gemm: Pack: matrix shorter than m×k")
+	}
+	panels := (m + mr - 1) / mr
+	p := &Packed{M: m, K: k, data: make([]float32, panels*k*mr)}
+	for pi := 0; pi < panels; pi++ {
+		dst := p.data[pi*k*mr : (pi+1)*k*mr]
+		for r := 0; r < mr; r++ {
+			i := pi*mr + r
+			if i >= m {
+				break
+			}
+			row := a[i*k : i*k+k]
+			for kk, v := range row {
+				dst[kk*mr+r] = v
+			}
+		}
+	}
+	return p
+}
+
+// ScratchSize is the length of the scratch slice MulAdd needs for n columns.
+func ScratchSize(k, n int) int {
+	return ((n + nr - 1) / nr) * nr * min(k, kc)
+}
+
+// Mul sets C = A·B + bias, where B is K×N row-major with row stride ldb and
+// C is M×N row-major with row stride ldc. bias (length M, one value per
+// row) may be nil. scratch must hold ScratchSize(K, N) floats; nothing is
+// allocated.
+func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float32, scratch []float32) {
+	m, k := a.M, a.K
+	// Initialise C with the bias; the kernel then accumulates.
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		v := float32(0)
+		if bias != nil {
+			v = bias[i]
+		}
+		for j := range row {
+			row[j] = v
+		}
+	}
+	np := (n + nr - 1) / nr
+	for k0 := 0; k0 < k; k0 += kc {
+		kb := min(kc, k-k0)
+		packB(scratch[:np*nr*kb], b, ldb, k0, kb, n)
+		for pi := 0; pi*mr < m; pi++ {
+			ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
+			i0 := pi * mr
+			for pj := 0; pj < np; pj++ {
+				bp := scratch[pj*nr*kb : (pj+1)*nr*kb]
+				j0 := pj * nr
+				if i0+mr <= m && j0+nr <= n {
+					kernel4x4(ap, bp, c[i0*ldc+j0:], ldc)
+				} else {
+					kernelEdge(ap, bp, c, ldc, i0, j0, m, n)
+				}
+			}
+		}
+	}
+}
+
+// packB copies rows k0..k0+kb of B into nr-column panels, zero-padding the
+// last panel.
+func packB(dst, b []float32, ldb, k0, kb, n int) {
+	np := (n + nr - 1) / nr
+	for pj := 0; pj < np; pj++ {
+		j0 := pj * nr
+		p := dst[pj*nr*kb : (pj+1)*nr*kb]
+		if j0+nr <= n {
+			for kk := 0; kk < kb; kk++ {
+				src := b[(k0+kk)*ldb+j0 : (k0+kk)*ldb+j0+nr]
+				d := p[kk*nr : kk*nr+nr]
+				d[0], d[1], d[2], d[3] = src[0], src[1], src[2], src[3]
+			}
+			continue
+		}
+		for kk := 0; kk < kb; kk++ {
+			d := p[kk*nr : kk*nr+nr]
+			for r := 0; r < nr; r++ {
+				if j0+r < n {
+					d[r] = b[(k0+kk)*ldb+j0+r]
+				} else {
+					d[r] = 0
+				}
+			}
+		}
+	}
+}
+
+// kernel4x4 accumulates a 4×4 block of C from a packed A panel and a packed
+// B panel of the same depth.
+func kernel4x4(ap, bp []float32, c []float32, ldc int) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	n := len(ap) / mr
+	ap = ap[:n*mr]
+	bp = bp[:n*nr]
+	for k := 0; k < n; k++ {
+		a := ap[k*mr : k*mr+4 : k*mr+4]
+		b := bp[k*nr : k*nr+4 : k*nr+4]
+		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		a0 := a[0]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		a1 := a[1]
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		a2 := a[2]
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		a3 := a[3]
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	r := c[0:4:4]
+	r[0] += c00
+	r[1] += c01
+	r[2] += c02
+	r[3] += c03
+	r = c[ldc : ldc+4 : ldc+4]
+	r[0] += c10
+	r[1] += c11
+	r[2] += c12
+	r[3] += c13
+	r = c[2*ldc : 2*ldc+4 : 2*ldc+4]
+	r[0] += c20
+	r[1] += c21
+	r[2] += c22
+	r[3] += c23
+	r = c[3*ldc : 3*ldc+4 : 3*ldc+4]
+	r[0] += c30
+	r[1] += c31
+	r[2] += c32
+	r[3] += c33
+}
+
+// kernelEdge handles blocks that overhang the right or bottom edge of C.
+func kernelEdge(ap, bp []float32, c []float32, ldc, i0, j0, m, n int) {
+	var acc [mr * nr]float32
+	depth := len(ap) / mr
+	for k := 0; k < depth; k++ {
+		for r := 0; r < mr; r++ {
+			av := ap[k*mr+r]
+			for s := 0; s < nr; s++ {
+				acc[r*nr+s] += av * bp[k*nr+s]
+			}
+		}
+	}
+	for r := 0; r < mr && i0+r < m; r++ {
+		for s := 0; s < nr && j0+s < n; s++ {
+			c[(i0+r)*ldc+j0+s] += acc[r*nr+s]
+		}
+	}
+}
