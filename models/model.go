@@ -260,6 +260,7 @@ type Predictor struct {
 	values  [][]float32 // activations of the whole batch, per value
 	scratch []float32
 	probs   []float32
+	views   []float32 // test-time augmentation inputs
 }
 
 // NewPredictor returns a Predictor for m.

@@ -1,0 +1,112 @@
+package models_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/modeltest"
+)
+
+// logitsOf runs one view through a plain Predict.
+func logitsOf(t *testing.T, p *models.Predictor, x []float32) []float64 {
+	t.Helper()
+	if _, err := p.Predict(x); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float64, 10)
+	for i, v := range p.Logits() {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// view builds dst(c, y, x) = src(c, y+dy, x') with x' mirrored when flip,
+// reflecting at the borders; written independently of models' helpers.
+func view(src []float32, s models.Shape, dy, dx int, flip bool) []float32 {
+	ref := func(i, n int) int {
+		switch {
+		case i < 0:
+			return -i
+		case i >= n:
+			return 2*n - 2 - i
+		}
+		return i
+	}
+	dst := make([]float32, len(src))
+	for c := 0; c < s.C; c++ {
+		for y := 0; y < s.H; y++ {
+			for x := 0; x < s.W; x++ {
+				sx := x
+				if flip {
+					sx = s.W - 1 - x
+				}
+				dst[(c*s.H+y)*s.W+x] = src[(c*s.H+ref(y+dy, s.H))*s.W+ref(sx+dx, s.W)]
+			}
+		}
+	}
+	return dst
+}
+
+func TestPredictTTAMatchesAirbenchWeighting(t *testing.T) {
+	spec, _ := models.Preset("cifarnet-fast")
+	f := modeltest.RandomFile(spec, 11)
+	f.Meta.Inference.TTA = []string{models.TTAFlip, models.TTATranslate}
+	m, err := models.NewModel(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.NewPredictor()
+	x := input(1, m.InputSize(), 9)
+	in := spec.Input
+	want := make([]float64, 10)
+	for _, v := range []struct {
+		dy, dx int
+		w      float64
+	}{{0, 0, 0.25}, {-1, -1, 0.125}, {1, 1, 0.125}} {
+		// Mirroring after shifting: the shifted view, then its mirror.
+		a := view(x, in, v.dy, v.dx, false)
+		b := view(a, in, 0, 0, true)
+		for _, l := range [][]float64{logitsOf(t, p, a), logitsOf(t, p, b)} {
+			for j := range want {
+				want[j] += v.w * l[j]
+			}
+		}
+	}
+	hi, sum := math.Inf(-1), 0.0
+	for _, v := range want {
+		hi = math.Max(hi, v)
+	}
+	for j, v := range want {
+		want[j] = math.Exp(v - hi)
+		sum += want[j]
+	}
+	got, err := p.PredictTTA(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range want {
+		if d := math.Abs(float64(got[j]) - want[j]/sum); d > 1e-5 {
+			t.Fatalf("class %d: TTA probability %v, want %v", j, got[j], want[j]/sum)
+		}
+	}
+	if a := testing.AllocsPerRun(2, func() { p.PredictTTA(x) }); a != 0 {
+		t.Errorf("PredictTTA allocates %v times per call", a)
+	}
+}
+
+func TestPredictTTAWithoutOptionsIsPredict(t *testing.T) {
+	m, p := newPredictor(t, "keras-cnn")
+	x := input(1, m.InputSize(), 4)
+	a, _ := p.Predict(x)
+	a = append([]float32(nil), a...)
+	b, err := p.PredictTTA(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("class %d: %v vs %v", i, a[i], b[i])
+		}
+	}
+}
