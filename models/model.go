@@ -35,6 +35,7 @@ type step struct {
 	// conv2d and the projection of an add; linear uses w as a 1×1 conv.
 	kernel, stride, pad int
 	w                   *gemm.Packed
+	wino                *winograd // replaces w for 3×3 stride-1 convolutions
 	bias                []float32
 	proj                *step // add: 1×1 projection of the skip path
 
@@ -167,7 +168,11 @@ func (c *compiler) compile() error {
 			} else {
 				st.kind, st.kernel, st.stride = Conv2D, 1, 1
 			}
-			st.w = gemm.Pack(w, out.C, len(w)/out.C)
+			if useWinograd(st.kernel, st.stride, out.H, out.W) {
+				st.wino = newWinograd(w, out.C, in.C)
+			} else {
+				st.w = gemm.Pack(w, out.C, len(w)/out.C)
+			}
 			st.bias = bias
 			st.out = c.newValue(out)
 			if scale != nil {
@@ -236,7 +241,11 @@ func (c *compiler) compile() error {
 	m.nvalues = len(m.sizes)
 	for _, st := range m.steps {
 		for _, s := range []*step{&st, st.proj} {
-			if s != nil && s.kind == Conv2D {
+			switch {
+			case s == nil || s.kind != Conv2D:
+			case s.wino != nil:
+				m.scratch = max(m.scratch, winogradScratch(s.inShape, s.shape))
+			default:
 				k := s.inShape.C * s.kernel * s.kernel
 				n := s.shape.H * s.shape.W
 				m.scratch = max(m.scratch, k*n+gemm.ScratchSize(k, n))
@@ -371,6 +380,10 @@ func (p *Predictor) run(st *step, n int) {
 // weights [out, in·k·k] and the im2col columns [in·k·k, outH·outW].
 func conv(st *step, x, y, scratch []float32) {
 	in, out := st.inShape, st.shape
+	if st.wino != nil {
+		st.wino.conv(x, y, in, out, st.pad, st.bias, scratch)
+		return
+	}
 	n := out.H * out.W
 	k := in.C * st.kernel * st.kernel
 	cols := x

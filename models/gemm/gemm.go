@@ -168,18 +168,12 @@ func kernel4x4(ap, bp []float32, c []float32, ldc int) {
 	r[3] += c33
 }
 
-// kernelEdge handles blocks that overhang the right or bottom edge of C.
+// kernelEdge handles blocks that overhang the right or bottom edge of C:
+// the packed panels are zero-padded, so the full kernel runs into a
+// temporary block and only the part inside C is added.
 func kernelEdge(ap, bp []float32, c []float32, ldc, i0, j0, m, n int) {
 	var acc [mr * nr]float32
-	depth := len(ap) / mr
-	for k := 0; k < depth; k++ {
-		for r := 0; r < mr; r++ {
-			av := ap[k*mr+r]
-			for s := 0; s < nr; s++ {
-				acc[r*nr+s] += av * bp[k*nr+s]
-			}
-		}
-	}
+	kernel4x4(ap, bp, acc[:], nr)
 	for r := 0; r < mr && i0+r < m; r++ {
 		for s := 0; s < nr && j0+s < n; s++ {
 			c[(i0+r)*ldc+j0+s] += acc[r*nr+s]
