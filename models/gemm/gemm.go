@@ -4,11 +4,26 @@
 // packing both operands into panels and a register-blocked micro-kernel.
 package gemm
 
-// Register block of the micro-kernel: mr rows of A by nr columns of B.
-const (
-	mr = 4
-	nr = 4
-)
+// mr is the number of rows of A the micro-kernels handle at once.
+const mr = 4
+
+// maxNR is the widest column block of any micro-kernel.
+const maxNR = 32
+
+// microKernel accumulates an mr×nr block of C (row stride ldc) from a packed
+// A panel (depth×mr) and a packed B panel (depth×nr).
+type microKernel struct {
+	name string
+	nr   int
+	full func(ap, bp, c []float32, ldc int)
+}
+
+// kern is the micro-kernel in use: the portable one unless a faster one
+// for this CPU registers itself at init.
+var kern = microKernel{"scalar 4×4", 4, kernel4x4}
+
+// Kernel names the micro-kernel in use, for benchmark reports.
+func Kernel() string { return kern.name }
 
 // kc bounds the depth of one packed panel so that a panel of B stays in L1/L2.
 const kc = 256
@@ -43,9 +58,9 @@ func Pack(a []float32, m, k int) *Packed {
 	return p
 }
 
-// ScratchSize is the length of the scratch slice MulAdd needs for n columns.
+// ScratchSize is the length of the scratch slice Mul needs for a K×N B.
 func ScratchSize(k, n int) int {
-	return ((n + nr - 1) / nr) * nr * min(k, kc)
+	return ((n+maxNR-1)/maxNR)*maxNR*min(k, kc) + mr*maxNR
 }
 
 // Mul sets C = A·B + bias, where B is K×N row-major with row stride ldb and
@@ -65,10 +80,13 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 			row[j] = v
 		}
 	}
+	kn := kern
+	nr := kn.nr
 	np := (n + nr - 1) / nr
+	edge := scratch[len(scratch)-mr*maxNR:] // block for kernelEdge
 	for k0 := 0; k0 < k; k0 += kc {
 		kb := min(kc, k-k0)
-		packB(scratch[:np*nr*kb], b, ldb, k0, kb, n)
+		packB(scratch[:np*nr*kb], b, ldb, k0, kb, n, nr)
 		for pi := 0; pi*mr < m; pi++ {
 			ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
 			i0 := pi * mr
@@ -76,9 +94,9 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 				bp := scratch[pj*nr*kb : (pj+1)*nr*kb]
 				j0 := pj * nr
 				if i0+mr <= m && j0+nr <= n {
-					kernel4x4(ap, bp, c[i0*ldc+j0:], ldc)
+					kn.full(ap, bp, c[i0*ldc+j0:], ldc)
 				} else {
-					kernelEdge(ap, bp, c, ldc, i0, j0, m, n)
+					kernelEdge(kn, ap, bp, c, ldc, i0, j0, m, n, edge)
 				}
 			}
 		}
@@ -87,16 +105,14 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 
 // packB copies rows k0..k0+kb of B into nr-column panels, zero-padding the
 // last panel.
-func packB(dst, b []float32, ldb, k0, kb, n int) {
+func packB(dst, b []float32, ldb, k0, kb, n, nr int) {
 	np := (n + nr - 1) / nr
 	for pj := 0; pj < np; pj++ {
 		j0 := pj * nr
 		p := dst[pj*nr*kb : (pj+1)*nr*kb]
 		if j0+nr <= n {
 			for kk := 0; kk < kb; kk++ {
-				src := b[(k0+kk)*ldb+j0 : (k0+kk)*ldb+j0+nr]
-				d := p[kk*nr : kk*nr+nr]
-				d[0], d[1], d[2], d[3] = src[0], src[1], src[2], src[3]
+				copy(p[kk*nr:kk*nr+nr], b[(k0+kk)*ldb+j0:])
 			}
 			continue
 		}
@@ -119,11 +135,11 @@ func kernel4x4(ap, bp []float32, c []float32, ldc int) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	var c20, c21, c22, c23, c30, c31, c32, c33 float32
 	n := len(ap) / mr
-	ap = ap[:n*mr]
-	bp = bp[:n*nr]
+	ap = ap[:n*4]
+	bp = bp[:n*4]
 	for k := 0; k < n; k++ {
-		a := ap[k*mr : k*mr+4 : k*mr+4]
-		b := bp[k*nr : k*nr+4 : k*nr+4]
+		a := ap[k*4 : k*4+4 : k*4+4]
+		b := bp[k*4 : k*4+4 : k*4+4]
 		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
 		a0 := a[0]
 		c00 += a0 * b0
@@ -171,12 +187,12 @@ func kernel4x4(ap, bp []float32, c []float32, ldc int) {
 // kernelEdge handles blocks that overhang the right or bottom edge of C:
 // the packed panels are zero-padded, so the full kernel runs into a
 // temporary block and only the part inside C is added.
-func kernelEdge(ap, bp []float32, c []float32, ldc, i0, j0, m, n int) {
-	var acc [mr * nr]float32
-	kernel4x4(ap, bp, acc[:], nr)
+func kernelEdge(kn microKernel, ap, bp []float32, c []float32, ldc, i0, j0, m, n int, acc []float32) {
+	clear(acc)
+	kn.full(ap, bp, acc, kn.nr)
 	for r := 0; r < mr && i0+r < m; r++ {
-		for s := 0; s < nr && j0+s < n; s++ {
-			c[(i0+r)*ldc+j0+s] += acc[r*nr+s]
+		for s := 0; s < kn.nr && j0+s < n; s++ {
+			c[(i0+r)*ldc+j0+s] += acc[r*kn.nr+s]
 		}
 	}
 }
