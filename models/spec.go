@@ -191,8 +191,9 @@ func convOut(in, kernel, stride, pad int) int { return (in+2*pad-kernel)/stride 
 // Shapes validates the spec and returns the output shape of every layer.
 // Errors name the layer at fault.
 func (s *Spec) Shapes() ([]Shape, error) {
-	if s.Input.C <= 0 || s.Input.H <= 0 || s.Input.W <= 0 {
-		return nil, fmt.Errorf("spec %q: input shape %v must be positive", s.Name, s.Input)
+	const maxInput = 4096
+	if s.Input.C <= 0 || s.Input.H <= 0 || s.Input.W <= 0 || s.Input.C > 64 || s.Input.H > maxInput || s.Input.W > maxInput {
+		return nil, fmt.Errorf("spec %q: input shape %v must be positive, with at most 64 channels and %d pixels a side", s.Name, s.Input, maxInput)
 	}
 	if len(s.Layers) == 0 {
 		return nil, fmt.Errorf("spec %q: no layers", s.Name)

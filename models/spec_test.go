@@ -134,6 +134,9 @@ func TestSpecErrorsNameTheLayer(t *testing.T) {
 	if _, err := (&Spec{Name: "t", Layers: []Layer{{Name: "r", Type: ReLU}}}).Shapes(); err == nil {
 		t.Error("a spec without an input shape was accepted")
 	}
+	if _, err := (&Spec{Name: "t", Input: Shape{3, 1 << 20, 1 << 20}, Layers: []Layer{{Name: "r", Type: ReLU}}}).Shapes(); err == nil {
+		t.Error("a spec with an absurd input shape was accepted")
+	}
 	if _, err := ParseSpec([]byte(`{"name": "x", "layers": [`)); err == nil {
 		t.Error("malformed JSON was accepted")
 	}
