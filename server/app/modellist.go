@@ -1,0 +1,243 @@
+package app
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cifarnet-go/cifarnet/models"
+)
+
+// ModelList is the body of GET /api/models.
+type ModelList struct {
+	// Models holds the readable weight files newest first, then the
+	// unreadable ones by name.
+	Models []ModelInfo `json:"models"`
+}
+
+// ModelInfo describes one weight file of the models directory.
+type ModelInfo struct {
+	File string `json:"file"`
+	// URL is relative to the site root (where index.html is), as in
+	// "models/cifarnet.cnw".
+	URL      string `json:"url"`
+	Size     int64  `json:"size"`
+	Modified string `json:"modified,omitempty"` // file modification time, UTC, RFC 3339
+	// Latest marks the newest readable model: by provenance.created, then
+	// by modification time. Front ends load it by default.
+	Latest bool `json:"latest"`
+
+	Spec            string             `json:"spec,omitempty"`
+	DType           models.DType       `json:"dtype,omitempty"`
+	Classes         int                `json:"classes,omitempty"`
+	TrainableParams int                `json:"trainable_params,omitempty"`
+	Provenance      *ProvenanceSummary `json:"provenance,omitempty"`
+
+	// Error says why the file could not be read; the other metadata
+	// fields are then empty.
+	Error string `json:"error,omitempty"`
+}
+
+// ProvenanceSummary is the part of a model's provenance worth listing.
+type ProvenanceSummary struct {
+	Recipe       string  `json:"recipe,omitempty"`
+	TestAccuracy float64 `json:"test_accuracy,omitempty"`
+	Created      string  `json:"created,omitempty"`
+}
+
+// modelLister lists the weight files of a directory. Headers are decoded
+// once per file version (size and modification time): each request costs
+// a directory read and a stat per file. The directory's own mtime is not
+// enough, because a file rewritten in place leaves it unchanged.
+type modelLister struct {
+	dir       string
+	urlPrefix string // URL of dir relative to the site root: "" or ending in '/'
+
+	mu    sync.Mutex
+	cache map[string]listedModel // by file name
+}
+
+type listedModel struct {
+	v       version
+	info    ModelInfo
+	created time.Time // parsed provenance.created; zero if absent or bad
+}
+
+func newModelLister(dir, urlPrefix string) *modelLister {
+	return &modelLister{dir: dir, urlPrefix: urlPrefix, cache: make(map[string]listedModel)}
+}
+
+// modelsURL is the URL, relative to the site root, at which the static
+// handler serves the weight files of modelsDir: its place inside dist, or
+// models/ for a directory outside. Relative, like the page's own
+// references, so that the site also works below a path prefix.
+func modelsURL(dist, modelsDir string) string {
+	if !within(dist, modelsDir) {
+		return "models/"
+	}
+	rel, _ := filepath.Rel(dist, modelsDir)
+	if rel == "." {
+		return ""
+	}
+	return filepath.ToSlash(rel) + "/"
+}
+
+func (l *modelLister) handle(c echo.Context) error {
+	list, err := l.list()
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, cacheRevalidate)
+	return c.JSON(http.StatusOK, list)
+}
+
+// list reads the directory. A missing directory is an empty list; a file
+// that cannot be read is listed with its error.
+func (l *modelLister) list() (ModelList, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	list := ModelList{Models: []ModelInfo{}}
+	root, err := os.OpenRoot(l.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		clear(l.cache)
+		return list, nil
+	}
+	if err != nil {
+		return list, fmt.Errorf("models directory: %w", err)
+	}
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		return list, fmt.Errorf("models directory: %w", err)
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return list, fmt.Errorf("models directory: %w", err)
+	}
+
+	found := make(map[string]listedModel, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		// Dotfiles include WriteFile's temporary files.
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, models.FileExt) {
+			continue
+		}
+		m, ok := l.describe(root, name)
+		if ok {
+			found[name] = m
+		}
+	}
+	l.cache = found
+
+	all := make([]listedModel, 0, len(found))
+	for _, m := range found {
+		all = append(all, m)
+	}
+	slices.SortFunc(all, newestFirst)
+	for i, m := range all {
+		m.info.Latest = i == 0 && m.info.Error == ""
+		list.Models = append(list.Models, m.info)
+	}
+	return list, nil
+}
+
+// describe stats and, if it changed, decodes the header of one file. It
+// reports false for names that are not regular files.
+func (l *modelLister) describe(root *os.Root, name string) (listedModel, bool) {
+	info := ModelInfo{File: name, URL: l.urlPrefix + url.PathEscape(name)}
+	// Root.Stat follows symlinks only while they stay in the directory,
+	// as the static handler does, so what is listed can be fetched.
+	fi, err := root.Stat(name)
+	if err != nil {
+		info.Error = errorText(err)
+		return listedModel{info: info}, true
+	}
+	if !fi.Mode().IsRegular() {
+		return listedModel{}, false
+	}
+	v := versionOf(fi)
+	if old, ok := l.cache[name]; ok && old.v == v && old.info.URL == info.URL {
+		return old, true
+	}
+	info.Size = fi.Size()
+	info.Modified = fi.ModTime().UTC().Format(time.RFC3339)
+	m := listedModel{v: v}
+	meta, err := readMeta(root, name)
+	if err != nil {
+		info.Error = errorText(err)
+		m.info = info
+		return m, true
+	}
+	params, err := meta.Spec.TrainableParams()
+	if err != nil {
+		info.Error = errorText(fmt.Errorf("spec %q: %w", meta.Spec.Name, err))
+		m.info = info
+		return m, true
+	}
+	info.Spec = meta.Spec.Name
+	info.DType = meta.DType
+	info.Classes = len(meta.Classes)
+	info.TrainableParams = params
+	p := meta.Provenance
+	info.Provenance = &ProvenanceSummary{Recipe: p.Recipe, TestAccuracy: p.TestAccuracy, Created: p.Created}
+	if t, err := time.Parse(time.RFC3339, p.Created); err == nil {
+		m.created = t
+	}
+	m.info = info
+	return m, true
+}
+
+// readMeta decodes the header of a weight file below root.
+func readMeta(root *os.Root, name string) (*models.Meta, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return models.DecodeMeta(bufio.NewReader(f))
+}
+
+// errorText is an error's message without the server's directory: an
+// *fs.PathError names the file relative to the models directory already.
+func errorText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// newestFirst orders readable models by provenance.created, then
+// modification time, newest first, then by name; unreadable ones last.
+func newestFirst(a, b listedModel) int {
+	aBad, bBad := a.info.Error != "", b.info.Error != ""
+	switch {
+	case aBad && bBad:
+		return strings.Compare(a.info.File, b.info.File)
+	case aBad:
+		return 1
+	case bBad:
+		return -1
+	}
+	if c := b.created.Compare(a.created); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.v.modTime, a.v.modTime); c != 0 {
+		return c
+	}
+	return strings.Compare(a.info.File, b.info.File)
+}
