@@ -13,10 +13,18 @@ root=$PWD
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Native binaries use the AVX-512 matrix kernel (simd/archsimd) where the
+# toolchain and CPU have it; without GOEXPERIMENT=simd they use the portable
+# kernel. The WebAssembly module is always portable.
+native_goexperiment=""
+if [ "$(go env GOARCH)" = amd64 ]; then
+	native_goexperiment=simd
+fi
+
 build() {
 	log "go build bin/trainer bin/server"
 	mkdir -p bin
-	go build -trimpath -o bin/trainer ./trainer
+	GOEXPERIMENT=$native_goexperiment go build -trimpath -o bin/trainer ./trainer
 	go build -trimpath -o bin/server ./server
 
 	log "GOOS=js GOARCH=wasm go build wasm"
@@ -52,6 +60,10 @@ run_tests() {
 	GOOS=js GOARCH=wasm go vet ./wasm ./models/...
 	log "go test ./..."
 	go test -count=1 ./...
+	if [ -n "$native_goexperiment" ]; then
+		log "GOEXPERIMENT=$native_goexperiment go test (the SIMD kernels)"
+		GOEXPERIMENT=$native_goexperiment go test -count=1 ./models/... ./trainer/internal/nn/...
+	fi
 	log "wasm tests under Node"
 	GOOS=js GOARCH=wasm go test -count=1 -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./models/ ./wasm/
 }

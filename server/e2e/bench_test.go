@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// BenchmarkBrowser measures the page as a user meets it, with the
+// random-weight cifarnet-fast model:
+//
+//	cold-ms       navigation to the first prediction, empty cache
+//	warm-ms       the same after a reload, served by the service worker
+//	infer-ms      median in-browser inference time per image (data-ms)
+//	cold-bytes    bytes the server sent for the first visit, service
+//	              worker precache included (gzip where the server uses it)
+//	warm-bytes    bytes the server sent for the reload
+//	wasm-bytes    the WebAssembly module, raw and gzip -9
+//
+// Run it with:
+//
+//	go test -run '^$' -bench Browser -benchtime 3x ./server/e2e/
+func BenchmarkBrowser(b *testing.B) {
+	gz, err := os.Stat(wasmGzip(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var coldMs, warmMs, inferMs, coldBytes, warmBytes float64
+	for range b.N {
+		c := measureVisit(b)
+		coldMs += c.cold
+		warmMs += c.warm
+		inferMs += c.infer
+		coldBytes += float64(c.coldBytes)
+		warmBytes += float64(c.warmBytes)
+	}
+	n := float64(b.N)
+	b.ReportMetric(coldMs/n, "cold-ms")
+	b.ReportMetric(warmMs/n, "warm-ms")
+	b.ReportMetric(inferMs/n, "infer-ms")
+	b.ReportMetric(coldBytes/n, "cold-bytes")
+	b.ReportMetric(warmBytes/n, "warm-bytes")
+	b.ReportMetric(float64(site.wasmRaw), "wasm-bytes")
+	b.ReportMetric(float64(gz.Size()), "wasm-gzip-bytes")
+}
+
+type visit struct {
+	cold, warm, infer    float64
+	coldBytes, warmBytes int64
+}
+
+func measureVisit(b *testing.B) visit {
+	b.Helper()
+	var sent atomic.Int64
+	srv := startServer(b, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(&countingWriter{ResponseWriter: w, n: &sent}, r)
+		})
+	})
+	// A browser of its own, with a disk cache as users have (a fresh
+	// context of the shared browser keeps its cache in memory, too small
+	// for the weight file).
+	ctx, cancel, err := launch()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cancel()
+	var v visit
+
+	// firstPrediction loads the page, asks for a sample at once, and
+	// returns the page's own clock (ms since navigation) at its result.
+	firstPrediction := func() float64 {
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL),
+			chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`)),
+		); err != nil {
+			b.Fatal(err)
+		}
+		waitCards(b, ctx, 1)
+		marks, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](`globalThis.cifarnetMarks`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("page clock at each step (ms): %v", marks)
+		return marks["firstResult"]
+	}
+
+	v.cold = firstPrediction()
+	// The first visit ends when the service worker has precached the site.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
+		b.Fatal(err)
+	}
+	v.coldBytes = sent.Swap(0)
+
+	v.warm = firstPrediction()
+	v.warmBytes = sent.Swap(0)
+
+	// Per-image inference once warmed up: every sample, median.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](
+		`document.querySelectorAll('.sample').forEach((s) => s.click())`)); err != nil {
+		b.Fatal(err)
+	}
+	cards := waitCards(b, ctx, 11)
+	var ms []float64
+	for _, c := range cards[1:] {
+		ms = append(ms, c.Ms)
+	}
+	slices.Sort(ms)
+	v.infer = ms[len(ms)/2]
+	return v
+}
+
+func wasmGzip(b *testing.B) string {
+	if site.skip != "" {
+		b.Skip(site.skip)
+	}
+	m, err := filepath.Glob(filepath.Join(site.dist, "cifarnet.*.wasm.gz"))
+	if err != nil || len(m) != 1 {
+		b.Fatalf("no single gzipped module in %s: %v %v", site.dist, m, err)
+	}
+	return m[0]
+}
+
+// countingWriter counts the body bytes a handler writes.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,446 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/cifarnet-go/cifarnet/models"
+)
+
+func TestUploadClassifies(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	// The model panel describes the default model.
+	facts, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`Object.fromEntries(
+		Array.from(document.querySelectorAll('[data-fact]')).map((d) => [d.dataset.fact, d.textContent]))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, _ := models.CifarNetFast().TrainableParams()
+	if !strings.Contains(facts["arch"], "cifarnet-fast") || facts["params"] != commas(params) ||
+		facts["dtype"] != "float32" || !strings.HasSuffix(facts["size"], "MB") {
+		t.Errorf("model panel shows %v", facts)
+	}
+
+	// Every control has a name, and the file picker takes keyboard focus
+	// (it is visually hidden behind its label, the drop zone).
+	unnamed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('button, select, input')).filter((el) => {
+		const img = el.querySelector('img');
+		const name = (el.labels && el.labels.length ? el.labels[0].textContent : '') ||
+			el.getAttribute('aria-label') || el.textContent.trim() || (img ? img.alt : '');
+		return !name.trim();
+	}).map((el) => el.outerHTML.slice(0, 80))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unnamed) > 0 {
+		t.Errorf("controls without an accessible name: %q", unnamed)
+	}
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('file').focus(), document.activeElement.id`))
+	if err != nil || focused != "file" {
+		t.Errorf("the file input cannot take focus (active element %q, %v)", focused, err)
+	}
+
+	cat, catData := sample(t, "cat")
+	frog, frogData := sample(t, "frog")
+	ship := filepath.Join(site.repo, "wasm", "testdata", "ship-50x37.jpg")
+	shipData, err := os.ReadFile(ship)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{cat, ship, frog})); err != nil {
+		t.Fatal(err)
+	}
+	cards := waitCards(t, ctx, 3)
+	if len(cards) != 3 {
+		t.Fatalf("%d cards, want 3", len(cards))
+	}
+	for i, image := range [][]byte{catData, shipData, frogData} {
+		checkCard(t, cards[i], defaultID, image)
+	}
+	noCSPViolations(t, ctx)
+
+	screenshot(t, ctx, "")
+
+	// At phone width nothing may stick out sideways.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 800)); err != nil {
+		t.Fatal(err)
+	}
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if width > 360 {
+		t.Errorf("at 360 px the page is %d px wide", width)
+	}
+	screenshot(t, ctx, "-360")
+}
+
+// screenshot saves the whole page as PNG when CIFARNET_SCREENSHOT names a
+// file; suffix goes before its extension.
+func screenshot(t *testing.T, ctx context.Context, suffix string) {
+	t.Helper()
+	path := os.Getenv("CIFARNET_SCREENSHOT")
+	if path == "" {
+		return
+	}
+	path = strings.TrimSuffix(path, ".png") + suffix + ".png"
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func TestPasteAndDrop(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	_, horse := sample(t, "horse")
+	ship, err := os.ReadFile(filepath.Join(site.repo, "wasm", "testdata", "ship-50x37.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	giveFile(t, ctx, "paste", "pasted.png", "image/png", horse)
+	checkCard(t, waitCards(t, ctx, 1)[0], defaultID, horse)
+	giveFile(t, ctx, "drop", "dropped.jpg", "image/jpeg", ship)
+	cards := waitCards(t, ctx, 2)
+	if cards[1].File != "dropped.jpg" {
+		t.Fatalf("second card is %q", cards[1].File)
+	}
+	checkCard(t, cards[1], defaultID, ship)
+	noCSPViolations(t, ctx)
+}
+
+// Bad files give a plain-words error on their own card, and the page goes
+// on working; formats only the browser reads go through its decoder.
+func TestBadInputKeepsPageUsable(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	_, cat := sample(t, "cat")
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"truncated.png": cat[:len(cat)/2],
+		"notes.txt":     []byte("these are notes, not a picture\n"),
+		"huge.png":      pngHeader(30000, 30000),
+	}
+	var paths []string
+	for _, name := range []string{"truncated.png", "notes.txt", "huge.png"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, files[name], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), paths)); err != nil {
+		t.Fatal(err)
+	}
+	cards := waitCards(t, ctx, 3)
+	for i, want := range []struct{ code, says string }{
+		{"corrupt_image", "damaged or incomplete"},
+		{"unsupported_format", "not an image"},
+		{"too_large", "too large"},
+	} {
+		c := cards[i]
+		if c.State != "error" || c.Code != want.code || !strings.Contains(c.Message, want.says) {
+			t.Errorf("%s: state %q code %q message %q; want error %q saying %q", c.File, c.State, c.Code, c.Message, want.code, want.says)
+		}
+	}
+
+	// A good file after the bad ones.
+	deer, deerData := sample(t, "deer")
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{deer})); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 4)[3], defaultID, deerData)
+
+	// An icon file: Go has no decoder for it, the browser has.
+	_, dog := sample(t, "dog")
+	giveFile(t, ctx, "drop", "dog.ico", "image/x-icon", icoWithPNG(dog))
+	c := waitCards(t, ctx, 5)[4]
+	checkCard(t, c, defaultID, dog)
+	if c.DecodedBy != "browser" {
+		t.Errorf("dog.ico decoded by %q, want browser", c.DecodedBy)
+	}
+
+	// A damaged weight file is refused in plain words; the model in use
+	// stays.
+	tiny, err := os.ReadFile(site.models[tinyID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny[len(tiny)-8] ^= 0x10
+	giveFile(t, ctx, "drop", "broken.cnw", "application/octet-stream", tiny)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.getElementById('status').dataset.state === 'error'`)); err != nil {
+		t.Fatalf("no error for a damaged weight file: %v", err)
+	}
+	st, err := chromedp.Run(ctx, chromedp.Evaluate[status](statusJS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Code != "bad_model" || !strings.Contains(st.Text, "broken.cnw") || !strings.Contains(st.Text, "damaged") {
+		t.Errorf("status after a damaged weight file: %+v", st)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 6)[5], defaultID, cat)
+	noCSPViolations(t, ctx)
+	screenshot(t, ctx, "-errors")
+}
+
+// An image over models.MaxImagePixels is decoded and scaled down by the
+// browser. A plain colour survives any resampling, so the result must be
+// that of a small image of the same colour.
+func TestHugeImageScaledByBrowser(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	c := color.RGBA{R: 200, G: 120, B: 40, A: 255}
+	huge, small := plainPNG(t, 8000, 5001, c), plainPNG(t, 32, 32, c)
+	if 8000*5001 <= models.MaxImagePixels {
+		t.Fatal("the test image is not over the limit")
+	}
+	path := filepath.Join(t.TempDir(), "huge.png")
+	if err := os.WriteFile(path, huge, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{path})); err != nil {
+		t.Fatal(err)
+	}
+	card := waitCards(t, ctx, 1)[0]
+	checkCard(t, card, defaultID, small)
+	if card.DecodedBy != "browser" {
+		t.Errorf("decoded by %q, want browser", card.DecodedBy)
+	}
+}
+
+// plainPNG encodes a w×h image of one colour (paletted, so that even a
+// huge one is quick to make and small to store).
+func plainPNG(t *testing.T, w, h int, c color.Color) []byte {
+	t.Helper()
+	img := image.NewPaletted(image.Rect(0, 0, w, h), color.Palette{c})
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestModelSelector(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	options, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`document.getElementById('model-choice').hidden ? [] :
+		Array.from(document.querySelectorAll('#model-select option')).map((o) => o.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(options) != 2 {
+		t.Fatalf("model selector offers %q, want both models", options)
+	}
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const sel = document.getElementById('model-select');
+		sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith('tiny')).value;
+		sel.dispatchEvent(new Event('change'));
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, ctx, tinyID+models.FileExt); st.State != "ready" {
+		t.Fatalf("after choosing tiny: %+v", st)
+	}
+	_, ship := sample(t, "ship")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="ship"]`))); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 1)[0], tinyID, ship)
+}
+
+// After one visit the service worker has everything: with the server gone
+// and the network off, a reload still classifies.
+func TestOfflineReload(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+
+	controlled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+		await navigator.serviceWorker.ready;
+		if (!navigator.serviceWorker.controller) {
+			await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, {once: true}));
+		}
+		return navigator.serviceWorker.controller !== null;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || !controlled {
+		t.Fatalf("service worker not in control: %v", err)
+	}
+	srv.Close()
+	if err := chromedp.Do(ctx, goOffline); err != nil {
+		t.Fatalf("emulate offline: %v", err)
+	}
+	openReady(t, ctx, srv.URL)
+	_, cat := sample(t, "cat")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 1)[0], defaultID, cat)
+}
+
+// A site built from an empty zoo says so, and takes a weight file dropped
+// on it.
+func TestNoModelBundled(t *testing.T) {
+	ctx := newPage(t)
+	dist := filepath.Join(t.TempDir(), "dist")
+	if err := assemble(dist, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	srv := serveDist(t, dist, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, ctx, "")
+	if st.State != "error" || st.Code != "no_model" || !strings.Contains(st.Text, "No model is bundled") {
+		t.Fatalf("status with an empty zoo: %+v", st)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitCards(t, ctx, 1)[0]; c.State != "error" || c.Code != "no_model" {
+		t.Errorf("classifying without a model: %+v", c)
+	}
+
+	tiny, err := os.ReadFile(site.models[tinyID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	giveFile(t, ctx, "drop", "mine.cnw", "application/octet-stream", tiny)
+	if st := waitStatus(t, ctx, "mine.cnw"); st.State != "ready" {
+		t.Fatalf("after dropping a weight file: %+v", st)
+	}
+	_, cat := sample(t, "cat")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 2)[1], tinyID, cat)
+}
+
+// goOffline cuts the tab and its service worker off the network.
+var goOffline = chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+		return err
+	}
+	yes := true
+	if _, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		EmulateOfflineServiceWorker: &yes,
+		MatchedNetworkConditions:    []*network.Conditions{{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}},
+	}); err != nil {
+		return err
+	}
+	_, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+		Offline: true, DownloadThroughput: -1, UploadThroughput: -1,
+	})
+	return err
+})
+
+// Any static file server will do: without /api/models the page reads
+// models/manifest.json.
+func TestStaticHost(t *testing.T) {
+	ctx := newPage(t)
+	python, err := exec.LookPath("/usr/bin/python3")
+	if err != nil {
+		t.Skip("no /usr/bin/python3 for a plain static host")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(python, "-m", "http.server", "--bind", "127.0.0.1", port, "--directory", site.dist)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("python http.server did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	openReady(t, ctx, "http://"+addr+"/")
+	frog, frogData := sample(t, "frog")
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{frog})); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 1)[0], defaultID, frogData)
+}
+
+// commas formats n as the page does (en-US grouping).
+func commas(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// pngHeader is a PNG signature and an IHDR chunk declaring w×h pixels,
+// with no pixel data.
+func pngHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := binary.BigEndian.AppendUint32([]byte("IHDR"), w)
+	chunk = binary.BigEndian.AppendUint32(chunk, h)
+	chunk = append(chunk, 8, 6, 0, 0, 0) // 8-bit RGBA
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(chunk)-4)))
+	b.Write(chunk)
+	b.Write(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(chunk)))
+	return b.Bytes()
+}
+
+// icoWithPNG wraps a 32×32 PNG in a Windows icon file.
+func icoWithPNG(png []byte) []byte {
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, []uint16{0, 1, 1}) // reserved, type icon, one image
+	b.Write([]byte{32, 32, 0, 0})                            // width, height, palette, reserved
+	binary.Write(&b, binary.LittleEndian, []uint16{1, 32})   // planes, bits per pixel
+	binary.Write(&b, binary.LittleEndian, []uint32{uint32(len(png)), 6 + 16})
+	b.Write(png)
+	return b.Bytes()
+}

@@ -1,0 +1,70 @@
+// cifarnet service worker: makes the page work offline after the first
+// visit. static/assemble.sh fills in the build version and the precache
+// list (the page, its content-hashed scripts, the WebAssembly module, the
+// samples, the model manifest and the default model). A new build has a new
+// version, so it installs a fresh cache and deletes the old ones.
+'use strict';
+
+const VERSION = 'dev';
+const PRECACHE = ['./'];
+
+const CACHE = `cifarnet-${VERSION}`;
+
+self.addEventListener('install', (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(PRECACHE);
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) {
+      if (key.startsWith('cifarnet-') && key !== CACHE) await caches.delete(key);
+    }
+    await self.clients.claim();
+  })());
+});
+
+// Lists and the page itself change between builds without changing their
+// names, so they come from the network when it answers; everything else
+// (content-hashed assets, weight files, samples) comes from the cache
+// first.
+function networkFirst(url) {
+  return url.pathname.endsWith('/') || url.pathname.endsWith('.html') ||
+    url.pathname.endsWith('/api/models') || url.pathname.endsWith('/manifest.json');
+}
+
+async function fromNetworkFirst(request) {
+  const cache = await caches.open(CACHE);
+  try {
+    const resp = await fetch(request);
+    if (resp.ok) await cache.put(request, resp.clone());
+    return resp;
+  } catch (err) {
+    const hit = await cache.match(request, {ignoreSearch: true}) ||
+      (request.mode === 'navigate' ? await cache.match('./') : undefined);
+    if (hit) return hit;
+    throw err;
+  }
+}
+
+async function fromCacheFirst(request) {
+  const cache = await caches.open(CACHE);
+  const hit = await cache.match(request);
+  if (hit) return hit;
+  const resp = await fetch(request);
+  // Keep other weight files and samples too, once used, for offline use.
+  if (resp.ok && resp.status === 200) await cache.put(request, resp.clone());
+  return resp;
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.headers.has('range')) return; // partial responses are not cached
+  event.respondWith(request.mode === 'navigate' || networkFirst(url) ? fromNetworkFirst(request) : fromCacheFirst(request));
+});

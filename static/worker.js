@@ -1,0 +1,187 @@
+// cifarnet worker: hosts the Go WebAssembly classifier off the main thread,
+// so that downloading, compiling and classifying never freeze the page.
+//
+// Messages from the page:
+//   {type: 'load', url, size}           download a weight file and use it
+//   {type: 'loadBytes', bytes, name}    use a weight file the user picked
+//   {type: 'classify', id, file}        classify a Blob/File
+// Messages to the page:
+//   {type: 'progress', phase, loaded, total}   phase: 'wasm', 'compile', 'model'
+//   {type: 'ready', info}                      a model is loaded (info as cifarnet.info())
+//   {type: 'loadError', code, message}
+//   {type: 'result', id, result}
+//   {type: 'error', id, code, message}
+//
+// static/assemble.sh rewrites the three names below to content-hashed ones.
+'use strict';
+
+importScripts('wasm_exec.js');
+
+const WASM_URL = 'cifarnet.wasm';
+const WASM_SIZE = 0; // bytes, set by assemble.sh: the response may be compressed
+
+// Limits stated on the page.
+const MAX_FILE_BYTES = 100 * 1024 * 1024;
+const GO_MAX_PIXELS = 40e6; // models.MaxImagePixels
+const MAX_BROWSER_PIXELS = 100e6; // what we ask the browser to decode at all
+const DOWNSCALE_TO = 2048; // long side handed to the classifier after downscaling
+
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+
+class CodedError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// fetchWithProgress reads a response body chunk by chunk, reporting bytes.
+async function fetchWithProgress(url, phase, expected) {
+  const resp = await fetch(url);
+  if (!resp.ok) {
+    throw new CodedError('network', `Could not download ${url}: the server answered ${resp.status} ${resp.statusText}.`);
+  }
+  const total = expected || Number(resp.headers.get('Content-Length')) || -1;
+  if (!resp.body) {
+    const buf = new Uint8Array(await resp.arrayBuffer());
+    post({type: 'progress', phase, loaded: buf.length, total: buf.length});
+    return buf;
+  }
+  const reader = resp.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    post({type: 'progress', phase, loaded, total});
+  }
+  const out = new Uint8Array(loaded);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+// The Go module starts once; every request waits for it.
+const started = (async () => {
+  const bytes = await fetchWithProgress(WASM_URL, 'wasm', WASM_SIZE);
+  post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
+  const go = new Go();
+  const {instance} = await WebAssembly.instantiate(bytes, go.importObject);
+  const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
+  go.run(instance).then(
+    () => post({type: 'loadError', code: 'internal', message: 'The classifier stopped unexpectedly. Reload the page.'}),
+  );
+  await ready;
+  return self.cifarnet;
+})();
+
+// One thing at a time: loads and classifications run in arrival order.
+let queue = Promise.resolve();
+function enqueue(task) {
+  const run = queue.then(task);
+  queue = run.catch(() => {});
+  return run;
+}
+
+function errorMessage(err) {
+  return {code: err && err.code ? err.code : 'internal', message: err && err.message ? err.message : String(err)};
+}
+
+async function loadModel(msg) {
+  try {
+    const api = await started;
+    const info = msg.bytes
+      ? await api.loadBytes(new Uint8Array(msg.bytes), msg.name)
+      : await api.load(msg.url, (loaded, total) => post({type: 'progress', phase: 'model', loaded, total}), msg.size || 0);
+    post({type: 'ready', info});
+    // The first run of a freshly compiled module is several times slower
+    // than later ones while the engine optimises it; do that on a blank
+    // picture now rather than on the user's first image.
+    enqueue(() => api.classifyRGBA(new Uint8ClampedArray(4), 1, 1).catch(() => {}));
+  } catch (err) {
+    post({type: 'loadError', ...errorMessage(err)});
+  }
+}
+
+// classifyFile hands the file's bytes to Go; for formats only the browser
+// decodes, and for images too large for the classifier, the browser
+// decodes and scales them and Go gets the pixels.
+async function classifyFile(api, file) {
+  if (file.size > MAX_FILE_BYTES) {
+    throw new CodedError('too_large', `The file is ${(file.size / 1048576).toFixed(0)} MB; the limit is 100 MB.`);
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  try {
+    return await api.classify(bytes);
+  } catch (err) {
+    if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
+    const viaBrowser = await classifyWithBrowserDecoder(api, file, err);
+    viaBrowser.decodedBy = 'browser';
+    return viaBrowser;
+  }
+}
+
+async function classifyWithBrowserDecoder(api, file, goErr) {
+  if (typeof createImageBitmap !== 'function' || typeof OffscreenCanvas !== 'function') throw goErr;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    if (goErr.code === 'too_large') {
+      throw new CodedError('too_large', `The image is too large to decode here (the limit is ${GO_MAX_PIXELS / 1e6} megapixels).`);
+    }
+    throw new CodedError('unsupported_format', 'This file is not an image, or not in a format this browser can read.');
+  }
+  try {
+    const {width, height} = bitmap;
+    if (width * height > MAX_BROWSER_PIXELS) {
+      throw new CodedError('too_large', `The image is ${(width * height / 1e6).toFixed(0)} megapixels; the limit is ${MAX_BROWSER_PIXELS / 1e6}.`);
+    }
+    const scale = Math.min(1, DOWNSCALE_TO / Math.max(width, height));
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    let source = bitmap;
+    if (scale < 1) {
+      source = await createImageBitmap(bitmap, {resizeWidth: w, resizeHeight: h, resizeQuality: 'high'});
+    }
+    const canvas = new OffscreenCanvas(w, h);
+    const ctx = canvas.getContext('2d', {willReadFrequently: true});
+    ctx.drawImage(source, 0, 0);
+    if (source !== bitmap) source.close();
+    const {data} = ctx.getImageData(0, 0, w, h);
+    return await api.classifyRGBA(data, w, h);
+  } finally {
+    bitmap.close();
+  }
+}
+
+self.onmessage = (e) => {
+  const msg = e.data;
+  switch (msg.type) {
+    case 'load':
+    case 'loadBytes':
+      enqueue(() => loadModel(msg));
+      break;
+    case 'classify':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          const r = await classifyFile(api, msg.file);
+          post({type: 'result', id: msg.id, result: r}, [r.probs.buffer, r.input.buffer]);
+        } catch (err) {
+          post({type: 'error', id: msg.id, ...errorMessage(err)});
+        }
+      });
+      break;
+  }
+};
+
+started.catch((err) => {
+  post({type: 'loadError', code: err.code || 'network',
+    message: `The classifier could not start: ${err.message || err}. Check your connection and reload.`});
+});

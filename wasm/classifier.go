@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"slices"
+	"time"
+
+	"github.com/cifarnet-go/cifarnet/models"
+)
+
+// Error codes carried by errors from the JavaScript API (err.code), so that
+// the page can choose its words and its fallback without parsing messages.
+const (
+	CodeNoModel     = "no_model"           // classify before a model was loaded
+	CodeBadModel    = "bad_model"          // weight file damaged, wrong version or unusable
+	CodeNetwork     = "network"            // the weight file could not be downloaded
+	CodeBadArgument = "bad_argument"       // the caller passed the wrong kind of value
+	CodeTooLarge    = "too_large"          // image has too many pixels to decode here
+	CodeUnsupported = "unsupported_format" // not an image format Go decodes (maybe the browser does)
+	CodeCorrupt     = "corrupt_image"      // a known format, but damaged or truncated
+	CodeInternal    = "internal"           // a bug; the message says what
+)
+
+// Error is an error with one of the codes above.
+type Error struct {
+	Code string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(code, format string, a ...any) error {
+	return &Error{Code: code, Err: fmt.Errorf(format, a...)}
+}
+
+// ErrorCode classifies err for the page.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, models.ErrImageTooLarge):
+		return CodeTooLarge
+	case errors.Is(err, models.ErrUnsupportedFormat):
+		return CodeUnsupported
+	case errors.Is(err, models.ErrCorruptImage):
+		return CodeCorrupt
+	}
+	return CodeInternal
+}
+
+// Info describes the loaded model for the page's model panel.
+type Info struct {
+	Name          string               `json:"name"` // file name the model was loaded from
+	Spec          string               `json:"spec"` // architecture name
+	Layers        int                  `json:"layers"`
+	Params        int                  `json:"params"` // trainable parameters
+	FLOPs         int64                `json:"flops"`  // per forward pass
+	DType         models.DType         `json:"dtype"`
+	Classes       []string             `json:"classes"`
+	Input         models.Shape         `json:"input"`
+	TestAccuracy  float64              `json:"testAccuracy,omitempty"`
+	TestAccTTA    float64              `json:"testAccuracyTTA,omitempty"`
+	Size          int                  `json:"size"` // weight file bytes
+	TTA           []string             `json:"tta"`
+	Provenance    models.Provenance    `json:"provenance"`
+	Normalization models.Normalization `json:"normalization"`
+}
+
+// Result is one classified image.
+type Result struct {
+	Probs []float32     // class probabilities (combined over TTA views)
+	Top   int           // index of the most probable class
+	Input *image.NRGBA  // the model input the image became
+	Infer time.Duration // forward passes only (every TTA view)
+	Total time.Duration // decoding, preprocessing and inference
+}
+
+// Classifier holds one model and its predictor. It is not safe for
+// concurrent use; the JavaScript side runs one call at a time anyway.
+type Classifier struct {
+	model *models.Model
+	pred  *models.Predictor
+	info  Info
+}
+
+// NewClassifier decodes and validates a weight file. name is only used in
+// messages and Info.
+func NewClassifier(name string, data []byte) (*Classifier, error) {
+	f, err := models.Decode(data)
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the model file %s cannot be used: %w", name, err)}
+	}
+	m, err := models.NewModel(f)
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the model in %s cannot be used: %w", name, err)}
+	}
+	meta := m.Meta
+	in := meta.Spec.Input
+	if in.C != 3 || in.H != in.W {
+		return nil, errorf(CodeBadModel, "the model in %s expects %v input; this page feeds square RGB images", name, in)
+	}
+	params, err := meta.Spec.TrainableParams()
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the model in %s: %w", name, err)}
+	}
+	flops, err := meta.Spec.FLOPs()
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the model in %s: %w", name, err)}
+	}
+	tta := meta.Inference.TTA
+	if tta == nil {
+		tta = []string{}
+	}
+	return &Classifier{
+		model: m,
+		pred:  m.NewPredictor(),
+		info: Info{
+			Name:          name,
+			Spec:          meta.Spec.Name,
+			Layers:        len(meta.Spec.Layers),
+			Params:        params,
+			FLOPs:         flops,
+			DType:         meta.DType,
+			Classes:       meta.Classes,
+			Input:         in,
+			TestAccuracy:  meta.Provenance.TestAccuracy,
+			TestAccTTA:    meta.Provenance.TestAccuracyTT,
+			Size:          len(data),
+			TTA:           tta,
+			Provenance:    meta.Provenance,
+			Normalization: meta.Normalization,
+		},
+	}, nil
+}
+
+// Info describes the model.
+func (c *Classifier) Info() Info { return c.info }
+
+// Classify decodes an image file (PNG, JPEG, GIF, BMP or WebP) and
+// classifies it.
+func (c *Classifier) Classify(file []byte) (*Result, error) {
+	start := time.Now()
+	if len(file) == 0 {
+		return nil, errorf(CodeUnsupported, "the file is empty")
+	}
+	x, input, err := models.PreprocessImage(file, c.info.Input, c.info.Normalization)
+	if err != nil {
+		return nil, err
+	}
+	return c.predict(start, x, input)
+}
+
+// ClassifyRGBA classifies non-premultiplied RGBA pixels, as a canvas's
+// ImageData holds them: for formats only the browser decodes, and images
+// the browser has already scaled down.
+func (c *Classifier) ClassifyRGBA(pix []byte, w, h int) (*Result, error) {
+	start := time.Now()
+	img, err := models.ImageFromRGBA(pix, w, h)
+	if err != nil {
+		return nil, &Error{CodeBadArgument, fmt.Errorf("pixels: %w", err)}
+	}
+	input := models.ModelInput(img, c.info.Input.W)
+	x := models.Normalize(input, c.info.Normalization, nil)
+	return c.predict(start, x, input)
+}
+
+func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA) (*Result, error) {
+	t := time.Now()
+	// PredictTTA honours the model's test-time augmentations (a plain
+	// Predict without them); its result is reused by the next call.
+	probs, err := c.pred.PredictTTA(x)
+	if err != nil {
+		return nil, &Error{CodeInternal, fmt.Errorf("inference: %w", err)}
+	}
+	probs = slices.Clone(probs)
+	end := time.Now()
+	top := 0
+	for i, p := range probs {
+		if p > probs[top] {
+			top = i
+		}
+	}
+	return &Result{Probs: probs, Top: top, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}, nil
+}

@@ -1,0 +1,171 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall/js"
+	"testing"
+)
+
+// These tests call globalThis.cifarnet the way the page's worker does, under
+// Node:
+//
+//	GOOS=js GOARCH=wasm go test -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/
+
+func TestMain(m *testing.M) {
+	install(js.Global())
+	os.Exit(m.Run())
+}
+
+func jsAPI() js.Value { return js.Global().Get("cifarnet") }
+
+// settle waits for a promise; a rejection comes back as the JS error object.
+func settle(t *testing.T, p js.Value) (value, rejection js.Value) {
+	t.Helper()
+	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
+		t.Fatalf("expected a promise, got %v", p.Type())
+	}
+	type outcome struct {
+		v  js.Value
+		ok bool
+	}
+	ch := make(chan outcome, 1)
+	onOK := js.FuncOf(func(_ js.Value, a []js.Value) any { ch <- outcome{a[0], true}; return nil })
+	onErr := js.FuncOf(func(_ js.Value, a []js.Value) any { ch <- outcome{a[0], false}; return nil })
+	defer onOK.Release()
+	defer onErr.Release()
+	p.Call("then", onOK, onErr)
+	o := <-ch
+	if o.ok {
+		return o.v, js.Undefined()
+	}
+	return js.Undefined(), o.v
+}
+
+func mustResolve(t *testing.T, p js.Value) js.Value {
+	t.Helper()
+	v, rej := settle(t, p)
+	if !rej.IsUndefined() {
+		t.Fatalf("rejected: %s (code %s)", rej.Get("message"), rej.Get("code"))
+	}
+	return v
+}
+
+func mustReject(t *testing.T, p js.Value, code string) js.Value {
+	t.Helper()
+	v, rej := settle(t, p)
+	if rej.IsUndefined() {
+		t.Fatalf("resolved with %v, want a rejection with code %q", v, code)
+	}
+	if !rej.InstanceOf(js.Global().Get("Error")) {
+		t.Fatalf("rejected with %v, want an Error", rej)
+	}
+	if got := rej.Get("code").String(); got != code {
+		t.Fatalf("rejected with code %q (%s), want %q", got, rej.Get("message"), code)
+	}
+	return rej
+}
+
+func toU8(b []byte) js.Value {
+	u := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(u, b)
+	return u
+}
+
+func probsFromJS(v js.Value) []float32 {
+	out := make([]float32, v.Length())
+	for i := range out {
+		out[i] = float32(v.Index(i).Float())
+	}
+	return out
+}
+
+// The tests share globalThis.cifarnet, so they run in this order.
+func TestAPI(t *testing.T) {
+	g := readGolden(t)
+	model := mustRead(t, filepath.Join("testdata", g.Model))
+	cat := mustRead(t, filepath.Join("..", "static", "samples", "cat.png"))
+
+	t.Run("before load", func(t *testing.T) {
+		if !jsAPI().Call("info").IsNull() {
+			t.Error("info() before load is not null")
+		}
+		mustReject(t, jsAPI().Call("classify", toU8(cat)), CodeNoModel)
+	})
+	t.Run("bad arguments", func(t *testing.T) {
+		mustReject(t, jsAPI().Call("classify"), CodeBadArgument)
+		mustReject(t, jsAPI().Call("classify", "cat.png"), CodeBadArgument)
+		mustReject(t, jsAPI().Call("classifyRGBA", toU8(cat), -1, 3), CodeBadArgument)
+		mustReject(t, jsAPI().Call("classifyRGBA", toU8(cat), 1.5, 3), CodeBadArgument)
+		mustReject(t, jsAPI().Call("loadBytes", 42), CodeBadArgument)
+		mustReject(t, jsAPI().Call("load"), CodeBadArgument)
+		// Node has no page location to resolve a relative URL against.
+		mustReject(t, jsAPI().Call("load", "models/x.cnw"), CodeBadArgument)
+	})
+	t.Run("bad model", func(t *testing.T) {
+		damaged := append([]byte(nil), model...)
+		damaged[len(damaged)-10] ^= 1
+		err := mustReject(t, jsAPI().Call("loadBytes", toU8(damaged), "damaged.cnw"), CodeBadModel)
+		if msg := err.Get("message").String(); !strings.Contains(msg, "damaged.cnw") {
+			t.Errorf("message %q does not name the file", msg)
+		}
+		if !jsAPI().Call("info").IsNull() {
+			t.Error("a failed load left a model behind")
+		}
+	})
+	t.Run("info", func(t *testing.T) {
+		info := mustResolve(t, jsAPI().Call("loadBytes", toU8(model), "small.cnw"))
+		if info.Get("name").String() != "small.cnw" || info.Get("spec").String() != "wasm-test-small" ||
+			info.Get("classes").Length() != 10 || info.Get("size").Int() != len(model) || info.Get("params").Int() <= 0 {
+			t.Errorf("info = %s", js.Global().Get("JSON").Call("stringify", info))
+		}
+		if got := jsAPI().Call("info").Get("spec").String(); got != "wasm-test-small" {
+			t.Errorf("info().spec = %q", got)
+		}
+	})
+	for _, c := range g.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			mustResolve(t, jsAPI().Call("loadBytes", toU8(withTTA(t, model, c.TTA)), "small.cnw"))
+			data := mustRead(t, c.Image)
+			var p js.Value
+			if c.RGBA {
+				pix, w, h := decodeRGBA(t, data)
+				clamped := js.Global().Get("Uint8ClampedArray").New(len(pix))
+				js.CopyBytesToJS(clamped, pix)
+				p = jsAPI().Call("classifyRGBA", clamped, w, h)
+			} else {
+				p = jsAPI().Call("classify", toU8(data))
+			}
+			r := mustResolve(t, p)
+			if !r.Get("probs").InstanceOf(js.Global().Get("Float32Array")) {
+				t.Error("probs is not a Float32Array")
+			}
+			checkProbs(t, probsFromJS(r.Get("probs")), c)
+			top := r.Get("top")
+			if top.Get("index").Int() != c.Top || top.Get("label").String() != r.Get("classes").Index(c.Top).String() ||
+				float32(top.Get("p").Float()) != float32(r.Get("probs").Index(c.Top).Float()) {
+				t.Errorf("top = %s, want index %d", js.Global().Get("JSON").Call("stringify", top), c.Top)
+			}
+			in := r.Get("input")
+			if !in.InstanceOf(js.Global().Get("Uint8ClampedArray")) || in.Length() != 32*32*4 ||
+				r.Get("inputWidth").Int() != 32 || r.Get("inputHeight").Int() != 32 {
+				t.Errorf("input is %d bytes of %d×%d", in.Length(), r.Get("inputWidth").Int(), r.Get("inputHeight").Int())
+			}
+			if ms := r.Get("ms").Float(); !(ms >= 0) || r.Get("totalMs").Float() < ms {
+				t.Errorf("ms %g, totalMs %g", ms, r.Get("totalMs").Float())
+			}
+		})
+	}
+	t.Run("image errors keep the model", func(t *testing.T) {
+		mustResolve(t, jsAPI().Call("loadBytes", toU8(model), "small.cnw"))
+		mustReject(t, jsAPI().Call("classify", toU8([]byte("not an image"))), CodeUnsupported)
+		mustReject(t, jsAPI().Call("classify", toU8(cat[:len(cat)/2])), CodeCorrupt)
+		mustReject(t, jsAPI().Call("classify", toU8(hugePNGHeader(30000, 30000))), CodeTooLarge)
+		// An ArrayBuffer works as well as a Uint8Array.
+		r := mustResolve(t, jsAPI().Call("classify", toU8(cat).Get("buffer")))
+		checkProbs(t, probsFromJS(r.Get("probs")), g.Cases[0])
+	})
+}
