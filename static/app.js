@@ -151,7 +151,7 @@ function flushHeld() {
 // ---------------------------------------------------------------- models
 
 // The server lists models at api/models; a static host has the same list
-// in models/manifest.json. Both are {models: [{file, url, size, latest, ...}]}.
+// in models/manifest.json. Both are {models: [{file, url, size, latest, default, ...}]}.
 async function listModels() {
   for (const url of ['api/models', 'models/manifest.json']) {
     try {
@@ -200,7 +200,7 @@ async function initModels() {
     registerServiceWorker();
     return;
   }
-  const chosen = list.find((m) => m.latest) || list[0];
+  const chosen = list.find((m) => m.default) || list.find((m) => m.latest) || list[0];
   if (list.length > 1) {
     for (const m of list) {
       const opt = document.createElement('option');

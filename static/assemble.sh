@@ -90,14 +90,15 @@ for f in "$zoo"/*/*.cnw; do
 	install -m 0644 "$f" "$dist/models/$name"
 done
 shopt -u nullglob
-default=
 if [ -f "$zoo/DEFAULT" ]; then
+	# The zoo names a model id; dist/models/DEFAULT names its file, for the
+	# manifest and for the server's /api/models alike.
 	id=$(tr -d '[:space:]' <"$zoo/DEFAULT")
 	[ -f "$dist/models/$id.cnw" ] || die "$zoo/DEFAULT names $id, but there is no $zoo/$id/$id.cnw"
-	default=$id.cnw
+	echo "$id.cnw" >"$dist/models/DEFAULT"
 fi
 # The manifest tool prints the file name of the default model, if any.
-latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -default "$default" -o "$dist/models/manifest.json")
+latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -o "$dist/models/manifest.json")
 
 # Service worker: build version and precache list.
 precache="'./', '$app_name', '$worker_name', '$exec_name', '$wasm_name', '$style_name', 'icon.svg', 'manifest.webmanifest', 'models/manifest.json'"

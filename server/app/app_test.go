@@ -197,8 +197,8 @@ func TestModelList(t *testing.T) {
 		t.Fatalf("listed %v, want %v (hidden, non-weight and directory entries left out)", got, want)
 	}
 	for i, m := range list {
-		if m.Latest != (i == 0) {
-			t.Errorf("%s: latest = %v", m.File, m.Latest)
+		if m.Latest != (i == 0) || m.Default != (i == 0) {
+			t.Errorf("%s: latest = %v, default = %v; without a DEFAULT file the newest is both", m.File, m.Latest, m.Default)
 		}
 		if m.URL != "models/"+m.File {
 			t.Errorf("%s: url %q", m.File, m.URL)
@@ -221,7 +221,7 @@ func TestModelList(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantInfo := ModelInfo{
-		File: "newest.cnw", URL: "models/newest.cnw", Size: fi.Size(), Modified: "2026-01-01T00:00:00Z", Latest: true,
+		File: "newest.cnw", URL: "models/newest.cnw", Size: fi.Size(), Modified: "2026-01-01T00:00:00Z", Latest: true, Default: true,
 		Spec: "tiny", DType: models.Float32, Classes: 10, TrainableParams: params,
 		Provenance: &ProvenanceSummary{Recipe: "cifarnet-long", TestAccuracy: 0.93, Created: "2026-02-01T10:00:00Z"},
 	}
@@ -248,6 +248,26 @@ func TestModelList(t *testing.T) {
 	if list[0].File != "older.cnw" || !list[0].Latest || list[1].Latest {
 		t.Errorf("after rewriting older.cnw: %v, latest %v/%v", names(list), list[0].Latest, list[1].Latest)
 	}
+	// A DEFAULT file chooses the default, but not the latest; one naming
+	// a missing or broken model is ignored.
+	for _, tc := range []struct{ content, want string }{
+		{"newest.cnw\n", "newest.cnw"}, {"corrupt.cnw", "older.cnw"}, {"ghost.cnw", "older.cnw"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, DefaultFile), []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var def []string
+		for _, m := range listModels(t, s) {
+			if m.Default {
+				def = append(def, m.File)
+			}
+		}
+		if len(def) != 1 || def[0] != tc.want {
+			t.Errorf("DEFAULT %q: default %v, want [%s]", tc.content, def, tc.want)
+		}
+	}
+	os.Remove(filepath.Join(dir, DefaultFile))
+
 	// Deleting one is noticed too.
 	if err := os.Remove(filepath.Join(dir, "older.cnw")); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -36,8 +37,11 @@ type ModelInfo struct {
 	Size     int64  `json:"size"`
 	Modified string `json:"modified,omitempty"` // file modification time, UTC, RFC 3339
 	// Latest marks the newest readable model: by provenance.created, then
-	// by modification time. Front ends load it by default.
+	// by modification time.
 	Latest bool `json:"latest"`
+	// Default marks the model front ends load first: the one the
+	// directory's DEFAULT file names, else the latest.
+	Default bool `json:"default"`
 
 	Spec            string             `json:"spec,omitempty"`
 	DType           models.DType       `json:"dtype,omitempty"`
@@ -77,6 +81,17 @@ type listedModel struct {
 
 func newModelLister(dir, urlPrefix string) *modelLister {
 	return &modelLister{dir: dir, urlPrefix: urlPrefix, cache: make(map[string]listedModel)}
+}
+
+// DefaultFile is the name of the optional file in a models directory that
+// names (on its first line) the weight file front ends load first.
+const DefaultFile = "DEFAULT"
+
+// ListModels lists the weight files of dir as GET /api/models does, with
+// URLs prefixed by urlPrefix (relative to the site root, e.g. "models/").
+// Static builds use it to write models/manifest.json.
+func ListModels(dir, urlPrefix string) (ModelList, error) {
+	return newModelLister(dir, urlPrefix).list()
 }
 
 // modelsURL is the URL, relative to the site root, at which the static
@@ -148,11 +163,26 @@ func (l *modelLister) list() (ModelList, error) {
 		all = append(all, m)
 	}
 	slices.SortFunc(all, newestFirst)
+	def := readDefault(root)
+	hasDefault := slices.ContainsFunc(all, func(m listedModel) bool { return m.info.File == def && m.info.Error == "" })
 	for i, m := range all {
 		m.info.Latest = i == 0 && m.info.Error == ""
+		m.info.Default = m.info.File == def && hasDefault || m.info.Latest && !hasDefault
 		list.Models = append(list.Models, m.info)
 	}
 	return list, nil
+}
+
+// readDefault returns the file name that the directory's DEFAULT file
+// names, or "" when there is none.
+func readDefault(root *os.Root) string {
+	f, err := root.Open(DefaultFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(io.LimitReader(f, 1024)).ReadString('\n')
+	return strings.TrimSpace(line)
 }
 
 // describe stats and, if it changed, decodes the header of one file. It

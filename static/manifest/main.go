@@ -3,45 +3,38 @@
 // page reads either. static/assemble.sh runs it on the weight files it
 // copied into dist:
 //
-//	go run ./static/manifest -dir DIST/models [-default NAME.cnw] -o DIST/models/manifest.json
+//	go run ./static/manifest -dir DIST/models -o DIST/models/manifest.json
 //
-// It prints the file name of the model marked latest (the page's default),
-// if any, for the precache list. Unlike the server, which lists unreadable
-// files with their error, it fails on any file that does not decode: a
-// broken model must not ship.
+// It prints the file name of the default model (named by DIST/models/DEFAULT,
+// else the newest), if any, for the precache list. Unlike the server, which
+// lists unreadable files with their error, it fails on any file that does
+// not decode: a broken model must not ship.
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/server/app"
 )
 
 func main() {
 	dir := flag.String("dir", "", "directory of weight files (*.cnw)")
-	def := flag.String("default", "", "file name of the model marked latest (the page's default); empty: the newest by provenance.created")
 	out := flag.String("o", "", "output file (default DIR/manifest.json)")
 	flag.Parse()
 	if *dir == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: manifest -dir DIR [-default NAME.cnw] [-o FILE]")
+		fmt.Fprintln(os.Stderr, "usage: manifest -dir DIR [-o FILE]")
 		os.Exit(2)
 	}
 	if *out == "" {
 		*out = filepath.Join(*dir, "manifest.json")
 	}
-	list, err := build(*dir, *def)
+	list, err := build(*dir)
 	if err == nil {
 		err = writeJSON(*out, list)
 	}
@@ -50,95 +43,32 @@ func main() {
 		os.Exit(1)
 	}
 	for _, m := range list.Models {
-		if m.Latest {
+		if m.Default {
 			fmt.Println(m.File)
 		}
 	}
 }
 
-type entry struct {
-	info    app.ModelInfo
-	created time.Time
-}
-
-// build lists the weight files of dir, newest first (by provenance.created,
-// then name), URLs relative to the page.
-func build(dir, def string) (app.ModelList, error) {
-	list := app.ModelList{Models: []app.ModelInfo{}}
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return list, nil
-	}
+// build lists the weight files of dir as the server does, refusing any
+// that does not decode: a broken model must not ship. The DEFAULT file of
+// dir, if any, names the default model.
+func build(dir string) (app.ModelList, error) {
+	list, err := app.ListModels(dir, "models/")
 	if err != nil {
 		return list, err
 	}
-	var all []entry
-	for _, de := range des {
-		name := de.Name()
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, models.FileExt) || !de.Type().IsRegular() {
-			continue
+	for _, m := range list.Models {
+		if m.Error != "" {
+			return list, fmt.Errorf("%s: %s", filepath.Join(dir, m.File), m.Error)
 		}
-		e, err := describe(filepath.Join(dir, name))
-		if err != nil {
-			return list, err
-		}
-		all = append(all, e)
 	}
-	slices.SortFunc(all, func(a, b entry) int {
-		if c := b.created.Compare(a.created); c != 0 {
-			return c
+	if def, err := os.ReadFile(filepath.Join(dir, app.DefaultFile)); err == nil {
+		name := strings.TrimSpace(string(def))
+		if !slices.ContainsFunc(list.Models, func(m app.ModelInfo) bool { return m.File == name }) {
+			return list, fmt.Errorf("%s names %s, which is not in %s", app.DefaultFile, name, dir)
 		}
-		return strings.Compare(a.info.File, b.info.File)
-	})
-	if def != "" {
-		i := slices.IndexFunc(all, func(e entry) bool { return e.info.File == def })
-		if i < 0 {
-			return list, fmt.Errorf("default model %s is not in %s", def, dir)
-		}
-		all[i].info.Latest = true
-	} else if len(all) > 0 {
-		all[0].info.Latest = true
-	}
-	for _, e := range all {
-		list.Models = append(list.Models, e.info)
 	}
 	return list, nil
-}
-
-func describe(path string) (entry, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return entry{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return entry{}, err
-	}
-	meta, err := models.DecodeMeta(bufio.NewReader(f))
-	if err != nil {
-		return entry{}, fmt.Errorf("%s: %w", path, err)
-	}
-	params, err := meta.Spec.TrainableParams()
-	if err != nil {
-		return entry{}, fmt.Errorf("%s: spec %q: %w", path, meta.Spec.Name, err)
-	}
-	name := filepath.Base(path)
-	p := meta.Provenance
-	e := entry{info: app.ModelInfo{
-		File:            name,
-		URL:             "models/" + url.PathEscape(name),
-		Size:            fi.Size(),
-		Spec:            meta.Spec.Name,
-		DType:           meta.DType,
-		Classes:         len(meta.Classes),
-		TrainableParams: params,
-		Provenance:      &app.ProvenanceSummary{Recipe: p.Recipe, TestAccuracy: p.TestAccuracy, Created: p.Created},
-	}}
-	if t, err := time.Parse(time.RFC3339, p.Created); err == nil {
-		e.created = t
-	}
-	return e, nil
 }
 
 // writeJSON writes atomically: temp file in the same directory, fsync,

@@ -29,12 +29,13 @@ func TestBuild(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a model"), 0o644)
 	os.WriteFile(filepath.Join(dir, ".tmp-123.cnw"), []byte("half written"), 0o644)
 
-	list, err := build(dir, "")
+	list, err := build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Models) != 2 || list.Models[0].File != "new.cnw" || !list.Models[0].Latest || list.Models[1].Latest {
-		t.Fatalf("newest first, newest latest: got %+v", list.Models)
+	if len(list.Models) != 2 || list.Models[0].File != "new.cnw" || !list.Models[0].Latest || list.Models[1].Latest ||
+		!list.Models[0].Default || list.Models[1].Default {
+		t.Fatalf("newest first, newest latest and default: got %+v", list.Models)
 	}
 	m := list.Models[0]
 	fi, _ := os.Stat(filepath.Join(dir, "new.cnw"))
@@ -44,16 +45,19 @@ func TestBuild(t *testing.T) {
 		t.Errorf("entry %+v", m)
 	}
 
-	list, err = build(dir, "old.cnw")
+	os.WriteFile(filepath.Join(dir, app.DefaultFile), []byte("old.cnw\n"), 0o644)
+	list, err = build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.Models[0].Latest || !list.Models[1].Latest {
-		t.Errorf("-default old.cnw: %+v", list.Models)
+	if !list.Models[0].Latest || list.Models[0].Default || !list.Models[1].Default || list.Models[1].Latest {
+		t.Errorf("DEFAULT naming old.cnw: %+v", list.Models)
 	}
-	if _, err := build(dir, "missing.cnw"); err == nil {
-		t.Error("a default that is not there is accepted")
+	os.WriteFile(filepath.Join(dir, app.DefaultFile), []byte("missing.cnw\n"), 0o644)
+	if _, err := build(dir); err == nil {
+		t.Error("a DEFAULT naming a missing model is accepted")
 	}
+	os.Remove(filepath.Join(dir, app.DefaultFile))
 
 	// The file reads back as the server's type.
 	out := filepath.Join(dir, "manifest.json")
@@ -74,13 +78,13 @@ func TestBuildRefusesBrokenModel(t *testing.T) {
 	dir := t.TempDir()
 	writeModel(t, dir, "good.cnw", "")
 	os.WriteFile(filepath.Join(dir, "bad.cnw"), []byte("CIFARNET but not really"), 0o644)
-	if _, err := build(dir, ""); err == nil || !strings.Contains(err.Error(), "bad.cnw") {
+	if _, err := build(dir); err == nil || !strings.Contains(err.Error(), "bad.cnw") {
 		t.Errorf("broken model: err %v, want one naming bad.cnw", err)
 	}
 }
 
 func TestBuildEmpty(t *testing.T) {
-	list, err := build(filepath.Join(t.TempDir(), "none"), "")
+	list, err := build(filepath.Join(t.TempDir(), "none"))
 	if err != nil || list.Models == nil || len(list.Models) != 0 {
 		t.Errorf("missing directory: %+v, %v; want an empty list", list, err)
 	}
