@@ -68,7 +68,7 @@ func ScratchSize(k, n int) int {
 // row) may be nil. scratch must hold ScratchSize(K, N) floats; nothing is
 // allocated.
 func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float32, scratch []float32) {
-	m, k := a.M, a.K
+	m := a.M
 	// Initialise C with the bias; the kernel then accumulates.
 	for i := 0; i < m; i++ {
 		row := c[i*ldc : i*ldc+n]
@@ -80,13 +80,20 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 			row[j] = v
 		}
 	}
+	a.accumulate(c, ldc, b, ldb, n, packB, scratch)
+}
+
+// accumulate adds A·B to C, packing blocks of B with pack (packB for a
+// row-major B, packBT for a transposed one).
+func (a *Packed) accumulate(c []float32, ldc int, b []float32, ldb, n int, pack packFunc, scratch []float32) {
+	m, k := a.M, a.K
 	kn := kern
 	nr := kn.nr
 	np := (n + nr - 1) / nr
 	edge := scratch[len(scratch)-mr*maxNR:] // block for kernelEdge
 	for k0 := 0; k0 < k; k0 += kc {
 		kb := min(kc, k-k0)
-		packB(scratch[:np*nr*kb], b, ldb, k0, kb, n, nr)
+		pack(scratch[:np*nr*kb], b, ldb, k0, kb, n, nr)
 		for pi := 0; pi*mr < m; pi++ {
 			ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
 			i0 := pi * mr
@@ -102,6 +109,9 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 		}
 	}
 }
+
+// packFunc copies rows k0..k0+kb of a K×N operand into nr-column panels.
+type packFunc func(dst, b []float32, ldb, k0, kb, n, nr int)
 
 // packB copies rows k0..k0+kb of B into nr-column panels, zero-padding the
 // last panel.

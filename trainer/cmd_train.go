@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/recipes"
+)
+
+func runTrain(e *env, args []string) error {
+	fs := e.flags("--recipe NAME|FILE.json [flags]  |  --resume RUN [--epochs N]", fmt.Sprintf(
+		`Trains a network following a recipe (built in: %s; or a JSON file, e.g. a
+copy of trainer/recipes/keras-reference.json) in a new run folder
+RUNS/<UTC time>-<recipe>/ holding config.json, metrics.csv, best.cnw (best
+epoch by the recipe's checkpoint metric), last.cnw + last.state (resumable
+checkpoint) and final.cnw. Every recipe field can be overridden by the flag
+named after its JSON path, e.g. --lr-schedule-patience 4 for
+"lr_schedule": {"patience": 4}. Ctrl-C stops after the current step and saves
+a checkpoint; --resume RUN continues a run where it stopped.`, strings.Join(recipes.Names(), ", ")))
+	recipe := fs.String("recipe", "", "built-in recipe `NAME` or recipe FILE.json")
+	resume := fs.String("resume", "", "continue the run in folder `RUN`")
+	runs := fs.String("runs", "runs", "`DIR` in which run folders are created")
+	workers := fs.Int("workers", min(runtime.NumCPU(), 4), "data-loading goroutines")
+	data := dataFlag(fs)
+	overrides := training.RecipeFlags(fs)
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := positional(fs); err != nil {
+		return err
+	}
+	if *workers < 1 {
+		return usagef("--workers %d: must be at least 1", *workers)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o := training.Options{
+		Runs: *runs, Workers: *workers, Command: commandLine("train", args),
+		Log: e.stderr, TTY: e.stderrTTY,
+	}
+	switch {
+	case *resume != "" && *recipe != "":
+		return usagef("--recipe and --resume exclude each other")
+	case *resume != "":
+		for _, p := range slices.Sorted(maps.Keys(overrides)) {
+			if p != "epochs" {
+				return usagef("--resume continues a run with its recipe; only --epochs may be changed (got a value for %s)", p)
+			}
+		}
+		o.Resume = *resume
+		if v, ok := overrides["epochs"]; ok {
+			fmt.Sscan(v, &o.Epochs)
+		}
+		if set["data"] {
+			o.Data = *data
+		}
+	case *recipe == "":
+		return usagef("--recipe or --resume is required")
+	default:
+		r, err := training.LoadRecipe(*recipe)
+		if err != nil {
+			return err
+		}
+		if err := overrides.Apply(r); err != nil {
+			return &usageError{err}
+		}
+		o.Recipe, o.RecipeSource, o.Overrides, o.Data = r, *recipe, overrides, *data
+	}
+	res, err := training.Train(e.ctx, o)
+	if err != nil {
+		return err
+	}
+	how := "finished"
+	if res.StoppedEarly {
+		how = "stopped early"
+	}
+	fmt.Fprintf(e.stdout, "%s after %d epochs; best epoch %d (%s %.4f) in %s\n",
+		how, res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
+	return nil
+}
+
+// commandLine is the command that reproduces a run, shell-quoted where
+// needed.
+func commandLine(cmd string, args []string) string {
+	parts := []string{"trainer", cmd}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,227 @@
+package evaluate
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+)
+
+// Options control how a model is run over a set.
+type Options struct {
+	// Workers is the number of goroutines, each with its own Predictor;
+	// 0 means GOMAXPROCS.
+	Workers int
+	// BatchSize is the batch of the accuracy pass; 0 means 64.
+	BatchSize int
+	// LatencyImages is how many images (the first ones of the set) are
+	// also classified one at a time to time batch-1 inference; 0 means
+	// 1000, a negative value skips the batch-1 pass.
+	LatencyImages int
+}
+
+// DefaultBatchSize is the batch of the accuracy pass.
+const DefaultBatchSize = 64
+
+// DefaultLatencyImages is how many images the batch-1 pass times.
+const DefaultLatencyImages = 1000
+
+// Speed is the measured inference speed of one pass. Times include
+// normalising the pixels, which every caller of the model pays too.
+type Speed struct {
+	BatchSize int `json:"batch_size"`
+	Images    int `json:"images"`
+	Workers   int `json:"workers"`
+	// MsPerImage is the mean time one core spends per image: the summed
+	// duration of the calls divided by the images.
+	MsPerImage float64 `json:"ms_per_image"`
+	// ImagesPerSecond is the throughput of all workers together, by wall
+	// clock.
+	ImagesPerSecond float64 `json:"images_per_second"`
+}
+
+// Result is what Run measures.
+type Result struct {
+	Metrics *Metrics `json:"metrics"`
+	Pred    []int    `json:"-"`
+	Batched Speed    `json:"batched"`
+	// Single is the batch-1 pass; nil when it was skipped.
+	Single *Speed `json:"single,omitempty"`
+	// SingleDisagreements counts images of the batch-1 pass whose predicted
+	// class differs from the batched pass; anything but 0 points at a bug
+	// in the predictor.
+	SingleDisagreements int `json:"single_disagreements"`
+}
+
+// Normalizer turns CIFAR bytes into the normalised floats a model expects,
+// (v/255 − mean[c]) / std[c], through one lookup table per channel.
+type Normalizer struct {
+	lut      [][256]float32
+	channels int
+}
+
+// NewNormalizer builds the tables for a normalisation with one mean and
+// standard deviation per channel.
+func NewNormalizer(n models.Normalization) (*Normalizer, error) {
+	if len(n.Mean) == 0 || len(n.Mean) != len(n.Std) {
+		return nil, fmt.Errorf("evaluate: normalization has %d means and %d stds", len(n.Mean), len(n.Std))
+	}
+	z := &Normalizer{lut: make([][256]float32, len(n.Mean)), channels: len(n.Mean)}
+	for c := range z.lut {
+		if !(n.Std[c] > 0) {
+			return nil, fmt.Errorf("evaluate: normalization std[%d] = %g, must be positive", c, n.Std[c])
+		}
+		for v := range 256 {
+			z.lut[c][v] = (float32(v)/255 - n.Mean[c]) / n.Std[c]
+		}
+	}
+	return z, nil
+}
+
+// Normalize writes the normalised image src (CHW bytes) into dst, which
+// must have the same length; the planes are assumed equal in size.
+func (z *Normalizer) Normalize(dst []float32, src []byte) {
+	plane := len(src) / z.channels
+	for c := range z.channels {
+		lut := &z.lut[c]
+		s := src[c*plane : (c+1)*plane]
+		d := dst[c*plane : (c+1)*plane]
+		for i, v := range s {
+			d[i] = lut[v]
+		}
+	}
+}
+
+// Run classifies every image of set with m, in batches over several
+// goroutines, scores the predictions and times batched and batch-1
+// inference.
+func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
+	if set.Len() == 0 {
+		return nil, errors.New("evaluate: empty set")
+	}
+	if got, want := len(set.Images)/set.Len(), m.Meta.Spec.Input.Size(); got != want {
+		return nil, fmt.Errorf("evaluate: images of %d values, model %q expects %d", got, m.Meta.Spec.Name, want)
+	}
+	if len(set.Classes) > 0 && len(set.Classes) != len(m.Meta.Classes) {
+		return nil, fmt.Errorf("evaluate: set has %d classes, model %d", len(set.Classes), len(m.Meta.Classes))
+	}
+	norm, err := NewNormalizer(m.Meta.Normalization)
+	if err != nil {
+		return nil, err
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	bs := opts.BatchSize
+	if bs <= 0 {
+		bs = DefaultBatchSize
+	}
+	k := len(m.Meta.Classes)
+
+	pred := make([]int, set.Len())
+	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred)
+	if err != nil {
+		return nil, err
+	}
+	truth := make([]int, set.Len())
+	for i, y := range set.Labels {
+		truth[i] = int(y)
+	}
+	metrics, err := Compute(truth, pred, m.Meta.Classes)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Metrics: metrics, Pred: pred, Batched: batched}
+
+	nSingle := opts.LatencyImages
+	if nSingle == 0 {
+		nSingle = DefaultLatencyImages
+	}
+	if nSingle > 0 {
+		nSingle = min(nSingle, set.Len())
+		single := make([]int, nSingle)
+		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single)
+		if err != nil {
+			return nil, err
+		}
+		res.Single = &sp
+		for i, p := range single {
+			if p != pred[i] {
+				res.SingleDisagreements++
+			}
+		}
+	}
+	return res, nil
+}
+
+// runPass classifies the first n images of set in batches of bs, workers
+// goroutines pulling batches from a shared counter, and writes the
+// predicted classes into pred.
+func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, k int, pred []int) (Speed, error) {
+	size := m.Meta.Spec.Input.Size()
+	batches := (n + bs - 1) / bs
+	workers = min(workers, batches)
+	var (
+		next     atomic.Int64
+		busy     = make([]time.Duration, workers)
+		errs     = make([]error, workers)
+		wg       sync.WaitGroup
+		failed   atomic.Bool
+		start    = time.Now()
+		imgBytes = len(set.Images) / set.Len()
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := m.NewPredictor()
+			x := make([]float32, bs*size)
+			for !failed.Load() {
+				b := int(next.Add(1)) - 1
+				if b >= batches {
+					return
+				}
+				lo, hi := b*bs, min((b+1)*bs, n)
+				t0 := time.Now()
+				for i := lo; i < hi; i++ {
+					norm.Normalize(x[(i-lo)*size:(i-lo+1)*size], set.Images[i*imgBytes:(i+1)*imgBytes])
+				}
+				probs, err := p.PredictBatch(x[:(hi-lo)*size], hi-lo)
+				busy[w] += time.Since(t0)
+				if err != nil {
+					errs[w] = fmt.Errorf("evaluate: images %d..%d: %w", lo, hi-1, err)
+					failed.Store(true)
+					return
+				}
+				if len(probs) != (hi-lo)*k {
+					errs[w] = fmt.Errorf("evaluate: predictor returned %d values for %d images of %d classes", len(probs), hi-lo, k)
+					failed.Store(true)
+					return
+				}
+				copy(pred[lo:hi], Argmax(probs, k))
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return Speed{}, err
+	}
+	var total time.Duration
+	for _, d := range busy {
+		total += d
+	}
+	return Speed{
+		BatchSize:       bs,
+		Images:          n,
+		Workers:         workers,
+		MsPerImage:      total.Seconds() * 1000 / float64(n),
+		ImagesPerSecond: float64(n) / wall.Seconds(),
+	}, nil
+}

@@ -1,0 +1,376 @@
+package fastops
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	"github.com/cifarnet-go/cifarnet/models/gemm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Conv2D convolves the N×C×H×W batch x with the filters w (F×C×KH×KW, the
+// PyTorch layout) at the given stride and zero padding, giving
+// N×F×OutH×OutW, and adds the per-filter bias b (length F) unless b is nil.
+//
+// Gradients flow to w, b and x, except that a leaf x (the graph's input
+// images) gets none: nothing needs it, and skipping it saves the first
+// layer's input-gradient pass. Asking gorgonia.Grad for it is an error.
+func Conv2D(x, w, b *G.Node, stride, pad int) (*G.Node, error) {
+	xs, ws := x.Shape(), w.Shape()
+	if len(xs) != 4 || len(ws) != 4 {
+		return nil, fmt.Errorf("conv2d: input %v and filters %v must both have 4 dimensions", xs, ws)
+	}
+	if xs[1] != ws[1] {
+		return nil, fmt.Errorf("conv2d: input has %d channels, filters %v expect %d", xs[1], ws, ws[1])
+	}
+	if stride <= 0 || pad < 0 {
+		return nil, fmt.Errorf("conv2d: stride %d must be positive and padding %d non-negative", stride, pad)
+	}
+	if xs[2]+2*pad < ws[2] || xs[3]+2*pad < ws[3] {
+		return nil, fmt.Errorf("conv2d: %d×%d filters do not fit a %d×%d input with padding %d", ws[2], ws[3], xs[2], xs[3], pad)
+	}
+	if b != nil && (b.Dims() != 1 || b.Shape()[0] != ws[0]) {
+		return nil, fmt.Errorf("conv2d: bias shape %v, want (%d)", b.Shape(), ws[0])
+	}
+	g := newConvGeom(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride, pad)
+	name := fmt.Sprintf("conv2d(%v,%v,s%d,p%d,bias=%t)", xs, ws, stride, pad, b != nil)
+	op := &convOp{opBase: opBase{name}, geom: g, bias: b != nil, gradX: x.Op() != nil}
+	if b == nil {
+		return G.ApplyOp(op, x, w)
+	}
+	return G.ApplyOp(op, x, w, b)
+}
+
+// convOp is the forward convolution: inputs (x, w) or (x, w, b).
+type convOp struct {
+	opBase
+	geom  convGeom
+	bias  bool
+	gradX bool // whether x gets a gradient
+
+	out     result
+	wPack   []float32 // w packed for the GEMM, once per run
+	workers []convWorker
+}
+
+// convWorker is one goroutine's working memory, reused across runs.
+type convWorker struct {
+	cols    []float32 // im2col matrix of one image
+	scratch []float32 // GEMM scratch
+}
+
+func (op *convOp) Arity() int {
+	if op.bias {
+		return 3
+	}
+	return 2
+}
+
+func (op *convOp) Type() hm.Type {
+	t := tensorType(4)
+	if op.bias {
+		return hm.NewFnType(t, t, tensorType(1), t)
+	}
+	return hm.NewFnType(t, t, t)
+}
+
+func (op *convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := &op.geom
+	return tensor.Shape{g.n, g.f, g.outH, g.outW}, nil
+}
+
+func (op *convOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.geom
+	if len(in) != op.Arity() {
+		return nil, op.errorf("got %d inputs, want %d", len(in), op.Arity())
+	}
+	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	if err != nil {
+		return nil, err
+	}
+	w, err := float32s(op.opBase, "filters", in[1], tensor.Shape{g.f, g.c, g.kh, g.kw})
+	if err != nil {
+		return nil, err
+	}
+	var bias []float32
+	if op.bias {
+		if bias, err = float32s(op.opBase, "bias", in[2], tensor.Shape{g.f}); err != nil {
+			return nil, err
+		}
+	}
+	out, y := op.out.get(tensor.Shape{g.n, g.f, g.outH, g.outW})
+
+	op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
+	wp := gemm.PackInto(op.wPack, w, g.f, g.colRows, false)
+	nw := workers(g.n)
+	for len(op.workers) < nw {
+		op.workers = append(op.workers, convWorker{})
+	}
+	parallelFor(g.n, nw, func(wi, lo, hi int) {
+		wk := &op.workers[wi]
+		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.colRows, g.plane))
+		if !g.direct() {
+			wk.cols = grow(wk.cols, g.colRows*g.plane)
+		}
+		for i := lo; i < hi; i++ {
+			cols := x[i*g.inSize() : (i+1)*g.inSize()]
+			if !g.direct() {
+				im2col(wk.cols, cols, g)
+				cols = wk.cols
+			}
+			wp.Mul(y[i*g.outSize():(i+1)*g.outSize()], g.plane, cols, g.plane, g.plane, bias, wk.scratch)
+		}
+	})
+	return out, nil
+}
+
+func (op *convOp) DiffWRT(int) []bool {
+	if op.bias {
+		return []bool{op.gradX, true, true}
+	}
+	return []bool{op.gradX, true}
+}
+
+func (op *convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	x, w := in[0], in[1]
+	grads := make(G.Nodes, len(in))
+	var err error
+	if grads[1], err = G.ApplyOp(&convFilterGradOp{opBase: opBase{"dw:" + op.name}, geom: op.geom}, x, grad); err != nil {
+		return nil, err
+	}
+	if op.gradX {
+		if grads[0], err = G.ApplyOp(newConvInputGradOp(op.name, op.geom), w, grad); err != nil {
+			return nil, err
+		}
+	}
+	if op.bias {
+		if grads[2], err = G.ApplyOp(&biasGradOp{opBase: opBase{"db:" + op.name}, geom: op.geom}, grad); err != nil {
+			return nil, err
+		}
+	}
+	return grads, nil
+}
+
+// convFilterGradOp computes dW = Σ over images of dY·colsᵀ from (x, dY),
+// recomputing each image's im2col matrix rather than keeping the whole
+// batch's from the forward pass (hundreds of megabytes).
+type convFilterGradOp struct {
+	opBase
+	geom    convGeom
+	out     result
+	workers []filterGradWorker
+}
+
+type filterGradWorker struct {
+	cols    []float32 // im2col matrix of one image
+	dyPack  []float32 // one image's dY packed as the GEMM's A
+	scratch []float32 // GEMM scratch
+	partial []float32 // this worker's share of dW (worker 0 uses the output)
+}
+
+func (op *convFilterGradOp) Arity() int { return 2 }
+func (op *convFilterGradOp) Type() hm.Type {
+	t := tensorType(4)
+	return hm.NewFnType(t, t, t)
+}
+func (op *convFilterGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := &op.geom
+	return tensor.Shape{g.f, g.c, g.kh, g.kw}, nil
+}
+func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.geom
+	if len(in) != 2 {
+		return nil, op.errorf("got %d inputs, want 2", len(in))
+	}
+	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	if err != nil {
+		return nil, err
+	}
+	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	if err != nil {
+		return nil, err
+	}
+	out, dw := op.out.get(tensor.Shape{g.f, g.c, g.kh, g.kw})
+	nw := workers(g.n)
+	for len(op.workers) < nw {
+		op.workers = append(op.workers, filterGradWorker{})
+	}
+	parallelFor(g.n, nw, func(wi, lo, hi int) {
+		wk := &op.workers[wi]
+		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.plane, g.colRows))
+		wk.dyPack = grow(wk.dyPack, gemm.PackedSize(g.f, g.plane))
+		if !g.direct() {
+			wk.cols = grow(wk.cols, g.colRows*g.plane)
+		}
+		acc := dw
+		if wi > 0 {
+			wk.partial = grow(wk.partial, len(dw))
+			acc = wk.partial
+		}
+		clear(acc)
+		for i := lo; i < hi; i++ {
+			cols := x[i*g.inSize() : (i+1)*g.inSize()]
+			if !g.direct() {
+				im2col(wk.cols, cols, g)
+				cols = wk.cols
+			}
+			dyp := gemm.PackInto(wk.dyPack, dy[i*g.outSize():(i+1)*g.outSize()], g.f, g.plane, false)
+			dyp.MulAddTransB(acc, g.colRows, cols, g.plane, g.colRows, wk.scratch)
+		}
+	})
+	for wi := 1; wi < nw; wi++ {
+		for j, v := range op.workers[wi].partial {
+			dw[j] += v
+		}
+	}
+	return out, nil
+}
+
+// convInputGradOp computes dX from (w, dY). A stride-1 convolution's input
+// gradient is itself a convolution: of dY, padded by K−1−pad, with the
+// filters rotated by 180° and their in and out channels swapped. That
+// path runs im2col on dY (row copies) and a GEMM as deep as F·K², where
+// the general one, dcols = Wᵀ·dY then col2im, multiplies only F deep and
+// scatter-adds every value K² times.
+type convInputGradOp struct {
+	opBase
+	geom convGeom
+	// flipped, if set, is the geometry of the convolution of dY that gives
+	// dX.
+	flipped *convGeom
+	out     result
+	wFlip   []float32 // the rotated, transposed filters (flipped path)
+	wPack   []float32 // packed Wᵀ or rotated filters, once per run
+	workers []inputGradWorker
+}
+
+type inputGradWorker struct {
+	cols    []float32 // dY's im2col matrix, or the patch-matrix gradient
+	scratch []float32 // GEMM scratch
+}
+
+func newConvInputGradOp(name string, g convGeom) *convInputGradOp {
+	op := &convInputGradOp{opBase: opBase{"dx:" + name}, geom: g}
+	if g.stride == 1 && g.kh == g.kw && g.pad < g.kh && !g.direct() {
+		fg := newConvGeom(g.n, g.f, g.outH, g.outW, g.c, g.kh, g.kw, 1, g.kh-1-g.pad)
+		op.flipped = &fg
+	}
+	return op
+}
+
+func (op *convInputGradOp) Arity() int { return 2 }
+func (op *convInputGradOp) Type() hm.Type {
+	t := tensorType(4)
+	return hm.NewFnType(t, t, t)
+}
+func (op *convInputGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := &op.geom
+	return tensor.Shape{g.n, g.c, g.h, g.w}, nil
+}
+func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.geom
+	if len(in) != 2 {
+		return nil, op.errorf("got %d inputs, want 2", len(in))
+	}
+	w, err := float32s(op.opBase, "filters", in[0], tensor.Shape{g.f, g.c, g.kh, g.kw})
+	if err != nil {
+		return nil, err
+	}
+	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	if err != nil {
+		return nil, err
+	}
+	out, dx := op.out.get(tensor.Shape{g.n, g.c, g.h, g.w})
+	var wp gemm.Packed
+	if fg := op.flipped; fg != nil {
+		op.wFlip = grow(op.wFlip, len(w))
+		rotateFilters(op.wFlip, w, g)
+		op.wPack = grow(op.wPack, gemm.PackedSize(fg.f, fg.colRows))
+		wp = gemm.PackInto(op.wPack, op.wFlip, fg.f, fg.colRows, false)
+	} else {
+		// w is F×colRows row-major, which is (Wᵀ)ᵀ: pack it transposed.
+		op.wPack = grow(op.wPack, gemm.PackedSize(g.colRows, g.f))
+		wp = gemm.PackInto(op.wPack, w, g.colRows, g.f, true)
+	}
+	nw := workers(g.n)
+	for len(op.workers) < nw {
+		op.workers = append(op.workers, inputGradWorker{})
+	}
+	parallelFor(g.n, nw, func(wi, lo, hi int) {
+		wk := &op.workers[wi]
+		for i := lo; i < hi; i++ {
+			dxi := dx[i*g.inSize() : (i+1)*g.inSize()]
+			dyi := dy[i*g.outSize() : (i+1)*g.outSize()]
+			switch fg := op.flipped; {
+			case fg != nil:
+				wk.scratch = grow(wk.scratch, gemm.ScratchSize(fg.colRows, fg.plane))
+				wk.cols = grow(wk.cols, fg.colRows*fg.plane)
+				im2col(wk.cols, dyi, fg)
+				wp.Mul(dxi, fg.plane, wk.cols, fg.plane, fg.plane, nil, wk.scratch)
+			case g.direct():
+				wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, g.plane))
+				wp.Mul(dxi, g.plane, dyi, g.plane, g.plane, nil, wk.scratch)
+			default:
+				wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, g.plane))
+				wk.cols = grow(wk.cols, g.colRows*g.plane)
+				wp.Mul(wk.cols, g.plane, dyi, g.plane, g.plane, nil, wk.scratch)
+				col2im(dxi, wk.cols, g)
+			}
+		}
+	})
+	return out, nil
+}
+
+// rotateFilters sets dst (C×F×K×K) to the filters w (F×C×K×K) rotated by
+// 180° with in and out channels swapped.
+func rotateFilters(dst, w []float32, g *convGeom) {
+	k := g.kh
+	for f := 0; f < g.f; f++ {
+		for c := 0; c < g.c; c++ {
+			src := w[(f*g.c+c)*k*k : (f*g.c+c+1)*k*k]
+			d := dst[(c*g.f+f)*k*k : (c*g.f+f+1)*k*k]
+			for i, v := range src {
+				d[len(d)-1-i] = v
+			}
+		}
+	}
+}
+
+// biasGradOp sums dY over images and positions: the bias gradient.
+type biasGradOp struct {
+	opBase
+	geom convGeom
+	out  result
+}
+
+func (op *biasGradOp) Arity() int    { return 1 }
+func (op *biasGradOp) Type() hm.Type { return hm.NewFnType(tensorType(4), tensorType(1)) }
+func (op *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.geom.f}, nil
+}
+func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.geom
+	if len(in) != 1 {
+		return nil, op.errorf("got %d inputs, want 1", len(in))
+	}
+	dy, err := float32s(op.opBase, "output gradient", in[0], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	if err != nil {
+		return nil, err
+	}
+	out, db := op.out.get(tensor.Shape{g.f})
+	for f := range db {
+		var sum float64
+		for i := 0; i < g.n; i++ {
+			off := (i*g.f + f) * g.plane
+			// Sum each plane in float32 (vectorisable), the planes in float64.
+			var s float32
+			for _, v := range dy[off : off+g.plane] {
+				s += v
+			}
+			sum += float64(s)
+		}
+		db[f] = float32(sum)
+	}
+	return out, nil
+}

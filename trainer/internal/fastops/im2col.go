@@ -1,0 +1,147 @@
+package fastops
+
+// convGeom is the geometry of a convolution of an N×C×H×W batch with F
+// filters of C×KH×KW.
+type convGeom struct {
+	n, c, h, w     int
+	f, kh, kw      int
+	stride, pad    int
+	outH, outW     int
+	colRows, plane int // C·KH·KW and OutH·OutW: the im2col matrix is colRows×plane
+}
+
+func newConvGeom(n, c, h, w, f, kh, kw, stride, pad int) convGeom {
+	g := convGeom{n: n, c: c, h: h, w: w, f: f, kh: kh, kw: kw, stride: stride, pad: pad}
+	g.outH = (h+2*pad-kh)/stride + 1
+	g.outW = (w+2*pad-kw)/stride + 1
+	g.colRows = c * kh * kw
+	g.plane = g.outH * g.outW
+	return g
+}
+
+// direct reports whether the im2col matrix of an image is the image itself
+// (a 1×1 convolution with stride 1 and no padding).
+func (g *convGeom) direct() bool {
+	return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
+}
+
+// inSize and outSize are the number of values per image.
+func (g *convGeom) inSize() int  { return g.c * g.h * g.w }
+func (g *convGeom) outSize() int { return g.f * g.plane }
+
+// validCols returns the range [lo, hi) of output columns whose input
+// column ox·stride + kx − pad lies inside the image.
+func (g *convGeom) validCols(kx int) (lo, hi int) {
+	s := g.stride
+	if d := g.pad - kx; d > 0 {
+		lo = (d + s - 1) / s
+	}
+	if last := g.w - 1 + g.pad - kx; last >= 0 {
+		hi = min(g.outW, last/s+1)
+	}
+	lo = min(lo, g.outW)
+	return lo, max(lo, hi)
+}
+
+// im2col writes the colRows×plane patch matrix of one C×H×W image into
+// cols: row (c·KH + ky)·KW + kx holds, for every output position, the input
+// value that filter tap meets (zero in the padding), matching the layout of
+// a weight tensor F×C×KH×KW viewed as F×colRows.
+func im2col(cols, x []float32, g *convGeom) {
+	s, ow := g.stride, g.outW
+	for c := 0; c < g.c; c++ {
+		img := x[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := 0; ky < g.kh; ky++ {
+			for kx := 0; kx < g.kw; kx++ {
+				r := (c*g.kh+ky)*g.kw + kx
+				row := cols[r*g.plane : (r+1)*g.plane]
+				lo, hi := g.validCols(kx)
+				off := kx - g.pad
+				if s == 1 && ow == g.w {
+					shiftedPlane(row, img, g, ky, kx, lo, hi)
+					continue
+				}
+				for oy := 0; oy < g.outH; oy++ {
+					out := row[oy*ow : oy*ow+ow]
+					iy := oy*s + ky - g.pad
+					if iy < 0 || iy >= g.h || lo == hi {
+						clear(out)
+						continue
+					}
+					src := img[iy*g.w : iy*g.w+g.w]
+					clear(out[:lo])
+					clear(out[hi:])
+					if s == 1 {
+						copy(out[lo:hi], src[lo+off:hi+off])
+						continue
+					}
+					for ox := lo; ox < hi; ox++ {
+						out[ox] = src[ox*s+off]
+					}
+				}
+			}
+		}
+	}
+}
+
+// shiftedPlane is im2col's row for tap (ky, kx) of a stride-1
+// convolution whose output is as wide as its input: the image shifted by
+// (ky−pad)·W + kx−pad. It copies the valid output rows in one go and then
+// zeroes what fell outside the image: whole rows above and below, and the
+// columns outside [lo, hi) (which the shift wraps onto the neighbouring
+// row).
+func shiftedPlane(row, img []float32, g *convGeom, ky, kx, lo, hi int) {
+	ow := g.outW
+	oyLo := max(0, g.pad-ky)
+	oyHi := min(g.outH, g.h+g.pad-ky)
+	if oyLo >= oyHi || lo == hi {
+		clear(row)
+		return
+	}
+	d := (ky-g.pad)*g.w + kx - g.pad // source index minus output index
+	dstLo, dstHi := max(oyLo*ow, -d), min(oyHi*ow, len(img)-d)
+	copy(row[dstLo:dstHi], img[dstLo+d:dstHi+d])
+	clear(row[:oyLo*ow])
+	clear(row[oyHi*ow:])
+	for oy := oyLo; oy < oyHi; oy++ {
+		clear(row[oy*ow : oy*ow+lo])
+		clear(row[oy*ow+hi : oy*ow+ow])
+	}
+}
+
+// col2im is the adjoint of im2col: it sets the C×H×W image gradient dx to
+// the sum, over the filter taps that read each input value, of the
+// matching entries of the patch-matrix gradient dcols.
+func col2im(dx, dcols []float32, g *convGeom) {
+	clear(dx[:g.inSize()])
+	s, ow := g.stride, g.outW
+	for c := 0; c < g.c; c++ {
+		img := dx[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := 0; ky < g.kh; ky++ {
+			for kx := 0; kx < g.kw; kx++ {
+				r := (c*g.kh+ky)*g.kw + kx
+				row := dcols[r*g.plane : (r+1)*g.plane]
+				lo, hi := g.validCols(kx)
+				off := kx - g.pad
+				for oy := 0; oy < g.outH; oy++ {
+					iy := oy*s + ky - g.pad
+					if iy < 0 || iy >= g.h || lo == hi {
+						continue
+					}
+					in := row[oy*ow+lo : oy*ow+hi]
+					dst := img[iy*g.w : iy*g.w+g.w]
+					if s == 1 {
+						dst = dst[lo+off : hi+off]
+						for i, v := range in {
+							dst[i] += v
+						}
+						continue
+					}
+					for i, v := range in {
+						dst[(lo+i)*s+off] += v
+					}
+				}
+			}
+		}
+	}
+}

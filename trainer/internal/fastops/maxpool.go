@@ -1,0 +1,181 @@
+package fastops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// MaxPool2D takes the maximum of each kernel×kernel window of the
+// N×C×H×W batch x at the given stride; padding counts as −∞. The output is
+// N×C×OutH×OutW with OutH = (H + 2·pad − kernel)/stride + 1, as in
+// gorgonia.MaxPool2D and PyTorch. The forward pass records where each
+// maximum came from (the first, on ties), and the backward pass routes the
+// gradient there, so a backward run uses the indices of the last forward
+// run of the same node.
+func MaxPool2D(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
+	xs := x.Shape()
+	if len(xs) != 4 {
+		return nil, fmt.Errorf("maxpool2d: input %v must have 4 dimensions", xs)
+	}
+	if kernel <= 0 || stride <= 0 || pad < 0 || 2*pad > kernel {
+		return nil, fmt.Errorf("maxpool2d: kernel %d and stride %d must be positive, padding %d between 0 and half the kernel", kernel, stride, pad)
+	}
+	if xs[2]+2*pad < kernel || xs[3]+2*pad < kernel {
+		return nil, fmt.Errorf("maxpool2d: %d×%d window does not fit a %d×%d input with padding %d", kernel, kernel, xs[2], xs[3], pad)
+	}
+	g := newConvGeom(xs[0], xs[1], xs[2], xs[3], xs[1], kernel, kernel, stride, pad)
+	op := &maxPoolOp{opBase: opBase{fmt.Sprintf("maxpool2d(%v,k%d,s%d,p%d)", xs, kernel, stride, pad)}, geom: g}
+	return G.ApplyOp(op, x)
+}
+
+// maxPoolOp is the forward max-pool. geom describes it as a convolution
+// with one filter per channel, so f = c.
+type maxPoolOp struct {
+	opBase
+	geom convGeom
+	out  result
+	// argmax holds, per output value, the index within its input plane
+	// of the value it took.
+	argmax []int32
+}
+
+func (op *maxPoolOp) Arity() int    { return 1 }
+func (op *maxPoolOp) Type() hm.Type { t := tensorType(4); return hm.NewFnType(t, t) }
+func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := &op.geom
+	return tensor.Shape{g.n, g.c, g.outH, g.outW}, nil
+}
+func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.geom
+	if len(in) != 1 {
+		return nil, op.errorf("got %d inputs, want 1", len(in))
+	}
+	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	if err != nil {
+		return nil, err
+	}
+	out, y := op.out.get(tensor.Shape{g.n, g.c, g.outH, g.outW})
+	if cap(op.argmax) < len(y) {
+		op.argmax = make([]int32, len(y))
+	}
+	op.argmax = op.argmax[:len(y)]
+	planes := g.n * g.c
+	parallelFor(planes, workers(planes), func(_, lo, hi int) {
+		inPlane, outPlane := g.h*g.w, g.plane
+		for p := lo; p < hi; p++ {
+			src := x[p*inPlane : (p+1)*inPlane]
+			dst := y[p*outPlane : (p+1)*outPlane]
+			idx := op.argmax[p*outPlane : (p+1)*outPlane]
+			if g.kh == 2 && g.stride == 2 && g.pad == 0 {
+				pool2x2(dst, idx, src, g.w, g.outH, g.outW)
+			} else {
+				poolPlane(dst, idx, src, g)
+			}
+		}
+	})
+	return out, nil
+}
+
+// pool2x2 is poolPlane for the common 2×2 window at stride 2 without
+// padding.
+func pool2x2(dst []float32, idx []int32, src []float32, w, outH, outW int) {
+	for oy := 0; oy < outH; oy++ {
+		r0 := src[2*oy*w : 2*oy*w+w]
+		r1 := src[(2*oy+1)*w : (2*oy+1)*w+w]
+		d := dst[oy*outW : oy*outW+outW]
+		ix := idx[oy*outW : oy*outW+outW]
+		base := int32(2 * oy * w)
+		for ox := range d {
+			i := 2 * ox
+			best, at := r0[i], base+int32(i)
+			if v := r0[i+1]; v > best {
+				best, at = v, base+int32(i+1)
+			}
+			if v := r1[i]; v > best {
+				best, at = v, base+int32(w+i)
+			}
+			if v := r1[i+1]; v > best {
+				best, at = v, base+int32(w+i+1)
+			}
+			d[ox], ix[ox] = best, at
+		}
+	}
+}
+
+// poolPlane max-pools one H×W plane with any window, stride and padding.
+func poolPlane(dst []float32, idx []int32, src []float32, g *convGeom) {
+	for oy := 0; oy < g.outH; oy++ {
+		y0 := oy*g.stride - g.pad
+		for ox := 0; ox < g.outW; ox++ {
+			x0 := ox*g.stride - g.pad
+			best, at := float32(math.Inf(-1)), int32(-1)
+			for iy := max(y0, 0); iy < min(y0+g.kh, g.h); iy++ {
+				for ix := max(x0, 0); ix < min(x0+g.kw, g.w); ix++ {
+					if v := src[iy*g.w+ix]; v > best || at < 0 {
+						best, at = v, int32(iy*g.w+ix)
+					}
+				}
+			}
+			dst[oy*g.outW+ox], idx[oy*g.outW+ox] = best, at
+		}
+	}
+}
+
+func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *maxPoolOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&maxPoolGradOp{opBase: opBase{"d:" + op.name}, fwd: op}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// maxPoolGradOp routes dY to the recorded maxima. Its inputs are (x, dY):
+// x only orders it after the forward pass and gives dX its shape.
+type maxPoolGradOp struct {
+	opBase
+	fwd *maxPoolOp
+	out result
+}
+
+func (op *maxPoolGradOp) Arity() int { return 2 }
+func (op *maxPoolGradOp) Type() hm.Type {
+	t := tensorType(4)
+	return hm.NewFnType(t, t, t)
+}
+func (op *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	g := &op.fwd.geom
+	return tensor.Shape{g.n, g.c, g.h, g.w}, nil
+}
+func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
+	g := &op.fwd.geom
+	if len(in) != 2 {
+		return nil, op.errorf("got %d inputs, want 2", len(in))
+	}
+	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.c, g.outH, g.outW})
+	if err != nil {
+		return nil, err
+	}
+	if len(op.fwd.argmax) != len(dy) {
+		return nil, op.errorf("backward run before the forward pass")
+	}
+	out, dx := op.out.get(tensor.Shape{g.n, g.c, g.h, g.w})
+	planes := g.n * g.c
+	parallelFor(planes, workers(planes), func(_, lo, hi int) {
+		inPlane, outPlane := g.h*g.w, g.plane
+		for p := lo; p < hi; p++ {
+			d := dx[p*inPlane : (p+1)*inPlane]
+			clear(d)
+			idx := op.fwd.argmax[p*outPlane : (p+1)*outPlane]
+			for j, v := range dy[p*outPlane : (p+1)*outPlane] {
+				d[idx[j]] += v
+			}
+		}
+	})
+	return out, nil
+}

@@ -1,0 +1,140 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// activation is an elementwise function with its derivative.
+type activation struct {
+	f  func(x float32) float32
+	df func(x float32) float32 // derivative at x
+}
+
+func reluAct() activation {
+	return activation{
+		f: func(x float32) float32 {
+			if x > 0 {
+				return x
+			}
+			return 0
+		},
+		df: func(x float32) float32 {
+			if x > 0 {
+				return 1
+			}
+			return 0
+		},
+	}
+}
+
+func leakyReLUAct(alpha float32) activation {
+	return activation{
+		f: func(x float32) float32 {
+			if x > 0 {
+				return x
+			}
+			return alpha * x
+		},
+		df: func(x float32) float32 {
+			if x > 0 {
+				return 1
+			}
+			return alpha
+		},
+	}
+}
+
+// geluAct is the exact GELU, 0.5·x·(1+erf(x/√2)), as PyTorch's default
+// and the models forward pass compute it; its derivative is Φ(x)+x·φ(x).
+func geluAct() activation {
+	return activation{
+		f: func(x float32) float32 {
+			v := float64(x)
+			return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
+		},
+		df: func(x float32) float32 {
+			v := float64(x)
+			cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
+			pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
+			return float32(cdf + v*pdf)
+		},
+	}
+}
+
+// actOp applies an activation elementwise.
+type actOp struct {
+	opBase
+	act  activation
+	dims int
+}
+
+func newActOp(name string, act activation, dims int) *actOp {
+	return &actOp{opBase{"act:" + name}, act, dims}
+}
+
+func (op *actOp) Arity() int { return 1 }
+func (op *actOp) Type() hm.Type {
+	t := tensorType(op.dims)
+	return fnType(t, t)
+}
+func (op *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *actOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	xs, err := inputs32(op.opBase, 1, in)
+	if err != nil {
+		return nil, err
+	}
+	out, y := output(prealloc, in[0].Shape())
+	f := op.act.f
+	for i, x := range xs[0] {
+		y[i] = f(x)
+	}
+	return out, nil
+}
+
+func (op *actOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *actOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d := &actDiffOp{opBase{"act'" + op.name[len("act"):]}, op}
+	dx, err := G.ApplyOp(d, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// actDiffOp computes dy·f'(x) from (x, dy).
+type actDiffOp struct {
+	opBase
+	fwd *actOp
+}
+
+func (op *actDiffOp) Arity() int { return 2 }
+func (op *actDiffOp) Type() hm.Type {
+	t := tensorType(op.fwd.dims)
+	return fnType(t, t, t)
+}
+func (op *actDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *actDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *actDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	xs, err := inputs32(op.opBase, 2, in)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := xs[0], xs[1]
+	if len(x) != len(dy) {
+		return nil, op.errorf("x has %d elements, dy %d", len(x), len(dy))
+	}
+	out, dx := output(prealloc, in[0].Shape())
+	df := op.fwd.act.df
+	for i := range x {
+		dx[i] = dy[i] * df(x[i])
+	}
+	return out, nil
+}

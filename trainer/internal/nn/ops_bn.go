@@ -1,0 +1,218 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// bnOp is batch normalisation over the channel axis of an NC or NCHW input,
+// with inputs (x, γ, β). In training it normalises with the batch's
+// statistics and moves the running statistics towards them like PyTorch
+// (running = (1−momentum)·running + momentum·batch, the variance unbiased);
+// in evaluation it normalises with the running statistics. gorgonia's own
+// BatchNorm keeps its statistics inside the op and its scale shaped like
+// the whole input, so it cannot hold a state_dict-shaped layer.
+type bnOp struct {
+	opBase
+	dims     int
+	training bool
+	eps      float64
+	momentum float64
+	// runMean and runVar are the network's running-statistics parameters,
+	// updated in place in training.
+	runMean, runVar []float32
+	// mean and invStd are the statistics the last forward pass normalised
+	// with; the backward ops read them.
+	mean, invStd []float32
+}
+
+func newBNOp(name string, dims int, training bool, eps, momentum float64, runMean, runVar []float32) *bnOp {
+	c := len(runMean)
+	return &bnOp{
+		opBase: opBase{"batchnorm:" + name}, dims: dims, training: training,
+		eps: eps, momentum: momentum, runMean: runMean, runVar: runVar,
+		mean: make([]float32, c), invStd: make([]float32, c),
+	}
+}
+
+func (op *bnOp) Arity() int { return 3 }
+func (op *bnOp) Type() hm.Type {
+	t := tensorType(op.dims)
+	v := tensorType(1)
+	return fnType(t, v, v, t)
+}
+func (op *bnOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *bnOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 3, in)
+	if err != nil {
+		return nil, err
+	}
+	x, gamma, beta := vs[0], vs[1], vs[2]
+	n, c, hw := channelGeometry(in[0].Shape())
+	if c != len(op.mean) || len(gamma) != c || len(beta) != c {
+		return nil, op.errorf("input has %d channels, parameters %d", c, len(op.mean))
+	}
+	if op.training {
+		op.batchStats(x, n, c, hw)
+	} else {
+		for ch := range c {
+			op.mean[ch] = op.runMean[ch]
+			op.invStd[ch] = float32(1 / math.Sqrt(float64(op.runVar[ch])+op.eps))
+		}
+	}
+	out, y := output(prealloc, in[0].Shape())
+	for b := range n {
+		for ch := range c {
+			scale := gamma[ch] * op.invStd[ch]
+			shift := beta[ch] - op.mean[ch]*scale
+			off := (b*c + ch) * hw
+			for i, v := range x[off : off+hw] {
+				y[off+i] = v*scale + shift
+			}
+		}
+	}
+	return out, nil
+}
+
+// batchStats sets mean and invStd from x and updates the running
+// statistics.
+func (op *bnOp) batchStats(x []float32, n, c, hw int) {
+	m := float64(n * hw)
+	for ch := range c {
+		var sum float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			for _, v := range x[off : off+hw] {
+				sum += float64(v)
+			}
+		}
+		mean := sum / m
+		var ss float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			for _, v := range x[off : off+hw] {
+				d := float64(v) - mean
+				ss += d * d
+			}
+		}
+		variance := ss / m
+		op.mean[ch] = float32(mean)
+		op.invStd[ch] = float32(1 / math.Sqrt(variance+op.eps))
+		unbiased := variance
+		if m > 1 {
+			unbiased = ss / (m - 1)
+		}
+		mom := op.momentum
+		op.runMean[ch] = float32((1-mom)*float64(op.runMean[ch]) + mom*mean)
+		op.runVar[ch] = float32((1-mom)*float64(op.runVar[ch]) + mom*unbiased)
+	}
+}
+
+func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if !op.training {
+		return nil, op.errorf("cannot differentiate batchnorm in evaluation mode")
+	}
+	x, gamma := in[0], in[1]
+	dGamma, err := G.ApplyOp(&bnGammaGradOp{opBase{"batchnorm.dgamma:" + op.name}, op}, x, grad)
+	if err != nil {
+		return nil, err
+	}
+	dBeta, err := G.ApplyOp(newChannelSumOp("batchnorm.dbeta:"+op.name, op.dims), grad)
+	if err != nil {
+		return nil, err
+	}
+	dx, err := G.ApplyOp(&bnInputGradOp{opBase{"batchnorm.dx:" + op.name}, op}, x, gamma, grad, dGamma, dBeta)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dGamma, dBeta}, nil
+}
+
+// bnGammaGradOp computes dγ = Σ dy·x̂ per channel from (x, dy).
+type bnGammaGradOp struct {
+	opBase
+	fwd *bnOp
+}
+
+func (op *bnGammaGradOp) Arity() int { return 2 }
+func (op *bnGammaGradOp) Type() hm.Type {
+	t := tensorType(op.fwd.dims)
+	return fnType(t, t, tensorType(1))
+}
+func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := firstShape(in...)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1]}, nil
+}
+func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 2, in)
+	if err != nil {
+		return nil, err
+	}
+	x, dy := vs[0], vs[1]
+	n, c, hw := channelGeometry(in[0].Shape())
+	out, dg := output(prealloc, tensor.Shape{c})
+	for ch := range c {
+		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
+		var s float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			for i, v := range x[off : off+hw] {
+				s += float64(dy[off+i] * (v - mean) * inv)
+			}
+		}
+		dg[ch] = float32(s)
+	}
+	return out, nil
+}
+
+// bnInputGradOp computes dx = γ·σ⁻¹/M·(M·dy − dβ − x̂·dγ) from
+// (x, γ, dy, dγ, dβ), M being the number of values per channel.
+type bnInputGradOp struct {
+	opBase
+	fwd *bnOp
+}
+
+func (op *bnInputGradOp) Arity() int { return 5 }
+func (op *bnInputGradOp) Type() hm.Type {
+	t := tensorType(op.fwd.dims)
+	v := tensorType(1)
+	return fnType(t, v, t, v, v, t)
+}
+func (op *bnInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 5, in)
+	if err != nil {
+		return nil, err
+	}
+	x, gamma, dy, dGamma, dBeta := vs[0], vs[1], vs[2], vs[3], vs[4]
+	n, c, hw := channelGeometry(in[0].Shape())
+	m := float32(n * hw)
+	out, dx := output(prealloc, in[0].Shape())
+	for ch := range c {
+		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
+		k := gamma[ch] * inv / m
+		db, dg := dBeta[ch], dGamma[ch]
+		for b := range n {
+			off := (b*c + ch) * hw
+			for i, v := range x[off : off+hw] {
+				xhat := (v - mean) * inv
+				dx[off+i] = k * (m*dy[off+i] - db - xhat*dg)
+			}
+		}
+	}
+	return out, nil
+}

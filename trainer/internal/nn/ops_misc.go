@@ -1,0 +1,345 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// biasOp adds a per-channel bias b[C] to an NC or NCHW input. gorgonia's
+// broadcasting add materialises the repeated bias and is much slower.
+type biasOp struct {
+	opBase
+	dims int
+}
+
+func (op *biasOp) Arity() int { return 2 }
+func (op *biasOp) Type() hm.Type {
+	t := tensorType(op.dims)
+	return fnType(t, tensorType(1), t)
+}
+func (op *biasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *biasOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *biasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 2, in)
+	if err != nil {
+		return nil, err
+	}
+	x, bias := vs[0], vs[1]
+	n, c, hw := channelGeometry(in[0].Shape())
+	if len(bias) != c {
+		return nil, op.errorf("%d biases for %d channels", len(bias), c)
+	}
+	out, y := output(prealloc, in[0].Shape())
+	for b := range n {
+		for ch := range c {
+			off := (b*c + ch) * hw
+			bv := bias[ch]
+			for i, v := range x[off : off+hw] {
+				y[off+i] = v + bv
+			}
+		}
+	}
+	return out, nil
+}
+
+func (op *biasOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+func (op *biasOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	db, err := G.ApplyOp(newChannelSumOp("bias.grad:"+op.name, op.dims), grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{grad, db}, nil
+}
+
+// channelSumOp sums an NC or NCHW tensor over all axes but the channel
+// axis: the gradient of a bias or of batchnorm's β.
+type channelSumOp struct {
+	opBase
+	dims int
+}
+
+func newChannelSumOp(name string, dims int) *channelSumOp {
+	return &channelSumOp{opBase{"channelsum:" + name}, dims}
+}
+
+func (op *channelSumOp) Arity() int    { return 1 }
+func (op *channelSumOp) Type() hm.Type { return fnType(tensorType(op.dims), tensorType(1)) }
+func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := firstShape(in...)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1]}, nil
+}
+func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 1, in)
+	if err != nil {
+		return nil, err
+	}
+	x := vs[0]
+	n, c, hw := channelGeometry(in[0].Shape())
+	out, s := output(prealloc, tensor.Shape{c})
+	for ch := range c {
+		var sum float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			for _, v := range x[off : off+hw] {
+				sum += float64(v)
+			}
+		}
+		s[ch] = float32(sum)
+	}
+	return out, nil
+}
+
+// gapOp averages an NCHW tensor over H and W, giving NC.
+type gapOp struct{ opBase }
+
+func (op *gapOp) Arity() int    { return 1 }
+func (op *gapOp) Type() hm.Type { return fnType(tensorType(4), tensorType(2)) }
+func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := firstShape(in...)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0], s[1]}, nil
+}
+func (op *gapOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op *gapOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 1, in)
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw := channelGeometry(in[0].Shape())
+	out, y := output(prealloc, tensor.Shape{n, c})
+	for i := range y {
+		var s float32
+		for _, v := range vs[0][i*hw : (i+1)*hw] {
+			s += v
+		}
+		y[i] = s / float32(hw)
+	}
+	return out, nil
+}
+
+func (op *gapOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&gapDiffOp{opBase{"gap'" + op.name[len("gap"):]}}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// gapDiffOp spreads dy[N,C] evenly over the H×W positions of x.
+type gapDiffOp struct{ opBase }
+
+func (op *gapDiffOp) Arity() int    { return 2 }
+func (op *gapDiffOp) Type() hm.Type { return fnType(tensorType(4), tensorType(2), tensorType(4)) }
+func (op *gapDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return firstShape(in...)
+}
+func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op *gapDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, op.errorf("got %d inputs, want 2", len(in))
+	}
+	dy, err := f32(in[1])
+	if err != nil {
+		return nil, op.errorf("%v", err)
+	}
+	_, _, hw := channelGeometry(in[0].Shape())
+	out, dx := output(prealloc, in[0].Shape())
+	for i, g := range dy {
+		g /= float32(hw)
+		for j := i * hw; j < (i+1)*hw; j++ {
+			dx[j] = g
+		}
+	}
+	return out, nil
+}
+
+// dropoutOp zeroes each input with probability rate and scales the rest
+// by 1/(1−rate). The mask is drawn from (seed, stream), which the graph
+// sets every step, so that training is reproducible and resumable.
+// (gorgonia's Dropout seeds itself from the clock.)
+type dropoutOp struct {
+	opBase
+	dims         int
+	rate         float64
+	seed, stream uint64
+	mask         []float32 // 0 or 1/(1−rate) per element, from the last forward
+}
+
+func (op *dropoutOp) Arity() int { return 1 }
+func (op *dropoutOp) Type() hm.Type {
+	t := tensorType(op.dims)
+	return fnType(t, t)
+}
+func (op *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *dropoutOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 1, in)
+	if err != nil {
+		return nil, err
+	}
+	x := vs[0]
+	if len(op.mask) != len(x) {
+		op.mask = make([]float32, len(x))
+	}
+	keep := float32(1 / (1 - op.rate))
+	threshold := uint32(op.rate * math.MaxUint32)
+	rng := rand.New(rand.NewPCG(op.seed, op.stream))
+	out, y := output(prealloc, in[0].Shape())
+	for i, v := range x {
+		m := keep
+		if rng.Uint32() < threshold {
+			m = 0
+		}
+		op.mask[i] = m
+		y[i] = v * m
+	}
+	return out, nil
+}
+
+func (op *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&dropoutDiffOp{opBase{"dropout'" + op.name[len("dropout"):]}, op}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// dropoutDiffOp multiplies dy by the forward pass's mask.
+type dropoutDiffOp struct {
+	opBase
+	fwd *dropoutOp
+}
+
+func (op *dropoutDiffOp) Arity() int { return 1 }
+func (op *dropoutDiffOp) Type() hm.Type {
+	t := tensorType(op.fwd.dims)
+	return fnType(t, t)
+}
+func (op *dropoutDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *dropoutDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 1, in)
+	if err != nil {
+		return nil, err
+	}
+	dy := vs[0]
+	if len(dy) != len(op.fwd.mask) {
+		return nil, op.errorf("gradient has %d elements, mask %d", len(dy), len(op.fwd.mask))
+	}
+	out, dx := output(prealloc, in[0].Shape())
+	for i, g := range dy {
+		dx[i] = g * op.fwd.mask[i]
+	}
+	return out, nil
+}
+
+// xentOp is the mean softmax cross-entropy of logits [N,K] against target
+// distributions [N,K] (one-hot or label-smoothed): a scalar.
+type xentOp struct{ opBase }
+
+func (op *xentOp) Arity() int { return 2 }
+func (op *xentOp) Type() hm.Type {
+	t := tensorType(2)
+	return fnType(t, t, hm.TypeVariable('a'))
+}
+func (op *xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
+
+func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 2, in)
+	if err != nil {
+		return nil, err
+	}
+	s := in[0].Shape()
+	n, k := s[0], s[1]
+	logits, target := vs[0], vs[1]
+	if len(target) != len(logits) {
+		return nil, op.errorf("logits have %d elements, targets %d", len(logits), len(target))
+	}
+	var total float64
+	for i := range n {
+		row := logits[i*k : (i+1)*k]
+		lse := logSumExp(row)
+		for j, t := range target[i*k : (i+1)*k] {
+			if t != 0 {
+				total -= float64(t) * (float64(row[j]) - lse)
+			}
+		}
+	}
+	return G.NewF32(float32(total / float64(n))), nil
+}
+
+func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
+
+func (op *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dl, err := G.ApplyOp(&xentDiffOp{opBase{"xent'" + op.name[len("xent"):]}}, in[0], in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dl, nil}, nil
+}
+
+// logSumExp is log Σ exp(row), computed stably.
+func logSumExp(row []float32) float64 {
+	m := float64(row[0])
+	for _, v := range row[1:] {
+		m = max(m, float64(v))
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
+}
+
+// xentDiffOp computes (softmax(logits) − target)·dloss/N from
+// (logits, target, dloss).
+type xentDiffOp struct{ opBase }
+
+func (op *xentDiffOp) Arity() int { return 3 }
+func (op *xentDiffOp) Type() hm.Type {
+	t := tensorType(2)
+	return fnType(t, t, hm.TypeVariable('a'), t)
+}
+func (op *xentDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
+func (op *xentDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
+
+func (op *xentDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	vs, err := inputs32(op.opBase, 3, in)
+	if err != nil {
+		return nil, err
+	}
+	logits, target, dl := vs[0], vs[1], vs[2]
+	s := in[0].Shape()
+	n, k := s[0], s[1]
+	scale := float64(dl[0]) / float64(n)
+	out, d := output(prealloc, s)
+	for i := range n {
+		row := logits[i*k : (i+1)*k]
+		lse := logSumExp(row)
+		for j, v := range row {
+			d[i*k+j] = float32((math.Exp(float64(v)-lse) - float64(target[i*k+j])) * scale)
+		}
+	}
+	return out, nil
+}

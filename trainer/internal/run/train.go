@@ -1,0 +1,547 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
+)
+
+// Options are a training run's settings that do not change its result.
+type Options struct {
+	// Recipe and RecipeSource describe a new run; ignored when resuming.
+	Recipe       *Recipe
+	RecipeSource string
+	Overrides    Overrides // recorded in config.json; already applied to Recipe
+
+	// Resume is the folder of a run to continue. Only Epochs may be
+	// raised, to train further.
+	Resume string
+	Epochs int
+
+	Data    string // data set folder (cifar.FindDir); empty when resuming: the run's
+	Runs    string // folder new run folders are made in
+	Workers int    // data-loading goroutines
+	Command string // the command line, recorded for reproduction
+
+	Log io.Writer // progress and per-epoch lines
+	TTY bool      // Log is a terminal: draw progress bars
+}
+
+// Result summarises a finished or interrupted run.
+type Result struct {
+	Dir          string
+	Epochs       int // completed epochs
+	BestEpoch    int
+	Monitor      string // the checkpoint metric BestMetric is a value of
+	BestMetric   float64
+	StoppedEarly bool
+}
+
+// ErrInterrupted is returned when the context is cancelled (SIGINT or
+// SIGTERM): the step in progress was finished and a checkpoint saved.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Train runs (or resumes) a training run and returns its summary. On
+// interruption it saves a checkpoint mid-epoch and returns an error
+// wrapping ErrInterrupted that names the command to resume.
+func Train(ctx context.Context, o Options) (*Result, error) {
+	t, err := setup(o)
+	if err != nil {
+		return nil, err
+	}
+	return t.loop(ctx)
+}
+
+// trainer is the state of a run in progress.
+type trainer struct {
+	o         Options
+	dir       string
+	cfg       *Config
+	r         *Recipe
+	train     *cifar.Set
+	val       *cifar.Set
+	mean, std [3]float32
+	net       *nn.Net
+	opt       optim.Optimizer
+	st        *ckptState
+	graphs    map[int]*nn.Graph // training graphs by batch size
+	eval      *nn.Graph
+	warmup    *optim.WarmupDecay
+	batches   int     // training batches per epoch
+	lastLR    float64 // learning rate of the last step, for metrics.csv
+}
+
+func setup(o Options) (*trainer, error) {
+	t := &trainer{o: o, graphs: map[int]*nn.Graph{}}
+	if o.Log == nil {
+		t.o.Log = io.Discard
+	}
+	if o.Resume != "" {
+		cfg, err := ReadConfig(o.Resume)
+		if err != nil {
+			return nil, err
+		}
+		if o.Epochs > 0 {
+			cfg.Recipe.Epochs = o.Epochs
+		}
+		if o.Data != "" {
+			cfg.Data = o.Data
+		}
+		if err := cfg.Recipe.Validate(); err != nil {
+			return nil, err
+		}
+		t.dir, t.cfg = o.Resume, cfg
+	} else {
+		if o.Recipe == nil {
+			return nil, errors.New("train: no recipe")
+		}
+		if err := o.Recipe.Validate(); err != nil {
+			return nil, err
+		}
+		data, err := cifar.FindDir(o.Data)
+		if err != nil {
+			return nil, err
+		}
+		if data, err = filepath.Abs(data); err != nil {
+			return nil, err
+		}
+		t.cfg = &Config{
+			Recipe: *o.Recipe, RecipeSource: o.RecipeSource, Overrides: o.Overrides,
+			Data: data, Workers: o.Workers, Command: o.Command, Commit: Version(),
+			GoVersion: runtime.Version(), Created: time.Now().UTC().Format(time.RFC3339),
+		}
+	}
+	t.r = &t.cfg.Recipe
+	if err := t.loadData(); err != nil {
+		return nil, err
+	}
+	spec, err := t.r.Architecture()
+	if err != nil {
+		return nil, err
+	}
+	if t.net, err = nn.New(spec, uint64(t.r.Seed)); err != nil {
+		return nil, err
+	}
+	var sizes []int
+	for _, p := range t.net.Trainable() {
+		sizes = append(sizes, len(p.Data))
+	}
+	if t.opt, err = optim.New(t.r.Optimizer, sizes); err != nil {
+		return nil, err
+	}
+	t.batches = (t.train.Len() + t.r.Batch - 1) / t.r.Batch
+	if err := t.initSchedules(); err != nil {
+		return nil, err
+	}
+	if o.Resume != "" {
+		if err := t.restore(); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if t.dir, err = createDir(o.Runs, t.r.Name, time.Now()); err != nil {
+			return nil, err
+		}
+		if err := writeConfig(t.dir, t.cfg); err != nil {
+			return nil, err
+		}
+	}
+	if t.eval, err = t.net.NewEvalGraph(t.r.Batch); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// loadData reads the training files, keeps the first Limit images and
+// splits off the validation set.
+func (t *trainer) loadData() error {
+	dir, err := cifar.FindDir(t.cfg.Data)
+	if err != nil {
+		return err
+	}
+	all, _, err := cifar.Load(dir)
+	if err != nil {
+		return fmt.Errorf("load data: %w", err)
+	}
+	if n := t.r.Limit; n > 0 && n < all.Len() {
+		all = &cifar.Set{Images: all.Images[:n*cifar.ImageSize], Labels: all.Labels[:n], Classes: all.Classes}
+	}
+	if t.train, t.val, err = cifar.Split(all, t.r.ValSplit, t.r.SplitSeed); err != nil {
+		return fmt.Errorf("split data: %w", err)
+	}
+	if t.train.Len() == 0 || t.val.Len() == 0 {
+		return fmt.Errorf("split of %d images leaves %d for training and %d for validation", all.Len(), t.train.Len(), t.val.Len())
+	}
+	t.mean, t.std = cifar.Stats(t.train)
+	return nil
+}
+
+func (t *trainer) initSchedules() error {
+	r := t.r
+	t.st = &ckptState{LR: r.Optimizer.LR}
+	var err error
+	switch s := r.Schedule; s.Name {
+	case "plateau":
+		if t.st.Plateau, err = optim.NewPlateau(optim.ModeFor(s.Monitor), s.Factor, s.Patience, s.MinLR); err != nil {
+			return err
+		}
+	case "warmup_decay":
+		w := optim.WarmupDecay{
+			Peak: r.Optimizer.LR, StartFactor: s.StartFactor, EndFactor: s.EndFactor, Cosine: s.Cosine,
+			WarmupSteps: int64(s.WarmupEpochs * float64(t.batches)), TotalSteps: int64(r.Epochs * t.batches),
+		}
+		if err := w.Validate(); err != nil {
+			return err
+		}
+		t.warmup = &w
+	}
+	if e := r.EarlyStopping; e.Patience > 0 {
+		if t.st.Early, err = optim.NewEarlyStopping(optim.ModeFor(e.Monitor), e.Patience, e.MinDelta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restore loads the newest consistent checkpoint of the run being resumed.
+func (t *trainer) restore() error {
+	f, st, err := loadCheckpoint(t.dir)
+	if err != nil {
+		return err
+	}
+	if err := t.net.Load(f); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := t.opt.SetState(st.Optimizer); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if t.st.Plateau == nil {
+		st.Plateau = nil
+	}
+	if t.st.Early == nil {
+		st.Early = nil
+	}
+	t.st = st
+	if err := truncateMetrics(t.dir, st.Epoch); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	fmt.Fprintf(t.o.Log, "resuming %s after epoch %d", t.dir, st.Epoch)
+	if st.Batches > 0 {
+		fmt.Fprintf(t.o.Log, " and %d batches of epoch %d", st.Batches, st.Epoch+1)
+	}
+	fmt.Fprintln(t.o.Log)
+	return nil
+}
+
+// graph returns the training graph for batches of n images, building it
+// the first time (the last batch of an epoch may be short).
+func (t *trainer) graph(n int) (*nn.Graph, error) {
+	if g, ok := t.graphs[n]; ok {
+		return g, nil
+	}
+	g, err := t.net.NewTrainGraph(n, t.r.BatchNormMomentum)
+	if err != nil {
+		return nil, err
+	}
+	t.graphs[n] = g
+	return g, nil
+}
+
+func (t *trainer) close() {
+	for _, g := range t.graphs {
+		g.Close()
+	}
+	if t.eval != nil {
+		t.eval.Close()
+	}
+}
+
+// stepSeed derives the dropout seed of a training step.
+func stepSeed(seed int64, step int64) uint64 {
+	z := uint64(seed) + uint64(step)*0x9e3779b97f4a7c15 // splitmix64
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+func (t *trainer) loop(ctx context.Context) (*Result, error) {
+	defer t.close()
+	r, st := t.r, t.st
+	res := &Result{Dir: t.dir}
+	loader := cifar.NewLoader(t.train, r.Batch, cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip}, t.mean, t.std, r.Seed, t.o.Workers)
+	trainable := t.net.Trainable()
+	params := make([][]float32, len(trainable))
+	for i, p := range trainable {
+		params[i] = p.Data
+	}
+	fmt.Fprintf(t.o.Log, "run %s: %s on %d training and %d validation images, %d epochs of %d batches\n",
+		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), r.Epochs, t.batches)
+	for epoch := st.Epoch + 1; epoch <= r.Epochs; epoch++ {
+		start := time.Now()
+		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, t.train.Len())
+		prog.add(st.PartSeen)
+		interrupted := false
+		for b := range loader.Epoch(epoch) {
+			if b.Index < st.Batches { // done before an interruption
+				loader.Release(b)
+				continue
+			}
+			if err := t.step(b, params, st); err != nil {
+				loader.Release(b)
+				prog.finish()
+				return nil, err
+			}
+			prog.add(b.N)
+			loader.Release(b)
+			if ctx.Err() != nil {
+				interrupted = true
+				break
+			}
+		}
+		trainSeconds := time.Since(start).Seconds()
+		st.PartSeconds += trainSeconds
+		prog.finish()
+		if interrupted {
+			st.TrainSeconds += trainSeconds
+			if err := t.checkpoint(st); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w after %d batches of epoch %d; resume with: trainer train --resume %s",
+				ErrInterrupted, st.Batches, epoch, t.dir)
+		}
+		valStart := time.Now()
+		valLoss, valAcc, err := t.validate()
+		if err != nil {
+			return nil, err
+		}
+		valSeconds := time.Since(valStart).Seconds()
+		m := EpochMetrics{
+			Epoch: epoch, TrainLoss: st.PartLoss / float64(st.PartSeen), TrainAcc: float64(st.PartCorrect) / float64(st.PartSeen),
+			ValLoss: valLoss, ValAcc: valAcc, LR: t.lastLR, EpochSeconds: st.PartSeconds + valSeconds,
+			ImagesPerSecond: float64(st.PartSeen) / st.PartSeconds,
+		}
+		st.TrainSeconds += trainSeconds + valSeconds
+		if err := appendMetrics(t.dir, m); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(t.o.Log, "epoch %d/%d: loss %.4f acc %.4f  val_loss %.4f val_acc %.4f  lr %.3g  %.1fs %.0f img/s\n",
+			epoch, r.Epochs, m.TrainLoss, m.TrainAcc, m.ValLoss, m.ValAcc, m.LR, m.EpochSeconds, m.ImagesPerSecond)
+		st.Epoch, st.Batches, st.PartLoss, st.PartCorrect, st.PartSeen, st.PartSeconds = epoch, 0, 0, 0, 0, 0
+		stop, err := t.endOfEpoch(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.checkpoint(st); err != nil {
+			return nil, err
+		}
+		if stop {
+			fmt.Fprintf(t.o.Log, "early stopping: no %s improvement for %d epochs (best epoch %d)\n",
+				r.EarlyStopping.Monitor, r.EarlyStopping.Patience, st.Early.BestEpoch)
+			res.StoppedEarly = true
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w after epoch %d; resume with: trainer train --resume %s", ErrInterrupted, epoch, t.dir)
+		}
+	}
+	if err := t.writeFinal(); err != nil {
+		return nil, err
+	}
+	res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric = st.Epoch, st.BestEpoch, r.Checkpoint.Monitor, st.BestMetric
+	return res, nil
+}
+
+// lr is the learning rate of the current step.
+func (t *trainer) lr(st *ckptState) float64 {
+	if t.warmup != nil {
+		return t.warmup.LR(st.GlobalStep)
+	}
+	return st.LR
+}
+
+// step trains on one batch.
+func (t *trainer) step(b *cifar.Batch, params [][]float32, st *ckptState) error {
+	g, err := t.graph(b.N)
+	if err != nil {
+		return err
+	}
+	loss, logits, err := g.Step(b.X[:b.N*cifar.ImageSize], b.Y[:b.N], t.r.LabelSmoothing, stepSeed(t.r.Seed, st.GlobalStep))
+	if err != nil {
+		return fmt.Errorf("epoch %d batch %d: %w", st.Epoch+1, b.Index, err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return fmt.Errorf("epoch %d batch %d: loss is %g; lower the learning rate", st.Epoch+1, b.Index, loss)
+	}
+	grads, err := g.Grads()
+	if err != nil {
+		return err
+	}
+	if t.r.GradClip > 0 {
+		optim.ClipGlobalNorm(grads, t.r.GradClip)
+	}
+	t.lastLR = t.lr(st)
+	if err := t.opt.Step(params, grads, t.lastLR); err != nil {
+		return err
+	}
+	st.GlobalStep++
+	st.Batches = b.Index + 1
+	st.PartLoss += loss * float64(b.N)
+	st.PartCorrect += correct(logits, b.Y[:b.N], g.Classes())
+	st.PartSeen += b.N
+	return nil
+}
+
+// validate evaluates the validation set with the running statistics:
+// mean cross-entropy (with the recipe's label smoothing, like Keras and
+// PyTorch report it) and accuracy.
+func (t *trainer) validate() (loss, acc float64, err error) {
+	loader := cifar.NewEvalLoader(t.val, t.r.Batch, t.mean, t.std, t.o.Workers)
+	var sum float64
+	var right, seen int
+	for b := range loader.Epoch(0) {
+		logits, err := t.eval.Forward(b.X[:b.N*cifar.ImageSize], b.N)
+		if err != nil {
+			loader.Release(b)
+			return 0, 0, fmt.Errorf("validate: %w", err)
+		}
+		k := t.eval.Classes()
+		sum += crossEntropy(logits, b.Y[:b.N], k, t.r.LabelSmoothing)
+		right += correct(logits, b.Y[:b.N], k)
+		seen += b.N
+		loader.Release(b)
+	}
+	return sum / float64(seen), float64(right) / float64(seen), nil
+}
+
+// endOfEpoch updates the best checkpoint, the plateau schedule and early
+// stopping with an epoch's metrics, and reports whether to stop.
+func (t *trainer) endOfEpoch(m EpochMetrics) (stop bool, err error) {
+	r, st := t.r, t.st
+	value := func(name string) float64 {
+		switch name {
+		case "val_loss":
+			return m.ValLoss
+		case "val_accuracy":
+			return m.ValAcc
+		case "train_loss":
+			return m.TrainLoss
+		}
+		return m.TrainAcc
+	}
+	v := value(r.Checkpoint.Monitor)
+	better := !st.HaveBest || (optim.ModeFor(r.Checkpoint.Monitor) == "min" && v < st.BestMetric) ||
+		(optim.ModeFor(r.Checkpoint.Monitor) == "max" && v > st.BestMetric)
+	if better && !math.IsNaN(v) {
+		if err := models.WriteFile(filepath.Join(t.dir, BestFile), t.weightFile(m.Epoch, m.ValAcc)); err != nil {
+			return false, fmt.Errorf("save best checkpoint: %w", err)
+		}
+		st.HaveBest, st.BestMetric, st.BestEpoch = true, v, m.Epoch
+	}
+	if st.Plateau != nil {
+		if lr := st.Plateau.Step(value(r.Schedule.Monitor), st.LR); lr != st.LR {
+			fmt.Fprintf(t.o.Log, "reducing learning rate to %.3g\n", lr)
+			st.LR = lr
+		}
+	}
+	if st.Early != nil {
+		improved, stop := st.Early.Update(value(r.EarlyStopping.Monitor), m.Epoch)
+		if improved && r.EarlyStopping.RestoreBest {
+			st.EarlyBest = t.net.Snapshot()
+		}
+		return stop, nil
+	}
+	return false, nil
+}
+
+// checkpoint saves the last checkpoint.
+func (t *trainer) checkpoint(st *ckptState) error {
+	st.Optimizer = t.opt.State()
+	return saveCheckpoint(t.dir, t.weightFile(st.Epoch, 0), st)
+}
+
+// writeFinal writes final.cnw: the weights at the end of training, or
+// those of early stopping's best epoch when the recipe restores them.
+func (t *trainer) writeFinal() error {
+	st := t.st
+	epoch := st.Epoch
+	if st.EarlyBest != nil {
+		if err := t.net.Restore(st.EarlyBest); err != nil {
+			return err
+		}
+		epoch = st.Early.BestEpoch
+		fmt.Fprintf(t.o.Log, "restored the weights of epoch %d\n", epoch)
+	}
+	return models.WriteFile(filepath.Join(t.dir, FinalFile), t.weightFile(epoch, 0))
+}
+
+// weightFile is the network's weights with metadata and provenance.
+func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
+	return t.net.File(models.Meta{
+		Classes:       t.train.Classes,
+		Normalization: models.Normalization{Mean: t.mean[:], Std: t.std[:]},
+		Provenance: models.Provenance{
+			Dataset:      "CIFAR-10",
+			Recipe:       t.r.Name,
+			Command:      t.cfg.Command,
+			Epochs:       epochs,
+			ValAccuracy:  valAcc,
+			TrainSeconds: math.Round(t.st.TrainSeconds),
+			Trainer:      t.cfg.Commit,
+			Created:      time.Now().UTC().Format(time.RFC3339),
+		},
+	})
+}
+
+// correct counts the rows whose largest logit is the label.
+func correct(logits []float32, labels []uint8, k int) int {
+	n := 0
+	for i, y := range labels {
+		row := logits[i*k : (i+1)*k]
+		best := 0
+		for j, v := range row {
+			if v > row[best] {
+				best = j
+			}
+		}
+		if best == int(y) {
+			n++
+		}
+	}
+	return n
+}
+
+// crossEntropy is the summed softmax cross-entropy of the rows against
+// label-smoothed targets.
+func crossEntropy(logits []float32, labels []uint8, k int, smoothing float64) float64 {
+	var s float64
+	for i, y := range labels {
+		row := logits[i*k : (i+1)*k]
+		m := float64(row[0])
+		for _, v := range row {
+			m = max(m, float64(v))
+		}
+		var z float64
+		for _, v := range row {
+			z += math.Exp(float64(v) - m)
+		}
+		lse := m + math.Log(z)
+		for j, v := range row {
+			tgt := smoothing / float64(k)
+			if j == int(y) {
+				tgt += 1 - smoothing
+			}
+			s -= tgt * (float64(v) - lse)
+		}
+	}
+	return s
+}
