@@ -12,9 +12,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 	"github.com/x448/float16"
 )
 
@@ -611,53 +611,9 @@ func ReadMetaFile(path string) (*Meta, error) {
 	return m, nil
 }
 
-// WriteFile writes f to path atomically: it writes a temporary file in the
-// same directory, syncs it and renames it over path, so that readers see
-// either the old file or the complete new one. On error path is untouched
-// and the temporary file is removed.
-func WriteFile(path string, f *File) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := Encode(bw, f); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	// Weight files are served to browsers: world-readable, like a file
-	// created with the usual umask.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Make the rename itself durable.
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // the file is in place; only durability is uncertain
-	}
-	defer d.Close()
-	_ = d.Sync() // not supported on every platform/filesystem
-	return nil
+// WriteFile writes f to path atomically (see package atomicfile): readers
+// see either the old file or the complete new one, and on error path is
+// untouched.
+func WriteFile(path string, f *File) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, f) })
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
+
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/baselines"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
@@ -162,10 +164,10 @@ baselines.md into --out.`)
 	if err != nil {
 		return err
 	}
-	if err := evaluate.WriteFileAtomic(filepath.Join(*out, baselinesJSON), js); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, baselinesJSON), js); err != nil {
 		return err
 	}
-	if err := evaluate.WriteFileAtomic(filepath.Join(*out, baselinesMarkdown), report.Markdown()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, baselinesMarkdown), report.Markdown()); err != nil {
 		return err
 	}
 	if err := report.WriteTable(e.stdout); err != nil {

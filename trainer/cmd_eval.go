@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
+
 	"gonum.org/v1/plot/vg"
 
 	"github.com/cifarnet-go/cifarnet/models"
@@ -118,10 +120,10 @@ channel) into --out, and prints a summary.`)
 	if err != nil {
 		return err
 	}
-	if err := evaluate.WriteFileAtomic(filepath.Join(*out, evalJSON), js); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, evalJSON), js); err != nil {
 		return err
 	}
-	if err := evaluate.WriteFileAtomic(filepath.Join(*out, evalMarkdown), report.Markdown()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, evalMarkdown), report.Markdown()); err != nil {
 		return err
 	}
 	if err := report.WriteSummary(e.stdout); err != nil {
@@ -192,7 +194,7 @@ func evalPlots(dir string, m *evaluate.Metrics, h *runHistory, train *cifar.Set,
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", file, err)
 		}
-		if err := evaluate.WriteFileAtomic(filepath.Join(dir, file), png); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, file), png); err != nil {
 			return err
 		}
 		out = append(out, evaluate.Plot{Title: title, File: file})

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
+
 	"github.com/cifarnet-go/cifarnet/server/app"
 )
 
@@ -71,33 +73,11 @@ func build(dir string) (app.ModelList, error) {
 	return list, nil
 }
 
-// writeJSON writes atomically: temp file in the same directory, fsync,
-// rename.
-func writeJSON(path string, v any) (err error) {
+// writeJSON writes v as indented JSON, atomically (see package atomicfile).
+func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".manifest-*.json")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(append(data, '\n')); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, append(data, '\n'))
 }

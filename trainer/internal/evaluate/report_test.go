@@ -151,30 +151,6 @@ func TestReportJSONAndMarkdown(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "r.json")
-	for _, content := range []string{"first", "second, longer"} {
-		if err := WriteFileAtomic(path, []byte(content)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != content {
-			t.Fatalf("read %q, %v; want %q", got, err, content)
-		}
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("temporary files left behind: %v", entries)
-	}
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v, want 0644", st.Mode().Perm())
-	}
-	if err := WriteFileAtomic(filepath.Join(dir, "missing", "x"), nil); err == nil {
-		t.Error("missing folder: no error")
-	}
-}
-
 func TestClassChannelMeans(t *testing.T) {
 	s := &cifar.Set{Images: make([]byte, 3*cifar.ImageSize), Labels: []uint8{0, 0, 2}, Classes: []string{"a", "b", "c"}}
 	fill := func(img, c int, v byte) {
