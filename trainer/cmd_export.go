@@ -6,9 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/onnx"
 	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
 )
 
@@ -17,8 +20,15 @@ func runExport(e *env, args []string) error {
 checkpoint file, completing its provenance (data set, recipe, command,
 epochs, validation accuracy, training time, trainer version, creation time)
 from the run's config.json. The usual destination is
-models/zoo/<id>/<id>.cnw.`)
-	out := fs.String("out", "", "write the weight file to `FILE.cnw`")
+models/zoo/<id>/<id>.cnw.
+
+--dtype float16 halves the file and int8 quarters it (per-channel
+quantised weights; biases and batchnorm stay float32). --format onnx writes
+a standard ONNX model instead, for other runtimes; "trainer import" reads
+one back.`)
+	out := fs.String("out", "", "write the weight file to `FILE.cnw` (or FILE.onnx)")
+	format := fs.String("format", "", "output `FORMAT`: cnw (weight file) or onnx (opset 17); default from --out's extension")
+	dtype := fs.String("dtype", "", "store weights as `TYPE`: float32, float16 or int8 (cnw only); default: as the source")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -29,22 +39,66 @@ models/zoo/<id>/<id>.cnw.`)
 	if *out == "" {
 		return usagef("--out is required")
 	}
+	if *format == "" {
+		*format = formatCNW
+		if strings.EqualFold(filepath.Ext(*out), ".onnx") {
+			*format = formatONNX
+		}
+	}
+	if *format != formatCNW && *format != formatONNX {
+		return usagef("--format %q: want %s or %s", *format, formatCNW, formatONNX)
+	}
+	dt, err := parseDType(*dtype)
+	if err != nil {
+		return err
+	}
+	if *format == formatONNX && dt != "" && dt != models.Float32 {
+		return usagef("--dtype %s: ONNX export writes float32 weights; --dtype applies to %s files", dt, formatCNW)
+	}
 	f, err := readExportSource(pos[0])
 	if err != nil {
 		return err
 	}
-	// Conversions chosen by flags (storage dtype, other formats) go here,
-	// between reading and writing.
+	if dt != "" {
+		f.Meta.DType = dt
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return fmt.Errorf("export: %w", err)
+	}
+	if *format == formatONNX {
+		data, err := onnx.Export(f)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if err := atomicfile.WriteFile(*out, data); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "wrote %s: %s as ONNX opset %d, %s\n", *out, f.Meta.Spec.Name, onnx.Opset, byteSize(int64(len(data))))
+		return nil
 	}
 	if err := models.WriteFile(*out, f); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	p := f.Meta.Provenance
-	fmt.Fprintf(e.stdout, "wrote %s: %s, recipe %s, %d epochs, val accuracy %.4f\n",
-		*out, f.Meta.Spec.Name, p.Recipe, p.Epochs, p.ValAccuracy)
+	fmt.Fprintf(e.stdout, "wrote %s: %s, %s, recipe %s, %d epochs, val accuracy %.4f\n",
+		*out, f.Meta.Spec.Name, f.Meta.DType, p.Recipe, p.Epochs, p.ValAccuracy)
 	return nil
+}
+
+// Output formats of export.
+const (
+	formatCNW  = "cnw"
+	formatONNX = "onnx"
+)
+
+// parseDType checks a --dtype value; "" stays "" (keep the source's).
+func parseDType(s string) (models.DType, error) {
+	switch d := models.DType(s); d {
+	case "", models.Float32, models.Float16, models.Int8:
+		return d, nil
+	default:
+		return "", usagef("--dtype %q: want %s, %s or %s", s, models.Float32, models.Float16, models.Int8)
+	}
 }
 
 // readExportSource reads the weights of a run folder (best.cnw) or a

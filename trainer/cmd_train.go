@@ -82,6 +82,10 @@ a checkpoint; --resume RUN continues a run where it stopped.`, strings.Join(reci
 	}
 	fmt.Fprintf(e.stdout, "%s after %d epochs; best epoch %d (%s %.4f) in %s\n",
 		how, res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
+	if res.ValTTAAccuracy > 0 {
+		fmt.Fprintf(e.stdout, "%s: validation accuracy %.4f with test-time augmentation\n",
+			filepath.Join(res.Dir, training.FinalFile), res.ValTTAAccuracy)
+	}
 	return nil
 }
 

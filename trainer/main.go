@@ -38,6 +38,7 @@ var commands = []command{
 	{"info", "describe a weight file: architecture, size, provenance", runInfo},
 	{"train", "train a network following a recipe, or resume a run", runTrain},
 	{"export", "write a run's best weights with provenance for the front end", runExport},
+	{"import", "convert an ONNX model into a weight file for the front end", runImport},
 	{"eval", "evaluate a weight file on the test set: report, plots and timings", runEval},
 	{"baselines", "train and score logistic regression, a linear SVM and a random forest", runBaselines},
 }

@@ -15,6 +15,16 @@ type Augment struct {
 	Crop int
 	// Flip mirrors half of the images horizontally (after the crop).
 	Flip bool
+	// Translate is the padding of a random translation: like Crop, but
+	// the image is padded by reflection (PyTorch's 'reflect' mode, the
+	// edge pixel not repeated), as airbench does, so no black borders
+	// appear. 0 turns it off; it excludes Crop.
+	Translate int
+	// AlternateFlip, with Flip, replaces random flips by airbench's
+	// alternating flips: each image is mirrored in every other epoch,
+	// starting from a random half of the images in epoch 1, so that
+	// over any two epochs every image is seen both ways.
+	AlternateFlip bool
 }
 
 // Batch is a mini-batch of normalised images in NCHW order.
@@ -37,6 +47,11 @@ type Loader struct {
 	workers int
 	lut     [Channels][256]float32 // byte → normalised value per channel
 	free    chan *Batch            // released batches for reuse
+
+	// DropLast leaves out the last batch of an epoch when it would be
+	// short, so that every step sees the same number of images. Set it
+	// before the first Epoch call.
+	DropLast bool
 }
 
 // NewLoader returns a training loader: each epoch visits every image once
@@ -49,7 +64,7 @@ func NewLoader(s *Set, batchSize int, aug Augment, mean, std [3]float32, seed in
 	l := &Loader{
 		set:     s,
 		size:    max(batchSize, 1),
-		aug:     Augment{Crop: max(aug.Crop, 0), Flip: aug.Flip},
+		aug:     Augment{Crop: max(aug.Crop, 0), Flip: aug.Flip, Translate: max(aug.Translate, 0), AlternateFlip: aug.AlternateFlip},
 		shuffle: true,
 		seed:    seed,
 		workers: workers,
@@ -72,7 +87,12 @@ func NewEvalLoader(s *Set, batchSize int, mean, std [3]float32, workers int) *Lo
 }
 
 // Batches is the number of batches in an epoch.
-func (l *Loader) Batches() int { return (l.set.Len() + l.size - 1) / l.size }
+func (l *Loader) Batches() int {
+	if l.DropLast {
+		return l.set.Len() / l.size
+	}
+	return (l.set.Len() + l.size - 1) / l.size
+}
 
 // Epoch returns the batches of the given epoch in order. Stopping the loop
 // early stops the workers. Pass each batch to Release once done with it so
@@ -168,7 +188,7 @@ func (l *Loader) fill(batch *Batch, order []int32, epoch, b int, src *rand.PCG, 
 	n := len(idx)
 	batch.N, batch.Index = n, b
 	batch.X, batch.Y = batch.X[:n*ImageSize], batch.Y[:n]
-	augment := l.aug.Crop > 0 || l.aug.Flip
+	augment := l.aug.Crop > 0 || l.aug.Flip || l.aug.Translate > 0
 	src.Seed(uint64(l.seed)^streamAugment, uint64(epoch)<<32|uint64(b))
 	for i, j := range idx {
 		batch.Y[i] = l.set.Labels[j]
@@ -179,13 +199,34 @@ func (l *Loader) fill(batch *Batch, order []int32, epoch, b int, src *rand.PCG, 
 			continue
 		}
 		var dx, dy int
-		if p := l.aug.Crop; p > 0 {
+		if p := max(l.aug.Crop, l.aug.Translate); p > 0 {
 			dx, dy = rng.IntN(2*p+1)-p, rng.IntN(2*p+1)-p
 		}
-		flip := l.aug.Flip && rng.IntN(2) == 1
-		l.transform(dst, img, dx, dy, flip)
+		var flip bool
+		if l.aug.AlternateFlip {
+			flip = l.aug.Flip && AlternateFlip(l.seed, int(j), epoch)
+		} else {
+			flip = l.aug.Flip && rng.IntN(2) == 1
+		}
+		if l.aug.Translate > 0 {
+			l.translate(dst, img, dx, dy, flip)
+		} else {
+			l.transform(dst, img, dx, dy, flip)
+		}
 	}
 	return batch
+}
+
+// AlternateFlip reports whether image i of the training set is mirrored in
+// the given epoch under alternating flips: a hash of (seed, i) picks the
+// parity, so epoch 1 mirrors a random half of the images and each image
+// changes orientation from one epoch to the next.
+func AlternateFlip(seed int64, i, epoch int) bool {
+	z := (uint64(seed) ^ streamFlip) + uint64(i)*0x9e3779b97f4a7c15 // splitmix64
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return (z+uint64(epoch))&1 == 0
 }
 
 func (l *Loader) normalize(dst []float32, src []byte) {
@@ -194,6 +235,39 @@ func (l *Loader) normalize(dst []float32, src []byte) {
 		d, s := dst[c*PlaneSize:(c+1)*PlaneSize], src[c*PlaneSize:(c+1)*PlaneSize]
 		for k, v := range s {
 			d[k] = lut[v]
+		}
+	}
+}
+
+// reflect maps a coordinate outside 0..Side-1 back inside by mirroring at
+// the border without repeating the edge pixel (PyTorch's 'reflect'
+// padding); |offset| < Side.
+func reflect(i int) int {
+	if i < 0 {
+		return -i
+	}
+	if i >= Side {
+		return 2*(Side-1) - i
+	}
+	return i
+}
+
+// translate is transform with reflection instead of black: out(y, x) =
+// in(r(y+dy), r(x'+dx)), a crop of the reflect-padded image.
+func (l *Loader) translate(dst []float32, src []byte, dx, dy int, flip bool) {
+	for c := range Channels {
+		lut := &l.lut[c]
+		plane := src[c*PlaneSize : (c+1)*PlaneSize]
+		for y := range Side {
+			row := dst[c*PlaneSize+y*Side : c*PlaneSize+(y+1)*Side]
+			srow := plane[reflect(y+dy)*Side : (reflect(y+dy)+1)*Side]
+			for x := range row {
+				sx := x
+				if flip {
+					sx = Side - 1 - x
+				}
+				row[x] = lut[srow[reflect(sx+dx)]]
+			}
 		}
 	}
 }

@@ -84,4 +84,5 @@ const (
 	streamSplit   = 0x5b1f_a9c3_0e27_d641
 	streamShuffle = 0x9e37_79b9_7f4a_7c15
 	streamAugment = 0xc2b2_ae3d_27d4_eb4f
+	streamFlip    = 0x1656_67b1_9e37_79f9
 )

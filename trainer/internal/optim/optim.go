@@ -58,6 +58,41 @@ type Optimizer interface {
 	// SetState restores a State from an optimiser of the same kind and
 	// sizes.
 	SetState(State) error
+	// SetScales sets per-parameter learning-rate multipliers, aligned
+	// with the parameters; nil makes them all 1. See Scales.
+	SetScales(Scales) error
+}
+
+// Scales are per-parameter learning-rate multipliers, airbench's parameter
+// groups. A multiplier s scales the step of its parameter but not its
+// weight decay: the parameter still shrinks by lr·wd per step (for SGD
+// the L2 term added to the gradient is wd/s, for AdamW the decoupled decay
+// ignores s; for Adam the L2 term goes through the adaptive
+// normalisation, so it is left at wd). A multiplier of 0 freezes the
+// parameter: no update, no decay, its moment buffers untouched.
+type Scales []float64
+
+func (sc Scales) check(n int) error {
+	if sc == nil {
+		return nil
+	}
+	if len(sc) != n {
+		return fmt.Errorf("optimizer: %d learning-rate scales for %d parameters", len(sc), n)
+	}
+	for i, s := range sc {
+		if !(s >= 0) || math.IsInf(s, 0) {
+			return fmt.Errorf("optimizer: learning-rate scale %g of parameter %d must be finite and non-negative", s, i)
+		}
+	}
+	return nil
+}
+
+// of returns the multiplier of parameter i.
+func (sc Scales) of(i int) float64 {
+	if sc == nil {
+		return 1
+	}
+	return sc[i]
 }
 
 // State is an optimiser's resumable state: its step count and per-
@@ -121,8 +156,9 @@ type Adam struct {
 	WeightDecay       float64
 	Decoupled         bool
 
-	steps int64
-	m, v  [][]float32
+	steps  int64
+	m, v   [][]float32
+	scales Scales
 }
 
 // Step implements Optimizer.
@@ -134,12 +170,16 @@ func (a *Adam) Step(params, grads [][]float32, lr float64) error {
 	t := float64(a.steps)
 	bc1 := 1 - math.Pow(a.Beta1, t)
 	bc2 := 1 - math.Pow(a.Beta2, t)
-	stepSize := lr / bc1
 	b1, b2 := float32(a.Beta1), float32(a.Beta2)
 	sqrtBC2 := math.Sqrt(bc2)
 	decay := float32(1 - lr*a.WeightDecay)
 	wd := float32(a.WeightDecay)
 	for i, p := range params {
+		scale := a.scales.of(i)
+		if scale == 0 {
+			continue
+		}
+		stepSize := lr * scale / bc1
 		g, m, v := grads[i], a.m[i], a.v[i]
 		for j := range p {
 			gj := g[j]
@@ -162,6 +202,15 @@ func (a *Adam) kind() string {
 		return "adamw"
 	}
 	return "adam"
+}
+
+// SetScales implements Optimizer.
+func (a *Adam) SetScales(sc Scales) error {
+	if err := sc.check(len(a.m)); err != nil {
+		return err
+	}
+	a.scales = sc
+	return nil
 }
 
 // State implements Optimizer.
@@ -187,8 +236,9 @@ type SGD struct {
 	Nesterov    bool
 	WeightDecay float64
 
-	steps int64
-	buf   [][]float32
+	steps  int64
+	buf    [][]float32
+	scales Scales
 }
 
 // Step implements Optimizer.
@@ -196,10 +246,15 @@ func (s *SGD) Step(params, grads [][]float32, lr float64) error {
 	if err := checkShapes(params, grads, s.buf); err != nil {
 		return err
 	}
-	mu, wd, rate := float32(s.Momentum), float32(s.WeightDecay), float32(lr)
+	mu := float32(s.Momentum)
 	first := s.steps == 0
 	s.steps++
 	for i, p := range params {
+		scale := s.scales.of(i)
+		if scale == 0 {
+			continue
+		}
+		wd, rate := float32(s.WeightDecay/scale), float32(lr*scale)
 		g, b := grads[i], s.buf[i]
 		for j := range p {
 			d := g[j] + wd*p[j]
@@ -218,6 +273,15 @@ func (s *SGD) Step(params, grads [][]float32, lr float64) error {
 			p[j] -= rate * d
 		}
 	}
+	return nil
+}
+
+// SetScales implements Optimizer.
+func (s *SGD) SetScales(sc Scales) error {
+	if err := sc.check(len(s.buf)); err != nil {
+		return err
+	}
+	s.scales = sc
 	return nil
 }
 

@@ -42,6 +42,9 @@ type ckptState struct {
 	// EarlyBest holds the weights of early stopping's best epoch when the
 	// recipe restores them at the end.
 	EarlyBest [][]float32
+	// Slow holds the weight averaging's slow weights (all parameters, in
+	// nn.Net.Params order) when the recipe averages.
+	Slow [][]float32
 
 	HaveBest     bool // best.cnw exists for BestMetric
 	BestMetric   float64

@@ -35,20 +35,66 @@ type Recipe struct {
 	SplitSeed int64   `json:"split_seed" help:"seed of the validation split"`
 	Seed      int64   `json:"seed" help:"seed of initialisation, shuffling, augmentation and dropout"`
 
+	// DropLast skips the last, short batch of each epoch.
+	DropLast bool `json:"drop_last,omitempty" help:"skip the last batch of each epoch when it is short"`
+
 	Augment           Augment      `json:"augment"`
 	Optimizer         optim.Config `json:"optimizer"`
 	LabelSmoothing    float64      `json:"label_smoothing" help:"label smoothing ε of the cross-entropy"`
 	BatchNormMomentum float64      `json:"batchnorm_momentum" help:"batchnorm running-statistics momentum, PyTorch convention (Keras 0.99 = 0.01)"`
-	GradClip          float64      `json:"grad_clip" help:"clip gradients to this global L2 norm (0: off)"`
-	Schedule          Schedule     `json:"lr_schedule"`
-	EarlyStopping     EarlyStop    `json:"early_stopping"`
-	Checkpoint        Checkpoint   `json:"checkpoint"`
+	// BatchNormFreezeScale keeps every batchnorm γ at its initial 1; the
+	// weight files still hold the γ tensors, so inference is unchanged.
+	BatchNormFreezeScale bool    `json:"batchnorm_freeze_scale,omitempty" help:"keep batchnorm scales (γ) at 1 and train only the shifts (β), as airbench"`
+	BatchNormBiasLRScale float64 `json:"batchnorm_bias_lr_scale,omitempty" help:"learning-rate multiplier of the batchnorm shifts (β), not of their weight decay (airbench: 64; 0 means 1)"`
+	GradClip             float64 `json:"grad_clip" help:"clip gradients to this global L2 norm (0: off)"`
+
+	// DiracInit and HeadScale shape the initialisation; Whiten initialises
+	// a patch-whitening stem from the data.
+	DiracInit bool    `json:"dirac_init,omitempty" help:"start every convolution as an identity map on its first channels (torch dirac_, as airbench)"`
+	HeadScale float64 `json:"head_scale,omitempty" help:"multiply the logits by this factor (airbench: 1/9), folded into the last linear layer: its initial weights are multiplied by it and its learning rate by its square (sgd) or by it (adam, adamw), which trains the same function (0 means 1)"`
+	Whiten    Whiten  `json:"whiten,omitzero"`
+
+	Schedule      Schedule   `json:"lr_schedule"`
+	Averaging     Averaging  `json:"weight_averaging,omitzero"`
+	EarlyStopping EarlyStop  `json:"early_stopping"`
+	Checkpoint    Checkpoint `json:"checkpoint"`
+	Inference     Inference  `json:"inference,omitzero"`
+}
+
+// Whiten initialises a convolution as airbench's patch-whitening stem: its
+// weights come from the eigen-decomposition of the covariance of the
+// training images' patches (see nn.PatchStats.Whitening).
+type Whiten struct {
+	Layer      string  `json:"layer,omitempty" help:"conv layer initialised as a patch-whitening stem from the training images (empty: off)"`
+	Images     int     `json:"images,omitempty" help:"whiten: first N training images whose patches give the covariance (0: all)"`
+	Eps        float64 `json:"eps,omitempty" help:"whiten: added to the eigenvalues before the inverse square root (airbench: 5e-4)"`
+	Freeze     bool    `json:"freeze,omitempty" help:"whiten: keep the stem's weights fixed"`
+	BiasEpochs int     `json:"bias_epochs,omitempty" help:"whiten: train the stem's bias for this many epochs, then freeze it (0: train it throughout)"`
+}
+
+// Averaging keeps a slow copy of all weights (batchnorm statistics
+// included) that best.cnw and final.cnw hold. Every Every steps the slow
+// weights move towards the trained ones, slow ← d·slow + (1−d)·fast with
+// d = Decay·(step/total)^Power; "lookahead" then resets the trained
+// weights to the slow ones (airbench), "ema" leaves them.
+type Averaging struct {
+	Name  string  `json:"name,omitempty" help:"weight averaging: none, lookahead or ema; best.cnw and final.cnw hold the averaged weights"`
+	Every int     `json:"every,omitempty" help:"weight_averaging: steps between updates"`
+	Decay float64 `json:"decay,omitempty" help:"weight_averaging: decay of the slow weights at the end of training (airbench: 0.95^5)"`
+	Power float64 `json:"power,omitempty" help:"weight_averaging: the decay grows as decay·(step/total steps)^power (airbench: 3)"`
+}
+
+// Inference holds the hints written into the weight files' metadata.
+type Inference struct {
+	TTA []string `json:"tta,omitempty" help:"test-time augmentations recorded in the weight files and measured on the validation set at the end: flip, translate (comma-separated)"`
 }
 
 // Augment selects the training augmentations.
 type Augment struct {
-	Crop int  `json:"crop" help:"pad-and-random-crop padding in pixels (0: off)"`
-	Flip bool `json:"flip" help:"random horizontal flips"`
+	Crop          int  `json:"crop" help:"pad-and-random-crop padding in pixels (0: off)"`
+	Flip          bool `json:"flip" help:"random horizontal flips"`
+	Translate     int  `json:"translate,omitempty" help:"random translation by up to N pixels with reflect padding (airbench: 2; 0: off; excludes crop)"`
+	AlternateFlip bool `json:"alternate_flip,omitempty" help:"with flip: mirror each image in every other epoch instead of at random (airbench)"`
 }
 
 // Schedule is the learning-rate schedule: "none", "plateau"
@@ -84,9 +130,12 @@ type Checkpoint struct {
 // Metrics that schedules, early stopping and checkpoints may watch.
 var metricNames = []string{"val_loss", "val_accuracy", "train_loss", "train_accuracy"}
 
-func checkMetric(what, m string) error {
+func checkMetric(what, m string, haveVal bool) error {
 	if !slices.Contains(metricNames, m) {
 		return fmt.Errorf("%s monitor %q: want one of %s", what, m, strings.Join(metricNames, ", "))
+	}
+	if !haveVal && strings.HasPrefix(m, "val_") {
+		return fmt.Errorf("%s monitor %q needs a validation set; with val_split 0 watch train_loss or train_accuracy", what, m)
 	}
 	return nil
 }
@@ -108,8 +157,31 @@ func (r *Recipe) Validate() error {
 	check(r.Epochs > 0, "epochs %d: must be positive", r.Epochs)
 	check(r.Batch > 0, "batch %d: must be positive", r.Batch)
 	check(r.Limit >= 0, "limit %d: must not be negative", r.Limit)
-	check(r.ValSplit > 0 && r.ValSplit < 1, "val_split %g: must be in (0, 1)", r.ValSplit)
+	check(r.ValSplit >= 0 && r.ValSplit < 1, "val_split %g: must be in [0, 1)", r.ValSplit)
 	check(r.Augment.Crop >= 0 && r.Augment.Crop <= 16, "augment.crop %d: must be in 0..16", r.Augment.Crop)
+	check(r.Augment.Translate >= 0 && r.Augment.Translate <= 16, "augment.translate %d: must be in 0..16", r.Augment.Translate)
+	check(r.Augment.Crop == 0 || r.Augment.Translate == 0, "augment.crop and augment.translate exclude each other")
+	check(!r.Augment.AlternateFlip || r.Augment.Flip, "augment.alternate_flip needs augment.flip")
+	check(r.BatchNormBiasLRScale >= 0, "batchnorm_bias_lr_scale %g: must not be negative", r.BatchNormBiasLRScale)
+	check(r.HeadScale >= 0, "head_scale %g: must not be negative", r.HeadScale)
+	if w := r.Whiten; w != (Whiten{}) {
+		check(w.Layer != "", "whiten settings need whiten.layer")
+		check(w.Images >= 0, "whiten.images %d: must not be negative", w.Images)
+		check(w.Eps >= 0, "whiten.eps %g: must not be negative", w.Eps)
+		check(w.BiasEpochs >= 0, "whiten.bias_epochs %d: must not be negative", w.BiasEpochs)
+	}
+	switch a := r.Averaging; a.Name {
+	case "", "none":
+	case "lookahead", "ema":
+		check(a.Every >= 1, "weight_averaging.every %d: must be at least 1", a.Every)
+		check(a.Decay >= 0 && a.Decay < 1, "weight_averaging.decay %g: must be in [0, 1)", a.Decay)
+		check(a.Power >= 0, "weight_averaging.power %g: must not be negative", a.Power)
+	default:
+		errs = append(errs, fmt.Errorf("weight_averaging.name %q: want none, lookahead or ema", a.Name))
+	}
+	for _, tta := range r.Inference.TTA {
+		check(tta == models.TTAFlip || tta == models.TTATranslate, "inference.tta %q: want %s or %s", tta, models.TTAFlip, models.TTATranslate)
+	}
 	check(r.LabelSmoothing >= 0 && r.LabelSmoothing < 1, "label_smoothing %g: must be in [0, 1)", r.LabelSmoothing)
 	check(r.BatchNormMomentum >= 0 && r.BatchNormMomentum <= 1, "batchnorm_momentum %g: must be in [0, 1]", r.BatchNormMomentum)
 	check(r.GradClip >= 0, "grad_clip %g: must not be negative", r.GradClip)
@@ -119,7 +191,7 @@ func (r *Recipe) Validate() error {
 	switch s := r.Schedule; s.Name {
 	case "none":
 	case "plateau":
-		if err := checkMetric("lr_schedule", s.Monitor); err != nil {
+		if err := checkMetric("lr_schedule", s.Monitor, r.ValSplit > 0); err != nil {
 			errs = append(errs, err)
 		} else if _, err := optim.NewPlateau(optim.ModeFor(s.Monitor), s.Factor, s.Patience, s.MinLR); err != nil {
 			errs = append(errs, err)
@@ -133,11 +205,11 @@ func (r *Recipe) Validate() error {
 	if e := r.EarlyStopping; e.Patience != 0 {
 		check(e.Patience > 0, "early_stopping.patience %d: must not be negative", e.Patience)
 		check(e.MinDelta >= 0, "early_stopping.min_delta %g: must not be negative", e.MinDelta)
-		if err := checkMetric("early_stopping", e.Monitor); err != nil {
+		if err := checkMetric("early_stopping", e.Monitor, r.ValSplit > 0); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := checkMetric("checkpoint", r.Checkpoint.Monitor); err != nil {
+	if err := checkMetric("checkpoint", r.Checkpoint.Monitor, r.ValSplit > 0); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -373,6 +445,18 @@ func setPath(r *Recipe, path, s string) error {
 			return fmt.Errorf("%q is not a number", s)
 		}
 		f.SetFloat(x)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("recipe field %q of type %v cannot be set from a flag", path, f.Type())
+		}
+		// A comma-separated list; the empty string is the empty list.
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	default:
 		return fmt.Errorf("recipe field %q of kind %v cannot be set from a flag", path, f.Kind())
 	}

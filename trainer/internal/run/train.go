@@ -8,6 +8,8 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
@@ -45,6 +47,9 @@ type Result struct {
 	Monitor      string // the checkpoint metric BestMetric is a value of
 	BestMetric   float64
 	StoppedEarly bool
+	// ValTTAAccuracy is final.cnw's validation accuracy with the recipe's
+	// test-time augmentations; 0 when it has none or no validation set.
+	ValTTAAccuracy float64
 }
 
 // ErrInterrupted is returned when the context is cancelled (SIGINT or
@@ -77,8 +82,11 @@ type trainer struct {
 	graphs    map[int]*nn.Graph // training graphs by batch size
 	eval      *nn.Graph
 	warmup    *optim.WarmupDecay
-	batches   int     // training batches per epoch
-	lastLR    float64 // learning rate of the last step, for metrics.csv
+	avg       *averager // nil without weight averaging
+	headLayer string    // the linear layer head_scale applies to
+	batches   int       // training batches per epoch
+	lastLR    float64   // learning rate of the last step, for metrics.csv
+	valTTA    float64   // validation accuracy of final.cnw with TTA
 }
 
 func setup(o Options) (*trainer, error) {
@@ -132,6 +140,14 @@ func setup(o Options) (*trainer, error) {
 	if t.net, err = nn.New(spec, uint64(t.r.Seed)); err != nil {
 		return nil, err
 	}
+	if err := t.findHead(); err != nil {
+		return nil, err
+	}
+	if o.Resume == "" { // resuming loads all weights from the checkpoint
+		if err := t.initWeights(); err != nil {
+			return nil, err
+		}
+	}
 	var sizes []int
 	for _, p := range t.net.Trainable() {
 		sizes = append(sizes, len(p.Data))
@@ -140,8 +156,18 @@ func setup(o Options) (*trainer, error) {
 		return nil, err
 	}
 	t.batches = (t.train.Len() + t.r.Batch - 1) / t.r.Batch
+	if t.r.DropLast {
+		t.batches = t.train.Len() / t.r.Batch
+	}
+	if t.batches == 0 {
+		return nil, fmt.Errorf("drop_last with %d training images and batches of %d leaves no batch", t.train.Len(), t.r.Batch)
+	}
 	if err := t.initSchedules(); err != nil {
 		return nil, err
+	}
+	t.avg = newAverager(t.r.Averaging, t.net, int64(t.r.Epochs*t.batches))
+	if t.avg != nil {
+		t.st.Slow = t.net.Snapshot()
 	}
 	if o.Resume != "" {
 		if err := t.restore(); err != nil {
@@ -156,8 +182,10 @@ func setup(o Options) (*trainer, error) {
 			return nil, err
 		}
 	}
-	if t.eval, err = t.net.NewEvalGraph(t.r.Batch); err != nil {
-		return nil, err
+	if t.val.Len() > 0 {
+		if t.eval, err = t.net.NewEvalGraph(t.r.Batch); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -179,7 +207,7 @@ func (t *trainer) loadData() error {
 	if t.train, t.val, err = cifar.Split(all, t.r.ValSplit, t.r.SplitSeed); err != nil {
 		return fmt.Errorf("split data: %w", err)
 	}
-	if t.train.Len() == 0 || t.val.Len() == 0 {
+	if t.train.Len() == 0 || (t.val.Len() == 0 && t.r.ValSplit > 0) {
 		return fmt.Errorf("split of %d images leaves %d for training and %d for validation", all.Len(), t.train.Len(), t.val.Len())
 	}
 	t.mean, t.std = cifar.Stats(t.train)
@@ -231,6 +259,9 @@ func (t *trainer) restore() error {
 	if t.st.Early == nil {
 		st.Early = nil
 	}
+	if t.avg != nil && st.Slow == nil {
+		return fmt.Errorf("resume: the checkpoint has no averaged weights for the recipe's %s", t.r.Averaging.Name)
+	}
 	t.st = st
 	if err := truncateMetrics(t.dir, st.Epoch); err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -278,7 +309,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	defer t.close()
 	r, st := t.r, t.st
 	res := &Result{Dir: t.dir}
-	loader := cifar.NewLoader(t.train, r.Batch, cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip}, t.mean, t.std, r.Seed, t.o.Workers)
+	aug := cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip, Translate: r.Augment.Translate, AlternateFlip: r.Augment.AlternateFlip}
+	loader := cifar.NewLoader(t.train, r.Batch, aug, t.mean, t.std, r.Seed, t.o.Workers)
+	loader.DropLast = r.DropLast
 	trainable := t.net.Trainable()
 	params := make([][]float32, len(trainable))
 	for i, p := range trainable {
@@ -288,8 +321,15 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), r.Epochs, t.batches)
 	for epoch := st.Epoch + 1; epoch <= r.Epochs; epoch++ {
 		start := time.Now()
-		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, t.train.Len())
+		images := t.train.Len()
+		if r.DropLast {
+			images = t.batches * r.Batch
+		}
+		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, images)
 		prog.add(st.PartSeen)
+		if err := t.opt.SetScales(t.lrScales(epoch)); err != nil {
+			return nil, err
+		}
 		interrupted := false
 		for b := range loader.Epoch(epoch) {
 			if b.Index < st.Batches { // done before an interruption
@@ -319,6 +359,15 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("%w after %d batches of epoch %d; resume with: trainer train --resume %s",
 				ErrInterrupted, st.Batches, epoch, t.dir)
 		}
+		// Validation, best.cnw and early stopping see the weights that
+		// are exported: the averaged ones when the recipe averages.
+		putBack := func() error { return nil }
+		if t.avg != nil {
+			var err error
+			if putBack, err = t.avg.swapIn(st.Slow); err != nil {
+				return nil, err
+			}
+		}
 		valStart := time.Now()
 		valLoss, valAcc, err := t.validate()
 		if err != nil {
@@ -341,6 +390,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := putBack(); err != nil {
+			return nil, err
+		}
 		if err := t.checkpoint(st); err != nil {
 			return nil, err
 		}
@@ -358,6 +410,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric = st.Epoch, st.BestEpoch, r.Checkpoint.Monitor, st.BestMetric
+	res.ValTTAAccuracy = t.valTTA
 	return res, nil
 }
 
@@ -394,6 +447,9 @@ func (t *trainer) step(b *cifar.Batch, params [][]float32, st *ckptState) error 
 		return err
 	}
 	st.GlobalStep++
+	if t.avg != nil {
+		t.avg.update(st.GlobalStep, st.Slow)
+	}
 	st.Batches = b.Index + 1
 	st.PartLoss += loss * float64(b.N)
 	st.PartCorrect += correct(logits, b.Y[:b.N], g.Classes())
@@ -405,6 +461,9 @@ func (t *trainer) step(b *cifar.Batch, params [][]float32, st *ckptState) error 
 // mean cross-entropy (with the recipe's label smoothing, like Keras and
 // PyTorch report it) and accuracy.
 func (t *trainer) validate() (loss, acc float64, err error) {
+	if t.val.Len() == 0 {
+		return math.NaN(), math.NaN(), nil
+	}
 	loader := cifar.NewEvalLoader(t.val, t.r.Batch, t.mean, t.std, t.o.Workers)
 	var sum float64
 	var right, seen int
@@ -469,11 +528,21 @@ func (t *trainer) checkpoint(st *ckptState) error {
 	return saveCheckpoint(t.dir, t.weightFile(st.Epoch, 0), st)
 }
 
-// writeFinal writes final.cnw: the weights at the end of training, or
-// those of early stopping's best epoch when the recipe restores them.
+// writeFinal writes final.cnw: the weights at the end of training (the
+// averaged ones when the recipe averages), or those of early stopping's
+// best epoch when the recipe restores them. With test-time augmentations
+// it measures them on the validation set with models.Predictor.PredictTTA,
+// exactly as the front end will, and notes the result in the file.
 func (t *trainer) writeFinal() error {
 	st := t.st
 	epoch := st.Epoch
+	if t.avg != nil {
+		// Lookahead's last update (airbench: decay 1) is to take the
+		// slow weights; for an EMA they are the result.
+		if err := t.net.Restore(st.Slow); err != nil {
+			return fmt.Errorf("weight averaging: %w", err)
+		}
+	}
 	if st.EarlyBest != nil {
 		if err := t.net.Restore(st.EarlyBest); err != nil {
 			return err
@@ -481,14 +550,31 @@ func (t *trainer) writeFinal() error {
 		epoch = st.Early.BestEpoch
 		fmt.Fprintf(t.o.Log, "restored the weights of epoch %d\n", epoch)
 	}
-	return models.WriteFile(filepath.Join(t.dir, FinalFile), t.weightFile(epoch, 0))
+	f := t.weightFile(epoch, 0)
+	if len(t.r.Inference.TTA) > 0 && t.val.Len() > 0 {
+		start := time.Now()
+		acc, err := t.validateTTA(f)
+		if err != nil {
+			return err
+		}
+		t.valTTA = acc
+		f.Meta.Provenance.Notes = fmt.Sprintf("validation accuracy with test-time augmentation (%s): %.4f on %d images",
+			strings.Join(t.r.Inference.TTA, ", "), acc, t.val.Len())
+		fmt.Fprintf(t.o.Log, "final weights: val_acc with test-time augmentation (%s) %.4f  %.1fs\n",
+			strings.Join(t.r.Inference.TTA, ", "), acc, time.Since(start).Seconds())
+	}
+	return models.WriteFile(filepath.Join(t.dir, FinalFile), f)
 }
 
 // weightFile is the network's weights with metadata and provenance.
 func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
+	if math.IsNaN(valAcc) { // no validation set
+		valAcc = 0
+	}
 	return t.net.File(models.Meta{
 		Classes:       t.train.Classes,
 		Normalization: models.Normalization{Mean: t.mean[:], Std: t.std[:]},
+		Inference:     models.InferenceOptions{TTA: slices.Clone(t.r.Inference.TTA)},
 		Provenance: models.Provenance{
 			Dataset:      "CIFAR-10",
 			Recipe:       t.r.Name,
