@@ -4,7 +4,7 @@
 # Builds the static site in DIST (which should be empty) from the page
 # sources next to this script, the compiled WebAssembly module WASM, Go's
 # wasm_exec.js and the weight files of MODELS_ZOO (every *.cnw in
-# MODELS_ZOO/*/; MODELS_ZOO/DEFAULT names the default model's id):
+# MODELS_ZOO/*/; MODELS_ZOO/DEFAULT names the default model: an id or a .cnw file name):
 #
 #   - scripts, style sheet and module get content-hashed names
 #     (app.<hash>.js, worker.<hash>.js, wasm_exec.<hash>.js, style.<hash>.css,
@@ -93,9 +93,12 @@ shopt -u nullglob
 if [ -f "$zoo/DEFAULT" ]; then
 	# The zoo names a model id; dist/models/DEFAULT names its file, for the
 	# manifest and for the server's /api/models alike.
+	# DEFAULT holds a model id (zoo/ID/ID.cnw) or a weight file name
+	# (e.g. ID.int8.cnw, to ship the smallest good file).
 	id=$(tr -d '[:space:]' <"$zoo/DEFAULT")
-	[ -f "$dist/models/$id.cnw" ] || die "$zoo/DEFAULT names $id, but there is no $zoo/$id/$id.cnw"
-	echo "$id.cnw" >"$dist/models/DEFAULT"
+	case $id in *.cnw) file=$id ;; *) file=$id.cnw ;; esac
+	[ -f "$dist/models/$file" ] || die "$zoo/DEFAULT names $id, but no $file is in $zoo/*/"
+	echo "$file" >"$dist/models/DEFAULT"
 fi
 # The manifest tool prints the file name of the default model, if any.
 latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -o "$dist/models/manifest.json")
