@@ -80,7 +80,7 @@ func TestLoadReal(t *testing.T) {
 		t.Errorf("classes %v, want %v", train.Classes, models.CIFAR10Classes)
 	}
 	// Load accepts the parent folder too.
-	if d, err := FindDir(filepath.Dir(dir)); err != nil || d != dir {
+	if d, err := FindDir(filepath.Dir(dir)); err != nil || d != filepath.Clean(dir) {
 		t.Errorf("FindDir(parent) = %q, %v; want %q", d, err, dir)
 	}
 
