@@ -47,6 +47,16 @@ func firstShape(inputs ...G.DimSizer) (tensor.Shape, error) {
 	return s.Clone(), nil
 }
 
+// channelShape is the shape of a per-channel result (one value per
+// channel C of an N×C×… input).
+func channelShape(inputs ...G.DimSizer) (tensor.Shape, error) {
+	s, err := firstShape(inputs...)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1]}, nil
+}
+
 // f32 returns the float32 elements of v in row-major order, materialising
 // views (a transposed tensor's backing array is not in logical order).
 func f32(v G.Value) ([]float32, error) {

@@ -147,11 +147,7 @@ func (op *bnGammaGradOp) Type() hm.Type {
 	return fnType(t, t, tensorType(1))
 }
 func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := firstShape(in...)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[1]}, nil
+	return channelShape(in...)
 }
 func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 

@@ -71,11 +71,7 @@ func newChannelSumOp(name string, dims int) *channelSumOp {
 func (op *channelSumOp) Arity() int    { return 1 }
 func (op *channelSumOp) Type() hm.Type { return fnType(tensorType(op.dims), tensorType(1)) }
 func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := firstShape(in...)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[1]}, nil
+	return channelShape(in...)
 }
 func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
