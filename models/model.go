@@ -446,13 +446,6 @@ func leakyReLU(x, y []float32, alpha float32) {
 	}
 }
 
-// gelu is the exact (erf) GELU, as PyTorch's nn.GELU().
-func gelu(x, y []float32) {
-	for i, v := range x {
-		y[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
-	}
-}
-
 func maxPool(x, y []float32, in, out Shape, kernel, stride int) {
 	for c := 0; c < in.C; c++ {
 		plane := x[c*in.H*in.W : (c+1)*in.H*in.W]

@@ -35,7 +35,10 @@ per-class precision/recall/F1, confusion matrix, and inference time per image
 at batch 64 and batch 1. Writes report.json, report.md and PNG plots
 (confusion matrix, training curves when the run's metrics.csv is known, class
 distribution of the train/validation split, mean intensity per class and
-channel) into --out, and prints a summary.`)
+channel) into --out, and prints a summary. When MODEL asks for test-time
+augmentation it is also measured with it, as the browser classifies. --record
+writes the measured test accuracies into MODEL's provenance (rewritten
+atomically), so that trainer info and the web page show them.`)
 	data := dataFlag(fs)
 	out := fs.String("out", "", "write the report and plots into `DIR` (default: the folder of MODEL)")
 	runDir := fs.String("run", "", "training run `DIR` whose metrics.csv gives the training curves (default: MODEL's folder, if it holds one)")
@@ -44,6 +47,8 @@ channel) into --out, and prints a summary.`)
 	latency := fs.Int("latency-images", evaluate.DefaultLatencyImages, "`N` images also classified one at a time to time batch-1 inference (0 skips it)")
 	valSplit := fs.Float64("val-split", 0.2, "validation `FRACTION` for the class-distribution plot, when the run's config.json does not say")
 	splitSeed := fs.Int64("split-seed", 42, "`SEED` of that split, when the run's config.json does not say")
+	tta := fs.Bool("tta", true, "also measure accuracy with the test-time augmentations MODEL names")
+	record := fs.Bool("record", false, "write the test accuracies into MODEL's provenance")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -74,10 +79,6 @@ channel) into --out, and prints a summary.`)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", modelPath, err)
 	}
-	modelInfo, err := evaluate.DescribeModel(modelPath, &model.Meta)
-	if err != nil {
-		return err
-	}
 	dataInfo, err := evaluate.DescribeData(*data)
 	if err != nil {
 		return err
@@ -100,8 +101,22 @@ channel) into --out, and prints a summary.`)
 	if latencyImages == 0 {
 		latencyImages = -1 // Options: negative skips the batch-1 pass
 	}
-	fmt.Fprintf(e.stderr, "evaluating %s on %d test images with %d workers...\n", modelInfo.File, test.Len(), *workers)
-	res, err := evaluate.Run(model, test, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: latencyImages})
+	fmt.Fprintf(e.stderr, "evaluating %s on %d test images with %d workers...\n", filepath.Base(modelPath), test.Len(), *workers)
+	res, err := evaluate.Run(model, test, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: latencyImages, TTA: *tta})
+	if err != nil {
+		return err
+	}
+	if *record {
+		if err := recordAccuracy(modelPath, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "recorded the test accuracy in %s\n", modelPath)
+	}
+	meta, err := models.ReadMetaFile(modelPath)
+	if err != nil {
+		return err
+	}
+	modelInfo, err := evaluate.DescribeModel(modelPath, meta)
 	if err != nil {
 		return err
 	}
@@ -133,6 +148,26 @@ channel) into --out, and prints a summary.`)
 		fmt.Fprintln(e.stdout, "\nnote: the test set is the JPEG-derived copy; accuracy is close to, not equal to, a published CIFAR-10 figure")
 	}
 	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalJSON, evalMarkdown, len(report.Plots), *out)
+	return nil
+}
+
+// recordAccuracy rewrites the weight file at path with the test
+// accuracies of res in its provenance. The file is read afresh (the model
+// evaluated may have folded its tensors) and keeps its dtype.
+func recordAccuracy(path string, res *evaluate.Result) error {
+	f, err := models.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	p := &f.Meta.Provenance
+	p.TestAccuracy = res.Metrics.Accuracy
+	p.TestAccuracyTT = 0
+	if res.TTA != nil {
+		p.TestAccuracyTT = res.TTA.Metrics.Accuracy
+	}
+	if err := models.WriteFile(path, f); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
 	return nil
 }
 

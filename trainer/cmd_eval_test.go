@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,6 +138,63 @@ func TestEval(t *testing.T) {
 		}
 		if _, err := png.Decode(bytes.NewReader(b)); err != nil {
 			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+// --record writes the measured accuracies, with and without test-time
+// augmentation, into the weight file and changes nothing else in it.
+func TestEvalRecord(t *testing.T) {
+	data := syntheticCIFAR(t, 20, 50)
+	model := tinyModelFile(t, t.TempDir())
+	before, err := models.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Meta.Inference.TTA = []string{models.TTAFlip, models.TTATranslate}
+	if err := models.WriteFile(model, before); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, stdout, stderr := trainer(t, "eval", "--data", data, "--out", out, "--latency-images", "0", "--record", model)
+	if code != 0 {
+		t.Fatalf("status %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "with TTA") {
+		t.Errorf("summary lacks the TTA accuracy:\n%s", stdout)
+	}
+	var rep evaluate.Report
+	js, err := os.ReadFile(filepath.Join(out, evalJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result.TTA == nil || rep.Result.TTA.Metrics.N != 50 {
+		t.Fatalf("report.json has no TTA pass over the 50 images: %+v", rep.Result.TTA)
+	}
+	after, err := models.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := after.Meta.Provenance
+	if p.TestAccuracy != rep.Result.Metrics.Accuracy || p.TestAccuracyTT != rep.Result.TTA.Metrics.Accuracy {
+		t.Errorf("provenance test accuracy %v / TTA %v, report %v / %v",
+			p.TestAccuracy, p.TestAccuracyTT, rep.Result.Metrics.Accuracy, rep.Result.TTA.Metrics.Accuracy)
+	}
+	if p.Recipe != "tiny" || p.Epochs != 3 || p.TrainSeconds != 12 {
+		t.Errorf("recording lost the rest of the provenance: %+v", p)
+	}
+	if rep.Model.Provenance.TestAccuracy != p.TestAccuracy {
+		t.Errorf("report describes the file before recording: %+v", rep.Model.Provenance)
+	}
+	if len(after.Tensors) != len(before.Tensors) {
+		t.Fatalf("%d tensors after recording, %d before", len(after.Tensors), len(before.Tensors))
+	}
+	for name, tb := range before.Tensors {
+		if ta := after.Tensors[name]; ta == nil || !slices.Equal(ta.Data, tb.Data) {
+			t.Fatalf("tensor %s changed by recording", name)
 		}
 	}
 }

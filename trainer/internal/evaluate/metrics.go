@@ -101,3 +101,15 @@ func Argmax(scores []float32, k int) []int {
 	}
 	return out
 }
+
+// Correct counts the rows of scores (n×k) whose largest score is at the
+// row's label.
+func Correct(scores []float32, labels []uint8, k int) int {
+	n := 0
+	for i, p := range Argmax(scores, k) {
+		if i < len(labels) && p == int(labels[i]) {
+			n++
+		}
+	}
+	return n
+}

@@ -110,3 +110,17 @@ func TestArgmax(t *testing.T) {
 		t.Errorf("Argmax = %v, want %v", got, want)
 	}
 }
+
+func TestCorrect(t *testing.T) {
+	scores := []float32{
+		0.1, 0.7, 0.2, // predicts 1
+		0.5, 0.5, 0, // tie: predicts 0
+		0, 0, 1, // predicts 2
+	}
+	if got := Correct(scores, []uint8{1, 1, 2}, 3); got != 2 {
+		t.Errorf("Correct = %d, want 2", got)
+	}
+	if got := Correct(scores, []uint8{0, 0, 0}, 3); got != 1 {
+		t.Errorf("Correct = %d, want 1", got)
+	}
+}

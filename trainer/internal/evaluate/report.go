@@ -134,12 +134,22 @@ func (r *Report) Markdown() []byte {
 	row("sha256", "`%s`", r.Model.SHA256)
 	if p := r.Model.Provenance; p.Recipe != "" || p.Command != "" {
 		row("Provenance", "recipe `%s`, %d epochs, created %s", p.Recipe, p.Epochs, p.Created)
+		if p.TrainSeconds > 0 {
+			row("Training wall time", "%.1f min", p.TrainSeconds/60)
+		}
+		if p.Command != "" {
+			row("Reproduce", "`%s`", p.Command)
+		}
 	}
 	if r.Data != nil {
 		row("Test data", "`%s` (md5 `%s`)", r.Data.TestFile, r.Data.TestMD5)
 	}
 	row("**Accuracy**", "**%.2f %%** (%d / %d)", 100*m.Accuracy, m.Correct, m.N)
 	row("**Macro-F1**", "**%.4f**", m.MacroF1)
+	if t := r.Result.TTA; t != nil {
+		row("**Accuracy with TTA**", "**%.2f %%** (%d / %d; %s), macro-F1 %.4f, %.3f ms/image per core",
+			100*t.Metrics.Accuracy, t.Metrics.Correct, t.Metrics.N, strings.Join(t.Augmentations, ", "), t.Metrics.MacroF1, t.Speed.MsPerImage)
+	}
 	sp := r.Result.Batched
 	row(fmt.Sprintf("Inference, batch %d", sp.BatchSize), "%.3f ms/image per core, %.0f images/s on %d workers",
 		sp.MsPerImage, sp.ImagesPerSecond, sp.Workers)
@@ -206,6 +216,10 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "accuracy\t%.2f %% (%d/%d)\n", 100*m.Accuracy, m.Correct, m.N)
 	fmt.Fprintf(tw, "macro-F1\t%.4f\n", m.MacroF1)
+	if t := r.Result.TTA; t != nil {
+		fmt.Fprintf(tw, "with TTA\t%.2f %% (%d/%d; %s), macro-F1 %.4f, %.3f ms/image/core\n",
+			100*t.Metrics.Accuracy, t.Metrics.Correct, t.Metrics.N, strings.Join(t.Augmentations, ", "), t.Metrics.MacroF1, t.Speed.MsPerImage)
+	}
 	sp := r.Result.Batched
 	fmt.Fprintf(tw, "batch %d\t%.3f ms/image/core, %.0f images/s (%d workers)\n", sp.BatchSize, sp.MsPerImage, sp.ImagesPerSecond, sp.Workers)
 	if s := r.Result.Single; s != nil {

@@ -23,6 +23,10 @@ type Options struct {
 	// also classified one at a time to time batch-1 inference; 0 means
 	// 1000, a negative value skips the batch-1 pass.
 	LatencyImages int
+	// TTA also classifies every image with the test-time augmentations
+	// the model's metadata names (models.Predictor.PredictTTA, as the
+	// browser does), when it names any.
+	TTA bool
 }
 
 // DefaultBatchSize is the batch of the accuracy pass.
@@ -56,6 +60,16 @@ type Result struct {
 	// class differs from the batched pass; anything but 0 points at a bug
 	// in the predictor.
 	SingleDisagreements int `json:"single_disagreements"`
+	// TTA is the pass with test-time augmentation; nil when it was not
+	// asked for or the model has none.
+	TTA *TTAResult `json:"tta,omitempty"`
+}
+
+// TTAResult is a pass with test-time augmentation, one image at a time.
+type TTAResult struct {
+	Augmentations []string `json:"augmentations"`
+	Metrics       *Metrics `json:"metrics"`
+	Speed         Speed    `json:"speed"`
 }
 
 // Normalizer turns CIFAR bytes into the normalised floats a model expects,
@@ -125,7 +139,7 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	k := len(m.Meta.Classes)
 
 	pred := make([]int, set.Len())
-	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred)
+	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred, predictBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +160,7 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	if nSingle > 0 {
 		nSingle = min(nSingle, set.Len())
 		single := make([]int, nSingle)
-		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single)
+		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single, predictBatch)
 		if err != nil {
 			return nil, err
 		}
@@ -157,13 +171,60 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 			}
 		}
 	}
+	if opts.TTA && len(m.Meta.Inference.TTA) > 0 {
+		if res.TTA, err = TTA(m, set, workers); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
-// runPass classifies the first n images of set in batches of bs, workers
-// goroutines pulling batches from a shared counter, and writes the
-// predicted classes into pred.
-func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, k int, pred []int) (Speed, error) {
+// TTA classifies every image of set one at a time with the model's
+// test-time augmentations, on workers goroutines (0: GOMAXPROCS), and
+// scores the predictions.
+func TTA(m *models.Model, set *cifar.Set, workers int) (*TTAResult, error) {
+	if set.Len() == 0 {
+		return nil, errors.New("evaluate: empty set")
+	}
+	norm, err := NewNormalizer(m.Meta.Normalization)
+	if err != nil {
+		return nil, err
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	pred := make([]int, set.Len())
+	sp, err := runPass(m, set, norm, set.Len(), 1, workers, len(m.Meta.Classes), pred, predictTTA)
+	if err != nil {
+		return nil, err
+	}
+	truth := make([]int, set.Len())
+	for i, y := range set.Labels {
+		truth[i] = int(y)
+	}
+	metrics, err := Compute(truth, pred, m.Meta.Classes)
+	if err != nil {
+		return nil, err
+	}
+	return &TTAResult{Augmentations: m.Meta.Inference.TTA, Metrics: metrics, Speed: sp}, nil
+}
+
+// A predictFunc classifies n normalised images in x with p.
+type predictFunc func(p *models.Predictor, x []float32, n int) ([]float32, error)
+
+func predictBatch(p *models.Predictor, x []float32, n int) ([]float32, error) {
+	return p.PredictBatch(x, n)
+}
+
+// predictTTA classifies one image with test-time augmentation.
+func predictTTA(p *models.Predictor, x []float32, _ int) ([]float32, error) {
+	return p.PredictTTA(x)
+}
+
+// runPass classifies the first n images of set with predict in batches of
+// bs, workers goroutines pulling batches from a shared counter, and writes
+// the predicted classes into pred.
+func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, k int, pred []int, predict predictFunc) (Speed, error) {
 	size := m.Meta.Spec.Input.Size()
 	batches := (n + bs - 1) / bs
 	workers = min(workers, batches)
@@ -192,7 +253,7 @@ func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, 
 				for i := lo; i < hi; i++ {
 					norm.Normalize(x[(i-lo)*size:(i-lo+1)*size], set.Images[i*imgBytes:(i+1)*imgBytes])
 				}
-				probs, err := p.PredictBatch(x[:(hi-lo)*size], hi-lo)
+				probs, err := predict(p, x[:(hi-lo)*size], hi-lo)
 				busy[w] += time.Since(t0)
 				if err != nil {
 					errs[w] = fmt.Errorf("evaluate: images %d..%d: %w", lo, hi-1, err)

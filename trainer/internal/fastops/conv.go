@@ -3,6 +3,8 @@ package fastops
 import (
 	"fmt"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
+
 	"github.com/chewxy/hm"
 	"github.com/cifarnet-go/cifarnet/models/gemm"
 	G "gorgonia.org/gorgonia"
@@ -103,11 +105,11 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 
 	op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
 	wp := gemm.PackInto(op.wPack, w, g.f, g.colRows, false)
-	nw := workers(g.n)
+	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, convWorker{})
 	}
-	parallelFor(g.n, nw, func(wi, lo, hi int) {
+	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		wk := &op.workers[wi]
 		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.colRows, g.plane))
 		if !g.direct() {
@@ -192,11 +194,11 @@ func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out, dw := op.out.get(tensor.Shape{g.f, g.c, g.kh, g.kw})
-	nw := workers(g.n)
+	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, filterGradWorker{})
 	}
-	parallelFor(g.n, nw, func(wi, lo, hi int) {
+	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		wk := &op.workers[wi]
 		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.plane, g.colRows))
 		wk.dyPack = grow(wk.dyPack, gemm.PackedSize(g.f, g.plane))
@@ -293,11 +295,11 @@ func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 		op.wPack = grow(op.wPack, gemm.PackedSize(g.colRows, g.f))
 		wp = gemm.PackInto(op.wPack, w, g.colRows, g.f, true)
 	}
-	nw := workers(g.n)
+	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, inputGradWorker{})
 	}
-	parallelFor(g.n, nw, func(wi, lo, hi int) {
+	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		wk := &op.workers[wi]
 		for i := lo; i < hi; i++ {
 			dxi := dx[i*g.inSize() : (i+1)*g.inSize()]

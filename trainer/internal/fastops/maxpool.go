@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -64,7 +66,7 @@ func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	op.argmax = op.argmax[:len(y)]
 	planes := g.n * g.c
-	parallelFor(planes, workers(planes), func(_, lo, hi int) {
+	parallel.For(planes, parallel.Workers(planes), func(_, lo, hi int) {
 		inPlane, outPlane := g.h*g.w, g.plane
 		for p := lo; p < hi; p++ {
 			src := x[p*inPlane : (p+1)*inPlane]
@@ -166,7 +168,7 @@ func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	out, dx := op.out.get(tensor.Shape{g.n, g.c, g.h, g.w})
 	planes := g.n * g.c
-	parallelFor(planes, workers(planes), func(_, lo, hi int) {
+	parallel.For(planes, parallel.Workers(planes), func(_, lo, hi int) {
 		inPlane, outPlane := g.h*g.w, g.plane
 		for p := lo; p < hi; p++ {
 			d := dx[p*inPlane : (p+1)*inPlane]

@@ -16,8 +16,6 @@ import (
 	"hash"
 	"hash/fnv"
 	"io"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	"github.com/cifarnet-go/cifarnet/models/gemm"
@@ -83,26 +81,6 @@ func (r *result) get(shape tensor.Shape) (*tensor.Dense, []float32) {
 		r.t = tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
 	}
 	return r.t, r.t.Data().([]float32)
-}
-
-// workers is the number of goroutines to split n images over.
-func workers(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }
-
-// parallelFor splits [0, n) into nw contiguous ranges and runs
-// body(worker, lo, hi) on each, the first on the calling goroutine. The
-// split depends only on n and nw, so per-worker partial sums are added in
-// the same order on every run.
-func parallelFor(n, nw int, body func(w, lo, hi int)) {
-	var wg sync.WaitGroup
-	for w := 1; w < nw; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(w, w*n/nw, (w+1)*n/nw)
-		}()
-	}
-	body(0, 0, n/nw)
-	wg.Wait()
 }
 
 // grow returns s resized to n, reusing its array when it is large enough.

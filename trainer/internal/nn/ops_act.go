@@ -1,7 +1,8 @@
 package nn
 
 import (
-	"math"
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -49,20 +50,9 @@ func leakyReLUAct(alpha float32) activation {
 }
 
 // geluAct is the exact GELU, 0.5·x·(1+erf(x/√2)), as PyTorch's default
-// and the models forward pass compute it; its derivative is Φ(x)+x·φ(x).
+// and the models forward pass compute it.
 func geluAct() activation {
-	return activation{
-		f: func(x float32) float32 {
-			v := float64(x)
-			return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
-		},
-		df: func(x float32) float32 {
-			v := float64(x)
-			cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
-			pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
-			return float32(cdf + v*pdf)
-		},
-	}
+	return activation{f: models.GELUAt, df: models.GELUDerivative}
 }
 
 // actOp applies an activation elementwise.
@@ -90,10 +80,12 @@ func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		return nil, err
 	}
 	out, y := output(prealloc, in[0].Shape())
-	f := op.act.f
-	for i, x := range xs[0] {
-		y[i] = f(x)
-	}
+	f, x := op.act.f, xs[0]
+	parallel.Range(len(x), func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			y[lo+i] = f(v)
+		}
+	})
 	return out, nil
 }
 
@@ -133,8 +125,10 @@ func (op *actDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	}
 	out, dx := output(prealloc, in[0].Shape())
 	df := op.fwd.act.df
-	for i := range x {
-		dx[i] = dy[i] * df(x[i])
-	}
+	parallel.Range(len(x), func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			dx[lo+i] = dy[lo+i] * df(v)
+		}
+	})
 	return out, nil
 }

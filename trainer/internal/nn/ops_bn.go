@@ -3,6 +3,8 @@ package nn
 import (
 	"math"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -57,60 +59,66 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 	if c != len(op.mean) || len(gamma) != c || len(beta) != c {
 		return nil, op.errorf("input has %d channels, parameters %d", c, len(op.mean))
 	}
-	if op.training {
-		op.batchStats(x, n, c, hw)
-	} else {
-		for ch := range c {
+	out, y := output(prealloc, in[0].Shape())
+	forChannels(c, func(ch int) {
+		if op.training {
+			op.batchStats(x, ch, n, c, hw)
+		} else {
 			op.mean[ch] = op.runMean[ch]
 			op.invStd[ch] = float32(1 / math.Sqrt(float64(op.runVar[ch])+op.eps))
 		}
-	}
-	out, y := output(prealloc, in[0].Shape())
-	for b := range n {
-		for ch := range c {
-			scale := gamma[ch] * op.invStd[ch]
-			shift := beta[ch] - op.mean[ch]*scale
+		scale := gamma[ch] * op.invStd[ch]
+		shift := beta[ch] - op.mean[ch]*scale
+		for b := range n {
 			off := (b*c + ch) * hw
 			for i, v := range x[off : off+hw] {
 				y[off+i] = v*scale + shift
 			}
 		}
-	}
+	})
 	return out, nil
 }
 
-// batchStats sets mean and invStd from x and updates the running
-// statistics.
-func (op *bnOp) batchStats(x []float32, n, c, hw int) {
+// forChannels runs body for every channel in [0, c), the channels split
+// over the cores.
+func forChannels(c int, body func(ch int)) {
+	parallel.For(c, parallel.Workers(c), func(_, lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			body(ch)
+		}
+	})
+}
+
+// batchStats sets channel ch's mean and invStd from x and updates its
+// running statistics.
+func (op *bnOp) batchStats(x []float32, ch, n, c, hw int) {
 	m := float64(n * hw)
-	for ch := range c {
-		var sum float64
-		for b := range n {
-			off := (b*c + ch) * hw
-			for _, v := range x[off : off+hw] {
-				sum += float64(v)
-			}
+	var sum float64
+	for b := range n {
+		off := (b*c + ch) * hw
+		for _, v := range x[off : off+hw] {
+			sum += float64(v)
 		}
-		mean := sum / m
-		var ss float64
-		for b := range n {
-			off := (b*c + ch) * hw
-			for _, v := range x[off : off+hw] {
-				d := float64(v) - mean
-				ss += d * d
-			}
-		}
-		variance := ss / m
-		op.mean[ch] = float32(mean)
-		op.invStd[ch] = float32(1 / math.Sqrt(variance+op.eps))
-		unbiased := variance
-		if m > 1 {
-			unbiased = ss / (m - 1)
-		}
-		mom := op.momentum
-		op.runMean[ch] = float32((1-mom)*float64(op.runMean[ch]) + mom*mean)
-		op.runVar[ch] = float32((1-mom)*float64(op.runVar[ch]) + mom*unbiased)
 	}
+	mean := sum / m
+	var ss float64
+	for b := range n {
+		off := (b*c + ch) * hw
+		for _, v := range x[off : off+hw] {
+			d := float64(v) - mean
+			ss += d * d
+		}
+	}
+	variance := ss / m
+	op.mean[ch] = float32(mean)
+	op.invStd[ch] = float32(1 / math.Sqrt(variance+op.eps))
+	unbiased := variance
+	if m > 1 {
+		unbiased = ss / (m - 1)
+	}
+	mom := op.momentum
+	op.runMean[ch] = float32((1-mom)*float64(op.runMean[ch]) + mom*mean)
+	op.runVar[ch] = float32((1-mom)*float64(op.runVar[ch]) + mom*unbiased)
 }
 
 func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
@@ -159,7 +167,7 @@ func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	x, dy := vs[0], vs[1]
 	n, c, hw := channelGeometry(in[0].Shape())
 	out, dg := output(prealloc, tensor.Shape{c})
-	for ch := range c {
+	forChannels(c, func(ch int) {
 		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
 		var s float64
 		for b := range n {
@@ -169,7 +177,7 @@ func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 			}
 		}
 		dg[ch] = float32(s)
-	}
+	})
 	return out, nil
 }
 
@@ -198,7 +206,7 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	n, c, hw := channelGeometry(in[0].Shape())
 	m := float32(n * hw)
 	out, dx := output(prealloc, in[0].Shape())
-	for ch := range c {
+	forChannels(c, func(ch int) {
 		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
 		k := gamma[ch] * inv / m
 		db, dg := dBeta[ch], dGamma[ch]
@@ -209,6 +217,6 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 				dx[off+i] = k * (m*dy[off+i] - db - xhat*dg)
 			}
 		}
-	}
+	})
 	return out, nil
 }

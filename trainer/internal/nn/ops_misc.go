@@ -83,7 +83,7 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	x := vs[0]
 	n, c, hw := channelGeometry(in[0].Shape())
 	out, s := output(prealloc, tensor.Shape{c})
-	for ch := range c {
+	forChannels(c, func(ch int) {
 		var sum float64
 		for b := range n {
 			off := (b*c + ch) * hw
@@ -92,7 +92,7 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 			}
 		}
 		s[ch] = float32(sum)
-	}
+	})
 	return out, nil
 }
 

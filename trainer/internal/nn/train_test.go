@@ -7,6 +7,7 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/modeltest"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 )
 
@@ -56,20 +57,7 @@ func data(n *Net) [][]float32 {
 }
 
 func accuracy(logits []float32, labels []uint8, k int) float64 {
-	correct := 0
-	for i, y := range labels {
-		row := logits[i*k : (i+1)*k]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == int(y) {
-			correct++
-		}
-	}
-	return float64(correct) / float64(len(labels))
+	return float64(evaluate.Correct(logits, labels, k)) / float64(len(labels))
 }
 
 // TestOverfitsABatch trains the tiny spec (every layer type, dropout

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 )
@@ -452,7 +453,7 @@ func (t *trainer) step(b *cifar.Batch, params [][]float32, st *ckptState) error 
 	}
 	st.Batches = b.Index + 1
 	st.PartLoss += loss * float64(b.N)
-	st.PartCorrect += correct(logits, b.Y[:b.N], g.Classes())
+	st.PartCorrect += evaluate.Correct(logits, b.Y[:b.N], g.Classes())
 	st.PartSeen += b.N
 	return nil
 }
@@ -475,7 +476,7 @@ func (t *trainer) validate() (loss, acc float64, err error) {
 		}
 		k := t.eval.Classes()
 		sum += crossEntropy(logits, b.Y[:b.N], k, t.r.LabelSmoothing)
-		right += correct(logits, b.Y[:b.N], k)
+		right += evaluate.Correct(logits, b.Y[:b.N], k)
 		seen += b.N
 		loader.Release(b)
 	}
@@ -586,24 +587,6 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 			Created:      time.Now().UTC().Format(time.RFC3339),
 		},
 	})
-}
-
-// correct counts the rows whose largest logit is the label.
-func correct(logits []float32, labels []uint8, k int) int {
-	n := 0
-	for i, y := range labels {
-		row := logits[i*k : (i+1)*k]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == int(y) {
-			n++
-		}
-	}
-	return n
 }
 
 // crossEntropy is the summed softmax cross-entropy of the rows against

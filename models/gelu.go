@@ -1,0 +1,69 @@
+package models
+
+import "math"
+
+// GELUAt and GELUDerivative, in float32, shared by the forward pass and the
+// trainer so that both compute the same function. The exact GELU is
+// 0.5·x·(1+erf(x/√2)) (PyTorch's nn.GELU()); math.Erf works in float64
+// and was a third of a training step, so erf and exp are evaluated here
+// with float32 polynomials accurate to a few units in the last place.
+
+// GELUAt returns 0.5·x·(1+erf(x/√2)).
+func GELUAt(x float32) float32 {
+	return 0.5 * x * (1 + erf32(x*(1/math.Sqrt2)))
+}
+
+// GELUDerivative returns dGELU/dx = Φ(x) + x·φ(x), Φ and φ being the
+// standard normal distribution and density functions.
+func GELUDerivative(x float32) float32 {
+	cdf := 0.5 * (1 + erf32(x*(1/math.Sqrt2)))
+	pdf := exp32(-0.5*x*x) * (1 / 2.5066282746310002) // 1/√(2π)
+	return cdf + x*pdf
+}
+
+// erf32 is Eigen's and XLA's rational approximation of erf for float32:
+// odd polynomial over even polynomial on [-4, 4], where erf already rounds
+// to ±1 outside. Its error is below 2.5e-7 absolute.
+func erf32(x float32) float32 {
+	x = min(max(x, -4), 4)
+	x2 := x * x
+	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
+	p = x2*p + -2.10102402082508e-06
+	p = x2*p + -5.69250639462346e-05
+	p = x2*p + -7.34990630326855e-04
+	p = x2*p + -2.95459980854025e-03
+	p = x2*p + -1.60960333262415e-02
+	p *= x
+	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
+	q = x2*q + -1.68282697438203e-03
+	q = x2*q + -7.37332916720468e-03
+	q = x2*q + -1.42647390514189e-02
+	return p / q
+}
+
+// exp32 is e^x for x ≤ 0 (enough for the normal density): x = n·ln2 + r
+// with |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative error
+// below 2e-7) and 2^n put into the exponent bits. Below -87 the result
+// would be subnormal and is returned as 0.
+func exp32(x float32) float32 {
+	if x < -87 {
+		return 0
+	}
+	n := float32(math.Floor(float64(x*math.Log2E + 0.5)))
+	// ln2 split into a part exact in float32 and the rest.
+	r := x - n*0.693359375 - n*-2.12194440e-4
+	p := r*(1.0/720) + 1.0/120
+	p = r*p + 1.0/24
+	p = r*p + 1.0/6
+	p = r*p + 0.5
+	p = r*p + 1
+	p = r*p + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// gelu applies GELU elementwise.
+func gelu(x, y []float32) {
+	for i, v := range x {
+		y[i] = GELUAt(v)
+	}
+}
