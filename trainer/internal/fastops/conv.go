@@ -58,8 +58,27 @@ type convOp struct {
 
 // convWorker is one goroutine's working memory, reused across runs.
 type convWorker struct {
-	cols    []float32 // im2col matrix of one image
+	cols    []float32 // im2col matrices of a group of images, side by side
+	tmp     []float32 // a group's output, side by side
 	scratch []float32 // GEMM scratch
+}
+
+// patches returns the im2col matrices of images i..i+k of the batch x side
+// by side (colRows × k·plane), built in buf; for a single image of a 1×1
+// convolution, that is the image itself.
+func (g *convGeom) patches(buf, x []float32, i, k int) []float32 {
+	if g.direct() {
+		if k == 1 {
+			return x[i*g.inSize() : (i+1)*g.inSize()]
+		}
+		gather(buf, x[i*g.inSize():], k, g.c, g.plane)
+		return buf[:g.colRows*k*g.plane]
+	}
+	ld := k * g.plane
+	for j := range k {
+		im2col(buf[j*g.plane:], ld, x[(i+j)*g.inSize():(i+j+1)*g.inSize()], g)
+	}
+	return buf[:g.colRows*ld]
 }
 
 func (op *convOp) Arity() int {
@@ -109,19 +128,25 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, convWorker{})
 	}
+	nb := g.group(g.plane)
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		wk := &op.workers[wi]
-		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.colRows, g.plane))
-		if !g.direct() {
-			wk.cols = grow(wk.cols, g.colRows*g.plane)
+		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.colRows, nb*g.plane))
+		wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+		if nb > 1 {
+			wk.tmp = grow(wk.tmp, g.f*nb*g.plane)
 		}
-		for i := lo; i < hi; i++ {
-			cols := x[i*g.inSize() : (i+1)*g.inSize()]
-			if !g.direct() {
-				im2col(wk.cols, cols, g)
-				cols = wk.cols
+		for i := lo; i < hi; i += nb {
+			k := min(nb, hi-i)
+			ld := k * g.plane
+			cols := g.patches(wk.cols, x, i, k)
+			yi := y[i*g.outSize() : (i+k)*g.outSize()]
+			if k == 1 {
+				wp.Mul(yi, g.plane, cols, ld, ld, bias, wk.scratch)
+				continue
 			}
-			wp.Mul(y[i*g.outSize():(i+1)*g.outSize()], g.plane, cols, g.plane, g.plane, bias, wk.scratch)
+			wp.Mul(wk.tmp, ld, cols, ld, ld, bias, wk.scratch)
+			scatter(yi, wk.tmp, k, g.f, g.plane)
 		}
 	})
 	return out, nil
@@ -165,8 +190,9 @@ type convFilterGradOp struct {
 }
 
 type filterGradWorker struct {
-	cols    []float32 // im2col matrix of one image
-	dyPack  []float32 // one image's dY packed as the GEMM's A
+	cols    []float32 // im2col matrices of a group of images, side by side
+	dyGroup []float32 // a group's dY, side by side
+	dyPack  []float32 // a group's dY packed as the GEMM's A
 	scratch []float32 // GEMM scratch
 	partial []float32 // this worker's share of dW (worker 0 uses the output)
 }
@@ -198,12 +224,14 @@ func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, filterGradWorker{})
 	}
+	nb := g.group(g.plane)
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		wk := &op.workers[wi]
-		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.plane, g.colRows))
-		wk.dyPack = grow(wk.dyPack, gemm.PackedSize(g.f, g.plane))
-		if !g.direct() {
-			wk.cols = grow(wk.cols, g.colRows*g.plane)
+		wk.scratch = grow(wk.scratch, gemm.ScratchSize(nb*g.plane, g.colRows))
+		wk.dyPack = grow(wk.dyPack, gemm.PackedSize(g.f, nb*g.plane))
+		wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+		if nb > 1 {
+			wk.dyGroup = grow(wk.dyGroup, g.f*nb*g.plane)
 		}
 		acc := dw
 		if wi > 0 {
@@ -211,14 +239,17 @@ func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
 			acc = wk.partial
 		}
 		clear(acc)
-		for i := lo; i < hi; i++ {
-			cols := x[i*g.inSize() : (i+1)*g.inSize()]
-			if !g.direct() {
-				im2col(wk.cols, cols, g)
-				cols = wk.cols
+		for i := lo; i < hi; i += nb {
+			k := min(nb, hi-i)
+			ld := k * g.plane
+			cols := g.patches(wk.cols, x, i, k)
+			dyi := dy[i*g.outSize() : (i+k)*g.outSize()]
+			if k > 1 {
+				gather(wk.dyGroup, dyi, k, g.f, g.plane)
+				dyi = wk.dyGroup[:g.f*ld]
 			}
-			dyp := gemm.PackInto(wk.dyPack, dy[i*g.outSize():(i+1)*g.outSize()], g.f, g.plane, false)
-			dyp.MulAddTransB(acc, g.colRows, cols, g.plane, g.colRows, wk.scratch)
+			dyp := gemm.PackInto(wk.dyPack, dyi, g.f, ld, false)
+			dyp.MulAddTransB(acc, g.colRows, cols, ld, g.colRows, wk.scratch)
 		}
 	})
 	for wi := 1; wi < nw; wi++ {
@@ -248,8 +279,68 @@ type convInputGradOp struct {
 }
 
 type inputGradWorker struct {
-	cols    []float32 // dY's im2col matrix, or the patch-matrix gradient
+	cols    []float32 // dY's im2col matrices, or the patch-matrix gradients, of a group
+	group   []float32 // a group's dY or dX, side by side
 	scratch []float32 // GEMM scratch
+}
+
+// flippedGrad computes dX for images lo..hi as the convolution of dY with
+// the rotated filters packed in wp, a group of images per GEMM.
+func (op *convInputGradOp) flippedGrad(wk *inputGradWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
+	g, fg := &op.geom, op.flipped
+	nb := fg.group(fg.plane)
+	wk.scratch = grow(wk.scratch, gemm.ScratchSize(fg.colRows, nb*fg.plane))
+	wk.cols = grow(wk.cols, fg.colRows*nb*fg.plane)
+	if nb > 1 {
+		wk.group = grow(wk.group, fg.f*nb*fg.plane)
+	}
+	for i := lo; i < hi; i += nb {
+		k := min(nb, hi-i)
+		ld := k * fg.plane
+		cols := fg.patches(wk.cols, dy, i, k)
+		dxi := dx[i*g.inSize() : (i+k)*g.inSize()]
+		if k == 1 {
+			wp.Mul(dxi, fg.plane, cols, ld, ld, nil, wk.scratch)
+			continue
+		}
+		wp.Mul(wk.group, ld, cols, ld, ld, nil, wk.scratch)
+		scatter(dxi, wk.group, k, fg.f, fg.plane)
+	}
+}
+
+// generalGrad computes dX for images lo..hi as col2im(Wᵀ·dY), with Wᵀ
+// packed in wp (for a 1×1 convolution, Wᵀ·dY is dX itself), a group of
+// images per GEMM.
+func (op *convInputGradOp) generalGrad(wk *inputGradWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
+	g := &op.geom
+	nb := g.group(g.plane)
+	wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, nb*g.plane))
+	wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+	if nb > 1 {
+		wk.group = grow(wk.group, g.f*nb*g.plane)
+	}
+	for i := lo; i < hi; i += nb {
+		k := min(nb, hi-i)
+		ld := k * g.plane
+		dyi := dy[i*g.outSize() : (i+k)*g.outSize()]
+		if k > 1 {
+			gather(wk.group, dyi, k, g.f, g.plane)
+			dyi = wk.group[:g.f*ld]
+		}
+		dxi := dx[i*g.inSize() : (i+k)*g.inSize()]
+		if g.direct() && k == 1 {
+			wp.Mul(dxi, g.plane, dyi, ld, ld, nil, wk.scratch)
+			continue
+		}
+		wp.Mul(wk.cols, ld, dyi, ld, ld, nil, wk.scratch)
+		if g.direct() {
+			scatter(dxi, wk.cols, k, g.c, g.plane)
+			continue
+		}
+		for j := range k {
+			col2im(dxi[j*g.inSize():(j+1)*g.inSize()], wk.cols[j*g.plane:], ld, g)
+		}
+	}
 }
 
 func newConvInputGradOp(name string, g convGeom) *convInputGradOp {
@@ -300,25 +391,10 @@ func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 		op.workers = append(op.workers, inputGradWorker{})
 	}
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
-		wk := &op.workers[wi]
-		for i := lo; i < hi; i++ {
-			dxi := dx[i*g.inSize() : (i+1)*g.inSize()]
-			dyi := dy[i*g.outSize() : (i+1)*g.outSize()]
-			switch fg := op.flipped; {
-			case fg != nil:
-				wk.scratch = grow(wk.scratch, gemm.ScratchSize(fg.colRows, fg.plane))
-				wk.cols = grow(wk.cols, fg.colRows*fg.plane)
-				im2col(wk.cols, dyi, fg)
-				wp.Mul(dxi, fg.plane, wk.cols, fg.plane, fg.plane, nil, wk.scratch)
-			case g.direct():
-				wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, g.plane))
-				wp.Mul(dxi, g.plane, dyi, g.plane, g.plane, nil, wk.scratch)
-			default:
-				wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, g.plane))
-				wk.cols = grow(wk.cols, g.colRows*g.plane)
-				wp.Mul(wk.cols, g.plane, dyi, g.plane, g.plane, nil, wk.scratch)
-				col2im(dxi, wk.cols, g)
-			}
+		if fg := op.flipped; fg != nil {
+			op.flippedGrad(&op.workers[wi], wp, dx, dy, lo, hi)
+		} else {
+			op.generalGrad(&op.workers[wi], wp, dx, dy, lo, hi)
 		}
 	})
 	return out, nil

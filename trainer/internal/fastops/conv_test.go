@@ -64,7 +64,21 @@ func convGrads(t *testing.T, c convCase, stock bool, x, w, b, r []float32) (y, d
 	return vs[0], vs[1], vs[2], db
 }
 
+// TestConv2DMatchesGorgonia runs every case one image per GEMM and with
+// the planes of several images side by side (the test cases' planes are
+// small, so the default threshold groups most of them, with a short last
+// group when the batch does not divide).
 func TestConv2DMatchesGorgonia(t *testing.T) {
+	for _, cols := range []int{1, groupCols, 20} {
+		t.Run(fmt.Sprintf("groupCols=%d", cols), func(t *testing.T) {
+			defer func(old int) { groupCols = old }(groupCols)
+			groupCols = cols
+			testConv2DMatchesGorgonia(t)
+		})
+	}
+}
+
+func testConv2DMatchesGorgonia(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, c := range convCases {
 		t.Run(c.String(), func(t *testing.T) {
@@ -198,7 +212,7 @@ func TestIm2colKernelsDoNotAllocate(t *testing.T) {
 	g := newConvGeom(1, 3, 9, 8, 4, 3, 3, 2, 1)
 	x := make([]float32, g.inSize())
 	cols := make([]float32, g.colRows*g.plane)
-	if a := testing.AllocsPerRun(10, func() { im2col(cols, x, &g); col2im(x, cols, &g) }); a != 0 {
+	if a := testing.AllocsPerRun(10, func() { im2col(cols, g.plane, x, &g); col2im(x, cols, g.plane, &g) }); a != 0 {
 		t.Fatalf("im2col+col2im allocate %v times per call", a)
 	}
 }

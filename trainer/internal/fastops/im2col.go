@@ -44,17 +44,18 @@ func (g *convGeom) validCols(kx int) (lo, hi int) {
 }
 
 // im2col writes the colRows×plane patch matrix of one C×H×W image into
-// cols: row (c·KH + ky)·KW + kx holds, for every output position, the input
-// value that filter tap meets (zero in the padding), matching the layout of
-// a weight tensor F×C×KH×KW viewed as F×colRows.
-func im2col(cols, x []float32, g *convGeom) {
+// cols, whose rows are ld apart (ld > plane when several images sit side
+// by side): row (c·KH + ky)·KW + kx holds, for every output position, the
+// input value that filter tap meets (zero in the padding), matching the
+// layout of a weight tensor F×C×KH×KW viewed as F×colRows.
+func im2col(cols []float32, ld int, x []float32, g *convGeom) {
 	s, ow := g.stride, g.outW
 	for c := 0; c < g.c; c++ {
 		img := x[c*g.h*g.w : (c+1)*g.h*g.w]
 		for ky := 0; ky < g.kh; ky++ {
 			for kx := 0; kx < g.kw; kx++ {
 				r := (c*g.kh+ky)*g.kw + kx
-				row := cols[r*g.plane : (r+1)*g.plane]
+				row := cols[r*ld : r*ld+g.plane]
 				lo, hi := g.validCols(kx)
 				off := kx - g.pad
 				if s == 1 && ow == g.w {
@@ -111,8 +112,8 @@ func shiftedPlane(row, img []float32, g *convGeom, ky, kx, lo, hi int) {
 
 // col2im is the adjoint of im2col: it sets the C×H×W image gradient dx to
 // the sum, over the filter taps that read each input value, of the
-// matching entries of the patch-matrix gradient dcols.
-func col2im(dx, dcols []float32, g *convGeom) {
+// matching entries of the patch-matrix gradient dcols (rows ld apart).
+func col2im(dx, dcols []float32, ld int, g *convGeom) {
 	clear(dx[:g.inSize()])
 	s, ow := g.stride, g.outW
 	for c := 0; c < g.c; c++ {
@@ -120,7 +121,7 @@ func col2im(dx, dcols []float32, g *convGeom) {
 		for ky := 0; ky < g.kh; ky++ {
 			for kx := 0; kx < g.kw; kx++ {
 				r := (c*g.kh+ky)*g.kw + kx
-				row := dcols[r*g.plane : (r+1)*g.plane]
+				row := dcols[r*ld : r*ld+g.plane]
 				lo, hi := g.validCols(kx)
 				off := kx - g.pad
 				for oy := 0; oy < g.outH; oy++ {
@@ -142,6 +143,46 @@ func col2im(dx, dcols []float32, g *convGeom) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// groupCols is the least number of GEMM columns worth filling by putting
+// the planes of several images side by side. The AVX-512 micro-kernel
+// works on 32 columns at a time, so a 3×3 plane alone wastes 23 of them
+// and a 7×7 one 15 of 64.
+var groupCols = 256
+
+// group is the number of images one GEMM covers when its columns are the
+// output positions of a plane of the given size.
+func (g *convGeom) group(plane int) int {
+	if plane >= groupCols {
+		return 1
+	}
+	return max(1, min(g.n, (groupCols+plane-1)/plane))
+}
+
+// gather copies k images of rows×plane values each, stored one after
+// another in src, side by side into dst: image j's row r lands at
+// dst[r·ld + j·plane], ld being k·plane.
+func gather(dst, src []float32, k, rows, plane int) {
+	ld := k * plane
+	for j := range k {
+		img := src[j*rows*plane : (j+1)*rows*plane]
+		for r := range rows {
+			copy(dst[r*ld+j*plane:r*ld+(j+1)*plane], img[r*plane:(r+1)*plane])
+		}
+	}
+}
+
+// scatter is gather's inverse: it copies the k side-by-side images of src
+// back to one after another in dst.
+func scatter(dst, src []float32, k, rows, plane int) {
+	ld := k * plane
+	for j := range k {
+		img := dst[j*rows*plane : (j+1)*rows*plane]
+		for r := range rows {
+			copy(img[r*plane:(r+1)*plane], src[r*ld+j*plane:r*ld+(j+1)*plane])
 		}
 	}
 }

@@ -3,6 +3,7 @@ package fastops
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -47,7 +48,7 @@ func TestIm2colMatchesNaive(t *testing.T) {
 							for i := range cols {
 								cols[i] = float32(math.NaN())
 							}
-							im2col(cols, x, &g)
+							im2col(cols, g.plane, x, &g)
 							want := naiveIm2col(x, &g)
 							for i := range want {
 								if cols[i] != want[i] {
@@ -59,7 +60,7 @@ func TestIm2colMatchesNaive(t *testing.T) {
 							for i := range dx {
 								dx[i] = float32(math.NaN())
 							}
-							col2im(dx, y, &g)
+							col2im(dx, y, g.plane, &g)
 							var lhs, rhs float64
 							for i := range y {
 								lhs += float64(cols[i]) * float64(y[i])
@@ -75,5 +76,30 @@ func TestIm2colMatchesNaive(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestGatherScatter(t *testing.T) {
+	const k, rows, plane = 3, 4, 5
+	src := make([]float32, k*rows*plane)
+	for i := range src {
+		src[i] = float32(i)
+	}
+	side := make([]float32, len(src))
+	gather(side, src, k, rows, plane)
+	// Image j's row r starts at r·k·plane + j·plane.
+	for j := range k {
+		for r := range rows {
+			for p := range plane {
+				if got, want := side[r*k*plane+j*plane+p], src[(j*rows+r)*plane+p]; got != want {
+					t.Fatalf("image %d row %d col %d: %v, want %v", j, r, p, got, want)
+				}
+			}
+		}
+	}
+	back := make([]float32, len(src))
+	scatter(back, side, k, rows, plane)
+	if !slices.Equal(back, src) {
+		t.Fatalf("scatter(gather(x)) = %v, want %v", back, src)
 	}
 }
