@@ -3,6 +3,8 @@ package fastops
 import (
 	"fmt"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -37,7 +39,7 @@ func Conv2D(x, w, b *G.Node, stride, pad int) (*G.Node, error) {
 	}
 	g := newConvGeom(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride, pad)
 	name := fmt.Sprintf("conv2d(%v,%v,s%d,p%d,bias=%t)", xs, ws, stride, pad, b != nil)
-	op := &convOp{opBase: opBase{name}, geom: g, bias: b != nil, gradX: x.Op() != nil}
+	op := &convOp{Base: gop.Base{Name: name}, geom: g, bias: b != nil, gradX: x.Op() != nil}
 	if b == nil {
 		return G.ApplyOp(op, x, w)
 	}
@@ -46,12 +48,11 @@ func Conv2D(x, w, b *G.Node, stride, pad int) (*G.Node, error) {
 
 // convOp is the forward convolution: inputs (x, w) or (x, w, b).
 type convOp struct {
-	opBase
+	gop.Base
 	geom  convGeom
 	bias  bool
 	gradX bool // whether x gets a gradient
 
-	out     result
 	wPack   []float32 // w packed for the GEMM, once per run
 	workers []convWorker
 }
@@ -89,9 +90,9 @@ func (op *convOp) Arity() int {
 }
 
 func (op *convOp) Type() hm.Type {
-	t := tensorType(4)
+	t := gop.TensorType(4)
 	if op.bias {
-		return hm.NewFnType(t, t, tensorType(1), t)
+		return hm.NewFnType(t, t, gop.TensorType(1), t)
 	}
 	return hm.NewFnType(t, t, t)
 }
@@ -104,23 +105,23 @@ func (op *convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.geom
 	if len(in) != op.Arity() {
-		return nil, op.errorf("got %d inputs, want %d", len(in), op.Arity())
+		return nil, op.Errorf("got %d inputs, want %d", len(in), op.Arity())
 	}
-	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	x, err := op.Shaped("input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
 	if err != nil {
 		return nil, err
 	}
-	w, err := float32s(op.opBase, "filters", in[1], tensor.Shape{g.f, g.c, g.kh, g.kw})
+	w, err := op.Shaped("filters", in[1], tensor.Shape{g.f, g.c, g.kh, g.kw})
 	if err != nil {
 		return nil, err
 	}
 	var bias []float32
 	if op.bias {
-		if bias, err = float32s(op.opBase, "bias", in[2], tensor.Shape{g.f}); err != nil {
+		if bias, err = op.Shaped("bias", in[2], tensor.Shape{g.f}); err != nil {
 			return nil, err
 		}
 	}
-	out, y := op.out.get(tensor.Shape{g.n, g.f, g.outH, g.outW})
+	out, y := op.Output(tensor.Shape{g.n, g.f, g.outH, g.outW})
 
 	op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
 	wp := gemm.PackInto(op.wPack, w, g.f, g.colRows, false)
@@ -163,16 +164,16 @@ func (op *convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	x, w := in[0], in[1]
 	grads := make(G.Nodes, len(in))
 	var err error
-	if grads[1], err = G.ApplyOp(&convFilterGradOp{opBase: opBase{"dw:" + op.name}, geom: op.geom}, x, grad); err != nil {
+	if grads[1], err = G.ApplyOp(&convFilterGradOp{Base: gop.Base{Name: "dw:" + op.Name}, geom: op.geom}, x, grad); err != nil {
 		return nil, err
 	}
 	if op.gradX {
-		if grads[0], err = G.ApplyOp(newConvInputGradOp(op.name, op.geom), w, grad); err != nil {
+		if grads[0], err = G.ApplyOp(newConvInputGradOp(op.Name, op.geom), w, grad); err != nil {
 			return nil, err
 		}
 	}
 	if op.bias {
-		if grads[2], err = G.ApplyOp(&biasGradOp{opBase: opBase{"db:" + op.name}, geom: op.geom}, grad); err != nil {
+		if grads[2], err = G.ApplyOp(&biasGradOp{Base: gop.Base{Name: "db:" + op.Name}, geom: op.geom}, grad); err != nil {
 			return nil, err
 		}
 	}
@@ -183,9 +184,8 @@ func (op *convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // recomputing each image's im2col matrix rather than keeping the whole
 // batch's from the forward pass (hundreds of megabytes).
 type convFilterGradOp struct {
-	opBase
+	gop.Base
 	geom    convGeom
-	out     result
 	workers []filterGradWorker
 }
 
@@ -199,7 +199,7 @@ type filterGradWorker struct {
 
 func (op *convFilterGradOp) Arity() int { return 2 }
 func (op *convFilterGradOp) Type() hm.Type {
-	t := tensorType(4)
+	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)
 }
 func (op *convFilterGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -209,17 +209,17 @@ func (op *convFilterGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.geom
 	if len(in) != 2 {
-		return nil, op.errorf("got %d inputs, want 2", len(in))
+		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
-	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	x, err := op.Shaped("input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
 	if err != nil {
 		return nil, err
 	}
-	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	dy, err := op.Shaped("output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
 	if err != nil {
 		return nil, err
 	}
-	out, dw := op.out.get(tensor.Shape{g.f, g.c, g.kh, g.kw})
+	out, dw := op.Output(tensor.Shape{g.f, g.c, g.kh, g.kw})
 	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, filterGradWorker{})
@@ -267,12 +267,11 @@ func (op *convFilterGradOp) Do(in ...G.Value) (G.Value, error) {
 // the general one, dcols = Wᵀ·dY then col2im, multiplies only F deep and
 // scatter-adds every value K² times.
 type convInputGradOp struct {
-	opBase
+	gop.Base
 	geom convGeom
 	// flipped, if set, is the geometry of the convolution of dY that gives
 	// dX.
 	flipped *convGeom
-	out     result
 	wFlip   []float32 // the rotated, transposed filters (flipped path)
 	wPack   []float32 // packed Wᵀ or rotated filters, once per run
 	workers []inputGradWorker
@@ -344,7 +343,7 @@ func (op *convInputGradOp) generalGrad(wk *inputGradWorker, wp gemm.Packed, dx, 
 }
 
 func newConvInputGradOp(name string, g convGeom) *convInputGradOp {
-	op := &convInputGradOp{opBase: opBase{"dx:" + name}, geom: g}
+	op := &convInputGradOp{Base: gop.Base{Name: "dx:" + name}, geom: g}
 	if g.stride == 1 && g.kh == g.kw && g.pad < g.kh && !g.direct() {
 		fg := newConvGeom(g.n, g.f, g.outH, g.outW, g.c, g.kh, g.kw, 1, g.kh-1-g.pad)
 		op.flipped = &fg
@@ -354,7 +353,7 @@ func newConvInputGradOp(name string, g convGeom) *convInputGradOp {
 
 func (op *convInputGradOp) Arity() int { return 2 }
 func (op *convInputGradOp) Type() hm.Type {
-	t := tensorType(4)
+	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)
 }
 func (op *convInputGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -364,17 +363,17 @@ func (op *convInputGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.geom
 	if len(in) != 2 {
-		return nil, op.errorf("got %d inputs, want 2", len(in))
+		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
-	w, err := float32s(op.opBase, "filters", in[0], tensor.Shape{g.f, g.c, g.kh, g.kw})
+	w, err := op.Shaped("filters", in[0], tensor.Shape{g.f, g.c, g.kh, g.kw})
 	if err != nil {
 		return nil, err
 	}
-	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	dy, err := op.Shaped("output gradient", in[1], tensor.Shape{g.n, g.f, g.outH, g.outW})
 	if err != nil {
 		return nil, err
 	}
-	out, dx := op.out.get(tensor.Shape{g.n, g.c, g.h, g.w})
+	out, dx := op.Output(tensor.Shape{g.n, g.c, g.h, g.w})
 	var wp gemm.Packed
 	if fg := op.flipped; fg != nil {
 		op.wFlip = grow(op.wFlip, len(w))
@@ -417,26 +416,25 @@ func rotateFilters(dst, w []float32, g *convGeom) {
 
 // biasGradOp sums dY over images and positions: the bias gradient.
 type biasGradOp struct {
-	opBase
+	gop.Base
 	geom convGeom
-	out  result
 }
 
 func (op *biasGradOp) Arity() int    { return 1 }
-func (op *biasGradOp) Type() hm.Type { return hm.NewFnType(tensorType(4), tensorType(1)) }
+func (op *biasGradOp) Type() hm.Type { return hm.NewFnType(gop.TensorType(4), gop.TensorType(1)) }
 func (op *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.geom.f}, nil
 }
 func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.geom
 	if len(in) != 1 {
-		return nil, op.errorf("got %d inputs, want 1", len(in))
+		return nil, op.Errorf("got %d inputs, want 1", len(in))
 	}
-	dy, err := float32s(op.opBase, "output gradient", in[0], tensor.Shape{g.n, g.f, g.outH, g.outW})
+	dy, err := op.Shaped("output gradient", in[0], tensor.Shape{g.n, g.f, g.outH, g.outW})
 	if err != nil {
 		return nil, err
 	}
-	out, db := op.out.get(tensor.Shape{g.f})
+	out, db := op.Output(tensor.Shape{g.f})
 	for f := range db {
 		var sum float64
 		for i := 0; i < g.n; i++ {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -30,23 +32,22 @@ func MaxPool2D(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 		return nil, fmt.Errorf("maxpool2d: %d×%d window does not fit a %d×%d input with padding %d", kernel, kernel, xs[2], xs[3], pad)
 	}
 	g := newConvGeom(xs[0], xs[1], xs[2], xs[3], xs[1], kernel, kernel, stride, pad)
-	op := &maxPoolOp{opBase: opBase{fmt.Sprintf("maxpool2d(%v,k%d,s%d,p%d)", xs, kernel, stride, pad)}, geom: g}
+	op := &maxPoolOp{Base: gop.Base{Name: fmt.Sprintf("maxpool2d(%v,k%d,s%d,p%d)", xs, kernel, stride, pad)}, geom: g}
 	return G.ApplyOp(op, x)
 }
 
 // maxPoolOp is the forward max-pool. geom describes it as a convolution
 // with one filter per channel, so f = c.
 type maxPoolOp struct {
-	opBase
+	gop.Base
 	geom convGeom
-	out  result
 	// argmax holds, per output value, the index within its input plane
 	// of the value it took.
 	argmax []int32
 }
 
 func (op *maxPoolOp) Arity() int    { return 1 }
-func (op *maxPoolOp) Type() hm.Type { t := tensorType(4); return hm.NewFnType(t, t) }
+func (op *maxPoolOp) Type() hm.Type { t := gop.TensorType(4); return hm.NewFnType(t, t) }
 func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	g := &op.geom
 	return tensor.Shape{g.n, g.c, g.outH, g.outW}, nil
@@ -54,13 +55,13 @@ func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.geom
 	if len(in) != 1 {
-		return nil, op.errorf("got %d inputs, want 1", len(in))
+		return nil, op.Errorf("got %d inputs, want 1", len(in))
 	}
-	x, err := float32s(op.opBase, "input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
+	x, err := op.Shaped("input", in[0], tensor.Shape{g.n, g.c, g.h, g.w})
 	if err != nil {
 		return nil, err
 	}
-	out, y := op.out.get(tensor.Shape{g.n, g.c, g.outH, g.outW})
+	out, y := op.Output(tensor.Shape{g.n, g.c, g.outH, g.outW})
 	if cap(op.argmax) < len(y) {
 		op.argmax = make([]int32, len(y))
 	}
@@ -130,7 +131,7 @@ func poolPlane(dst []float32, idx []int32, src []float32, g *convGeom) {
 func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *maxPoolOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{opBase: opBase{"d:" + op.name}, fwd: op}, in[0], grad)
+	dx, err := G.ApplyOp(&maxPoolGradOp{Base: gop.Base{Name: "d:" + op.Name}, fwd: op}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +141,13 @@ func (op *maxPoolOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // maxPoolGradOp routes dY to the recorded maxima. Its inputs are (x, dY):
 // x only orders it after the forward pass and gives dX its shape.
 type maxPoolGradOp struct {
-	opBase
+	gop.Base
 	fwd *maxPoolOp
-	out result
 }
 
 func (op *maxPoolGradOp) Arity() int { return 2 }
 func (op *maxPoolGradOp) Type() hm.Type {
-	t := tensorType(4)
+	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)
 }
 func (op *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -157,16 +157,16 @@ func (op *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 	g := &op.fwd.geom
 	if len(in) != 2 {
-		return nil, op.errorf("got %d inputs, want 2", len(in))
+		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
-	dy, err := float32s(op.opBase, "output gradient", in[1], tensor.Shape{g.n, g.c, g.outH, g.outW})
+	dy, err := op.Shaped("output gradient", in[1], tensor.Shape{g.n, g.c, g.outH, g.outW})
 	if err != nil {
 		return nil, err
 	}
 	if len(op.fwd.argmax) != len(dy) {
-		return nil, op.errorf("backward run before the forward pass")
+		return nil, op.Errorf("backward run before the forward pass")
 	}
-	out, dx := op.out.get(tensor.Shape{g.n, g.c, g.h, g.w})
+	out, dx := op.Output(tensor.Shape{g.n, g.c, g.h, g.w})
 	planes := g.n * g.c
 	parallel.For(planes, parallel.Workers(planes), func(_, lo, hi int) {
 		inPlane, outPlane := g.h*g.w, g.plane

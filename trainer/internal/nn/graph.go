@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/fastops"
 	G "gorgonia.org/gorgonia"
@@ -111,12 +113,12 @@ func (gr *Graph) build(bnMomentum float64) error {
 		}
 		out, err := G.Conv2d(cur, param(name+".weight"), tensor.Shape{kernel, kernel}, []int{pad, pad}, []int{stride, stride}, nil)
 		if err == nil && hasBias {
-			out, err = G.ApplyOp(&biasOp{opBase{"bias:" + name}, out.Dims()}, out, param(name+".bias"))
+			out, err = G.ApplyOp(&biasOp{gop.Base{Name: "bias:" + name}, out.Dims()}, out, param(name+".bias"))
 		}
 		return out, err
 	}
 	bias := func(name string, cur *G.Node) (*G.Node, error) {
-		return G.ApplyOp(&biasOp{opBase{"bias:" + name}, cur.Dims()}, cur, param(name+".bias"))
+		return G.ApplyOp(&biasOp{gop.Base{Name: "bias:" + name}, cur.Dims()}, cur, param(name+".bias"))
 	}
 
 	outs := make([]*G.Node, len(n.spec.Layers))
@@ -145,7 +147,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 			}
 		case models.GlobalAvgPool:
 			if cur, err = as4D(cur); err == nil {
-				cur, err = G.ApplyOp(&gapOp{opBase{"gap:" + l.Name}}, cur)
+				cur, err = G.ApplyOp(&gapOp{gop.Base{Name: "gap:" + l.Name}}, cur)
 			}
 		case models.Flatten:
 			cur, err = G.Reshape(cur, tensor.Shape{gr.batch, n.shapes[i].C})
@@ -158,7 +160,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 			}
 		case models.Dropout:
 			if gr.train && l.Rate > 0 {
-				op := &dropoutOp{opBase: opBase{"dropout:" + l.Name}, dims: cur.Dims(), rate: l.Rate, stream: uint64(i)}
+				op := &dropoutOp{Base: gop.Base{Name: "dropout:" + l.Name}, dims: cur.Dims(), rate: l.Rate, stream: uint64(i)}
 				gr.dropouts = append(gr.dropouts, op)
 				cur, err = G.ApplyOp(op, cur)
 			}
@@ -188,7 +190,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 	gr.target = make([]float32, gr.batch*gr.classes)
 	td := tensor.New(tensor.WithShape(gr.batch, gr.classes), tensor.WithBacking(gr.target))
 	target := G.NewTensor(gr.g, tensor.Float32, 2, G.WithShape(gr.batch, gr.classes), G.WithName("target"), G.WithValue(td))
-	gr.loss, err = G.ApplyOp(&xentOp{opBase{"xent:loss"}}, gr.logits, target)
+	gr.loss, err = G.ApplyOp(&xentOp{gop.Base{Name: "xent:loss"}}, gr.logits, target)
 	return err
 }
 
@@ -266,7 +268,7 @@ func (gr *Graph) Forward(x []float32, n int) ([]float32, error) {
 	if err := gr.run(); err != nil {
 		return nil, err
 	}
-	logits, err := f32(gr.logits.Value())
+	logits, err := gop.Floats(gr.logits.Value())
 	if err != nil {
 		return nil, fmt.Errorf("forward: logits: %w", err)
 	}
@@ -329,11 +331,11 @@ func (gr *Graph) Step(x []float32, labels []uint8, smoothing float64, seed uint6
 	if err := gr.run(); err != nil {
 		return 0, nil, fmt.Errorf("step: %w", err)
 	}
-	lv, err := f32(gr.loss.Value())
+	lv, err := gop.Floats(gr.loss.Value())
 	if err != nil {
 		return 0, nil, fmt.Errorf("step: loss: %w", err)
 	}
-	if logits, err = f32(gr.logits.Value()); err != nil {
+	if logits, err = gop.Floats(gr.logits.Value()); err != nil {
 		return 0, nil, fmt.Errorf("step: logits: %w", err)
 	}
 	return float64(lv[0]), logits, nil
@@ -347,7 +349,7 @@ func (gr *Graph) Grads() ([][]float32, error) {
 		if g.Value() == nil {
 			return nil, fmt.Errorf("gradient %d not computed: run Step first", i)
 		}
-		d, err := f32(g.Value())
+		d, err := gop.Floats(g.Value())
 		if err != nil {
 			return nil, fmt.Errorf("gradient of %q: %w", gr.net.Trainable()[i].Name, err)
 		}

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -57,29 +58,29 @@ func geluAct() activation {
 
 // actOp applies an activation elementwise.
 type actOp struct {
-	opBase
+	gop.Base
 	act  activation
 	dims int
 }
 
 func newActOp(name string, act activation, dims int) *actOp {
-	return &actOp{opBase{"act:" + name}, act, dims}
+	return &actOp{gop.Base{Name: "act:" + name}, act, dims}
 }
 
 func (op *actOp) Arity() int { return 1 }
 func (op *actOp) Type() hm.Type {
-	t := tensorType(op.dims)
-	return fnType(t, t)
+	t := gop.TensorType(op.dims)
+	return gop.FnType(t, t)
 }
 func (op *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *actOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	xs, err := inputs32(op.opBase, 1, in)
+	xs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
 	}
-	out, y := output(prealloc, in[0].Shape())
+	out, y := op.Output(in[0].Shape())
 	f, x := op.act.f, xs[0]
 	parallel.Range(len(x), func(lo, hi int) {
 		for i, v := range x[lo:hi] {
@@ -92,7 +93,7 @@ func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 func (op *actOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *actOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d := &actDiffOp{opBase{"act'" + op.name[len("act"):]}, op}
+	d := &actDiffOp{gop.Base{Name: "act'" + op.Name[len("act"):]}, op}
 	dx, err := G.ApplyOp(d, in[0], grad)
 	if err != nil {
 		return nil, err
@@ -102,28 +103,28 @@ func (op *actOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // actDiffOp computes dy·f'(x) from (x, dy).
 type actDiffOp struct {
-	opBase
+	gop.Base
 	fwd *actOp
 }
 
 func (op *actDiffOp) Arity() int { return 2 }
 func (op *actDiffOp) Type() hm.Type {
-	t := tensorType(op.fwd.dims)
-	return fnType(t, t, t)
+	t := gop.TensorType(op.fwd.dims)
+	return gop.FnType(t, t, t)
 }
 func (op *actDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *actDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *actDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	xs, err := inputs32(op.opBase, 2, in)
+	xs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
 	}
 	x, dy := xs[0], xs[1]
 	if len(x) != len(dy) {
-		return nil, op.errorf("x has %d elements, dy %d", len(x), len(dy))
+		return nil, op.Errorf("x has %d elements, dy %d", len(x), len(dy))
 	}
-	out, dx := output(prealloc, in[0].Shape())
+	out, dx := op.Output(in[0].Shape())
 	df := op.fwd.act.df
 	parallel.Range(len(x), func(lo, hi int) {
 		for i, v := range x[lo:hi] {

@@ -3,6 +3,8 @@ package nn
 import (
 	"math"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -18,7 +20,7 @@ import (
 // BatchNorm keeps its statistics inside the op and its scale shaped like
 // the whole input, so it cannot hold a state_dict-shaped layer.
 type bnOp struct {
-	opBase
+	gop.Base
 	dims     int
 	training bool
 	eps      float64
@@ -34,7 +36,7 @@ type bnOp struct {
 func newBNOp(name string, dims int, training bool, eps, momentum float64, runMean, runVar []float32) *bnOp {
 	c := len(runMean)
 	return &bnOp{
-		opBase: opBase{"batchnorm:" + name}, dims: dims, training: training,
+		Base: gop.Base{Name: "batchnorm:" + name}, dims: dims, training: training,
 		eps: eps, momentum: momentum, runMean: runMean, runVar: runVar,
 		mean: make([]float32, c), invStd: make([]float32, c),
 	}
@@ -42,24 +44,24 @@ func newBNOp(name string, dims int, training bool, eps, momentum float64, runMea
 
 func (op *bnOp) Arity() int { return 3 }
 func (op *bnOp) Type() hm.Type {
-	t := tensorType(op.dims)
-	v := tensorType(1)
-	return fnType(t, v, v, t)
+	t := gop.TensorType(op.dims)
+	v := gop.TensorType(1)
+	return gop.FnType(t, v, v, t)
 }
 func (op *bnOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *bnOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 3, in)
+	vs, err := op.Inputs(3, in)
 	if err != nil {
 		return nil, err
 	}
 	x, gamma, beta := vs[0], vs[1], vs[2]
 	n, c, hw := channelGeometry(in[0].Shape())
 	if c != len(op.mean) || len(gamma) != c || len(beta) != c {
-		return nil, op.errorf("input has %d channels, parameters %d", c, len(op.mean))
+		return nil, op.Errorf("input has %d channels, parameters %d", c, len(op.mean))
 	}
-	out, y := output(prealloc, in[0].Shape())
+	out, y := op.Output(in[0].Shape())
 	forChannels(c, func(ch int) {
 		if op.training {
 			op.batchStats(x, ch, n, c, hw)
@@ -125,18 +127,18 @@ func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
 func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if !op.training {
-		return nil, op.errorf("cannot differentiate batchnorm in evaluation mode")
+		return nil, op.Errorf("cannot differentiate batchnorm in evaluation mode")
 	}
 	x, gamma := in[0], in[1]
-	dGamma, err := G.ApplyOp(&bnGammaGradOp{opBase{"batchnorm.dgamma:" + op.name}, op}, x, grad)
+	dGamma, err := G.ApplyOp(&bnGammaGradOp{gop.Base{Name: "batchnorm.dgamma:" + op.Name}, op}, x, grad)
 	if err != nil {
 		return nil, err
 	}
-	dBeta, err := G.ApplyOp(newChannelSumOp("batchnorm.dbeta:"+op.name, op.dims), grad)
+	dBeta, err := G.ApplyOp(newChannelSumOp("batchnorm.dbeta:"+op.Name, op.dims), grad)
 	if err != nil {
 		return nil, err
 	}
-	dx, err := G.ApplyOp(&bnInputGradOp{opBase{"batchnorm.dx:" + op.name}, op}, x, gamma, grad, dGamma, dBeta)
+	dx, err := G.ApplyOp(&bnInputGradOp{gop.Base{Name: "batchnorm.dx:" + op.Name}, op}, x, gamma, grad, dGamma, dBeta)
 	if err != nil {
 		return nil, err
 	}
@@ -145,14 +147,14 @@ func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // bnGammaGradOp computes dγ = Σ dy·x̂ per channel from (x, dy).
 type bnGammaGradOp struct {
-	opBase
+	gop.Base
 	fwd *bnOp
 }
 
 func (op *bnGammaGradOp) Arity() int { return 2 }
 func (op *bnGammaGradOp) Type() hm.Type {
-	t := tensorType(op.fwd.dims)
-	return fnType(t, t, tensorType(1))
+	t := gop.TensorType(op.fwd.dims)
+	return gop.FnType(t, t, gop.TensorType(1))
 }
 func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
@@ -160,13 +162,13 @@ func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
 func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 2, in)
+	vs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
 	}
 	x, dy := vs[0], vs[1]
 	n, c, hw := channelGeometry(in[0].Shape())
-	out, dg := output(prealloc, tensor.Shape{c})
+	out, dg := op.Output(tensor.Shape{c})
 	forChannels(c, func(ch int) {
 		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
 		var s float64
@@ -184,28 +186,28 @@ func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 // bnInputGradOp computes dx = γ·σ⁻¹/M·(M·dy − dβ − x̂·dγ) from
 // (x, γ, dy, dγ, dβ), M being the number of values per channel.
 type bnInputGradOp struct {
-	opBase
+	gop.Base
 	fwd *bnOp
 }
 
 func (op *bnInputGradOp) Arity() int { return 5 }
 func (op *bnInputGradOp) Type() hm.Type {
-	t := tensorType(op.fwd.dims)
-	v := tensorType(1)
-	return fnType(t, v, t, v, v, t)
+	t := gop.TensorType(op.fwd.dims)
+	v := gop.TensorType(1)
+	return gop.FnType(t, v, t, v, v, t)
 }
 func (op *bnInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 5, in)
+	vs, err := op.Inputs(5, in)
 	if err != nil {
 		return nil, err
 	}
 	x, gamma, dy, dGamma, dBeta := vs[0], vs[1], vs[2], vs[3], vs[4]
 	n, c, hw := channelGeometry(in[0].Shape())
 	m := float32(n * hw)
-	out, dx := output(prealloc, in[0].Shape())
+	out, dx := op.Output(in[0].Shape())
 	forChannels(c, func(ch int) {
 		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
 		k := gamma[ch] * inv / m

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -12,29 +14,29 @@ import (
 // biasOp adds a per-channel bias b[C] to an NC or NCHW input. gorgonia's
 // broadcasting add materialises the repeated bias and is much slower.
 type biasOp struct {
-	opBase
+	gop.Base
 	dims int
 }
 
 func (op *biasOp) Arity() int { return 2 }
 func (op *biasOp) Type() hm.Type {
-	t := tensorType(op.dims)
-	return fnType(t, tensorType(1), t)
+	t := gop.TensorType(op.dims)
+	return gop.FnType(t, gop.TensorType(1), t)
 }
 func (op *biasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *biasOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *biasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 2, in)
+	vs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
 	}
 	x, bias := vs[0], vs[1]
 	n, c, hw := channelGeometry(in[0].Shape())
 	if len(bias) != c {
-		return nil, op.errorf("%d biases for %d channels", len(bias), c)
+		return nil, op.Errorf("%d biases for %d channels", len(bias), c)
 	}
-	out, y := output(prealloc, in[0].Shape())
+	out, y := op.Output(in[0].Shape())
 	for b := range n {
 		for ch := range c {
 			off := (b*c + ch) * hw
@@ -50,7 +52,7 @@ func (op *biasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 func (op *biasOp) DiffWRT(int) []bool { return []bool{true, true} }
 
 func (op *biasOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	db, err := G.ApplyOp(newChannelSumOp("bias.grad:"+op.name, op.dims), grad)
+	db, err := G.ApplyOp(newChannelSumOp("bias.grad:"+op.Name, op.dims), grad)
 	if err != nil {
 		return nil, err
 	}
@@ -60,29 +62,29 @@ func (op *biasOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // channelSumOp sums an NC or NCHW tensor over all axes but the channel
 // axis: the gradient of a bias or of batchnorm's β.
 type channelSumOp struct {
-	opBase
+	gop.Base
 	dims int
 }
 
 func newChannelSumOp(name string, dims int) *channelSumOp {
-	return &channelSumOp{opBase{"channelsum:" + name}, dims}
+	return &channelSumOp{gop.Base{Name: "channelsum:" + name}, dims}
 }
 
 func (op *channelSumOp) Arity() int    { return 1 }
-func (op *channelSumOp) Type() hm.Type { return fnType(tensorType(op.dims), tensorType(1)) }
+func (op *channelSumOp) Type() hm.Type { return gop.FnType(gop.TensorType(op.dims), gop.TensorType(1)) }
 func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
 }
 func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
 func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 1, in)
+	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
 	}
 	x := vs[0]
 	n, c, hw := channelGeometry(in[0].Shape())
-	out, s := output(prealloc, tensor.Shape{c})
+	out, s := op.Output(tensor.Shape{c})
 	forChannels(c, func(ch int) {
 		var sum float64
 		for b := range n {
@@ -97,10 +99,10 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 }
 
 // gapOp averages an NCHW tensor over H and W, giving NC.
-type gapOp struct{ opBase }
+type gapOp struct{ gop.Base }
 
 func (op *gapOp) Arity() int    { return 1 }
-func (op *gapOp) Type() hm.Type { return fnType(tensorType(4), tensorType(2)) }
+func (op *gapOp) Type() hm.Type { return gop.FnType(gop.TensorType(4), gop.TensorType(2)) }
 func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := firstShape(in...)
 	if err != nil {
@@ -111,12 +113,12 @@ func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 func (op *gapOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
 func (op *gapOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 1, in)
+	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
 	}
 	n, c, hw := channelGeometry(in[0].Shape())
-	out, y := output(prealloc, tensor.Shape{n, c})
+	out, y := op.Output(tensor.Shape{n, c})
 	for i := range y {
 		var s float32
 		for _, v := range vs[0][i*hw : (i+1)*hw] {
@@ -130,7 +132,7 @@ func (op *gapOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 func (op *gapOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&gapDiffOp{opBase{"gap'" + op.name[len("gap"):]}}, in[0], grad)
+	dx, err := G.ApplyOp(&gapDiffOp{gop.Base{Name: "gap'" + op.Name[len("gap"):]}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +140,12 @@ func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 // gapDiffOp spreads dy[N,C] evenly over the H×W positions of x.
-type gapDiffOp struct{ opBase }
+type gapDiffOp struct{ gop.Base }
 
-func (op *gapDiffOp) Arity() int    { return 2 }
-func (op *gapDiffOp) Type() hm.Type { return fnType(tensorType(4), tensorType(2), tensorType(4)) }
+func (op *gapDiffOp) Arity() int { return 2 }
+func (op *gapDiffOp) Type() hm.Type {
+	return gop.FnType(gop.TensorType(4), gop.TensorType(2), gop.TensorType(4))
+}
 func (op *gapDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return firstShape(in...)
 }
@@ -149,14 +153,14 @@ func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocD
 
 func (op *gapDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	if len(in) != 2 {
-		return nil, op.errorf("got %d inputs, want 2", len(in))
+		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
-	dy, err := f32(in[1])
+	dy, err := gop.Floats(in[1])
 	if err != nil {
-		return nil, op.errorf("%v", err)
+		return nil, op.Errorf("%v", err)
 	}
 	_, _, hw := channelGeometry(in[0].Shape())
-	out, dx := output(prealloc, in[0].Shape())
+	out, dx := op.Output(in[0].Shape())
 	for i, g := range dy {
 		g /= float32(hw)
 		for j := i * hw; j < (i+1)*hw; j++ {
@@ -171,7 +175,7 @@ func (op *gapDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 // sets every step, so that training is reproducible and resumable.
 // (gorgonia's Dropout seeds itself from the clock.)
 type dropoutOp struct {
-	opBase
+	gop.Base
 	dims         int
 	rate         float64
 	seed, stream uint64
@@ -180,14 +184,14 @@ type dropoutOp struct {
 
 func (op *dropoutOp) Arity() int { return 1 }
 func (op *dropoutOp) Type() hm.Type {
-	t := tensorType(op.dims)
-	return fnType(t, t)
+	t := gop.TensorType(op.dims)
+	return gop.FnType(t, t)
 }
 func (op *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *dropoutOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 1, in)
+	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +202,7 @@ func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	keep := float32(1 / (1 - op.rate))
 	threshold := uint32(op.rate * math.MaxUint32)
 	rng := rand.New(rand.NewPCG(op.seed, op.stream))
-	out, y := output(prealloc, in[0].Shape())
+	out, y := op.Output(in[0].Shape())
 	for i, v := range x {
 		m := keep
 		if rng.Uint32() < threshold {
@@ -213,7 +217,7 @@ func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 func (op *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&dropoutDiffOp{opBase{"dropout'" + op.name[len("dropout"):]}, op}, grad)
+	dx, err := G.ApplyOp(&dropoutDiffOp{gop.Base{Name: "dropout'" + op.Name[len("dropout"):]}, op}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -222,28 +226,28 @@ func (op *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // dropoutDiffOp multiplies dy by the forward pass's mask.
 type dropoutDiffOp struct {
-	opBase
+	gop.Base
 	fwd *dropoutOp
 }
 
 func (op *dropoutDiffOp) Arity() int { return 1 }
 func (op *dropoutDiffOp) Type() hm.Type {
-	t := tensorType(op.fwd.dims)
-	return fnType(t, t)
+	t := gop.TensorType(op.fwd.dims)
+	return gop.FnType(t, t)
 }
 func (op *dropoutDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *dropoutDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 1, in)
+	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
 	}
 	dy := vs[0]
 	if len(dy) != len(op.fwd.mask) {
-		return nil, op.errorf("gradient has %d elements, mask %d", len(dy), len(op.fwd.mask))
+		return nil, op.Errorf("gradient has %d elements, mask %d", len(dy), len(op.fwd.mask))
 	}
-	out, dx := output(prealloc, in[0].Shape())
+	out, dx := op.Output(in[0].Shape())
 	for i, g := range dy {
 		dx[i] = g * op.fwd.mask[i]
 	}
@@ -252,17 +256,17 @@ func (op *dropoutDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 
 // xentOp is the mean softmax cross-entropy of logits [N,K] against target
 // distributions [N,K] (one-hot or label-smoothed): a scalar.
-type xentOp struct{ opBase }
+type xentOp struct{ gop.Base }
 
 func (op *xentOp) Arity() int { return 2 }
 func (op *xentOp) Type() hm.Type {
-	t := tensorType(2)
-	return fnType(t, t, hm.TypeVariable('a'))
+	t := gop.TensorType(2)
+	return gop.FnType(t, t, hm.TypeVariable('a'))
 }
 func (op *xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 
 func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 2, in)
+	vs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +274,7 @@ func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
 	n, k := s[0], s[1]
 	logits, target := vs[0], vs[1]
 	if len(target) != len(logits) {
-		return nil, op.errorf("logits have %d elements, targets %d", len(logits), len(target))
+		return nil, op.Errorf("logits have %d elements, targets %d", len(logits), len(target))
 	}
 	var total float64
 	for i := range n {
@@ -288,7 +292,7 @@ func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
 func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 
 func (op *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dl, err := G.ApplyOp(&xentDiffOp{opBase{"xent'" + op.name[len("xent"):]}}, in[0], in[1], grad)
+	dl, err := G.ApplyOp(&xentDiffOp{gop.Base{Name: "xent'" + op.Name[len("xent"):]}}, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -310,18 +314,18 @@ func logSumExp(row []float32) float64 {
 
 // xentDiffOp computes (softmax(logits) − target)·dloss/N from
 // (logits, target, dloss).
-type xentDiffOp struct{ opBase }
+type xentDiffOp struct{ gop.Base }
 
 func (op *xentDiffOp) Arity() int { return 3 }
 func (op *xentDiffOp) Type() hm.Type {
-	t := tensorType(2)
-	return fnType(t, t, hm.TypeVariable('a'), t)
+	t := gop.TensorType(2)
+	return gop.FnType(t, t, hm.TypeVariable('a'), t)
 }
 func (op *xentDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 func (op *xentDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
 func (op *xentDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	vs, err := inputs32(op.opBase, 3, in)
+	vs, err := op.Inputs(3, in)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +333,7 @@ func (op *xentDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	s := in[0].Shape()
 	n, k := s[0], s[1]
 	scale := float64(dl[0]) / float64(n)
-	out, d := output(prealloc, s)
+	out, d := op.Output(s)
 	for i := range n {
 		row := logits[i*k : (i+1)*k]
 		lse := logSumExp(row)
