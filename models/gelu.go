@@ -62,8 +62,30 @@ func exp32(x float32) float32 {
 }
 
 // gelu applies GELU elementwise.
-func gelu(x, y []float32) {
+func gelu(x, y []float32) { GELUSlice(y, x) }
+
+// geluSlice and geluGradSlice are the slice forms, replaced by vector
+// code where the CPU has it (gelu_avx512.go).
+var (
+	geluSlice     = geluScalar
+	geluGradSlice = geluGradScalar
+)
+
+func geluScalar(y, x []float32) {
 	for i, v := range x {
 		y[i] = GELUAt(v)
 	}
 }
+
+func geluGradScalar(dx, dy, x []float32) {
+	for i, v := range x {
+		dx[i] = dy[i] * GELUDerivative(v)
+	}
+}
+
+// GELUSlice sets y[i] = GELU(x[i]); y and x have the same length.
+func GELUSlice(y, x []float32) { geluSlice(y[:len(x)], x) }
+
+// GELUGradSlice sets dx[i] = dy[i]·GELU'(x[i]), the backward pass of GELU;
+// the three slices have the same length.
+func GELUGradSlice(dx, dy, x []float32) { geluGradSlice(dx[:len(x)], dy[:len(x)], x) }

@@ -149,5 +149,28 @@ func BenchmarkPredict(b *testing.B) {
 				b.ReportMetric(float64(flops)/perImage/1e9, "GFLOP/s")
 			})
 		}
+		// What test-time augmentation costs per image: six views (the
+		// image and two diagonal shifts, each mirrored) as the browser
+		// runs them, one image at a time.
+		b.Run(preset+"/batch=1,tta=flip+translate", func(b *testing.B) {
+			spec, err := models.Preset(preset)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := modeltest.RandomFile(spec, 7)
+			f.Meta.Inference.TTA = []string{models.TTAFlip, models.TTATranslate}
+			m, err := models.NewModel(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := m.NewPredictor()
+			x := input(1, m.InputSize(), 5)
+			for b.Loop() {
+				if _, err := p.PredictTTA(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e3, "ms/image")
+		})
 	}
 }

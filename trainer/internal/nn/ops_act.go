@@ -14,6 +14,10 @@ import (
 type activation struct {
 	f  func(x float32) float32
 	df func(x float32) float32 // derivative at x
+	// slice and gradSlice, when set, are faster (vectorised) forms of
+	// y = f(x) and dx = dy·f'(x) over slices.
+	slice     func(y, x []float32)
+	gradSlice func(dx, dy, x []float32)
 }
 
 func reluAct() activation {
@@ -53,7 +57,7 @@ func leakyReLUAct(alpha float32) activation {
 // geluAct is the exact GELU, 0.5·x·(1+erf(x/√2)), as PyTorch's default
 // and the models forward pass compute it.
 func geluAct() activation {
-	return activation{f: models.GELUAt, df: models.GELUDerivative}
+	return activation{f: models.GELUAt, df: models.GELUDerivative, slice: models.GELUSlice, gradSlice: models.GELUGradSlice}
 }
 
 // actOp applies an activation elementwise.
@@ -83,6 +87,10 @@ func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	out, y := op.Output(in[0].Shape())
 	f, x := op.act.f, xs[0]
 	parallel.Range(len(x), func(lo, hi int) {
+		if op.act.slice != nil {
+			op.act.slice(y[lo:hi], x[lo:hi])
+			return
+		}
 		for i, v := range x[lo:hi] {
 			y[lo+i] = f(v)
 		}
@@ -127,6 +135,10 @@ func (op *actDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	out, dx := op.Output(in[0].Shape())
 	df := op.fwd.act.df
 	parallel.Range(len(x), func(lo, hi int) {
+		if g := op.fwd.act.gradSlice; g != nil {
+			g(dx[lo:hi], dy[lo:hi], x[lo:hi])
+			return
+		}
 		for i, v := range x[lo:hi] {
 			dx[lo+i] = dy[lo+i] * df(v)
 		}
