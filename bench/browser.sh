@@ -3,7 +3,8 @@
 # random-weight cifarnet-fast model. Prints the WebAssembly module size
 # (raw and gzip), bytes sent for the first visit and for a reload, time from
 # navigation to the first prediction (cold and warm, through the service
-# worker) and the median inference time per image.
+# worker) and the median inference time per image; then the same model's
+# inference time without and with test-time augmentation, side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-3}
@@ -18,3 +19,10 @@ go test -run '^$' -bench '^BenchmarkBrowser$' -benchtime "${count}x" ./server/e2
 		found = 1
 	}
 	END { if (!found) { print "bench/browser.sh: no benchmark result (is Chromium installed?)" > "/dev/stderr"; exit 1 } }'
+go test -run '^$' -bench '^BenchmarkBrowserTTA$' -benchtime "${count}x" ./server/e2e/ |
+	awk '/^BenchmarkBrowserTTA/ {
+		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+		printf "inference with TTA %9.1f ms per image vs %.1f without (x%.2f; flip + translate, 6 views)\n", v["tta-ms"], v["plain-ms"], v["tta/plain"]
+		found = 1
+	}
+	END { if (!found) { print "bench/browser.sh: no TTA benchmark result" > "/dev/stderr"; exit 1 } }'

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/modeltest"
 )
 
 // BenchmarkBrowser measures the page as a user meets it, with the
@@ -139,3 +141,71 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// BenchmarkBrowserTTA measures what test-time augmentation costs in the
+// browser: the page's median inference time per image (data-ms, over the
+// ten samples) for the same random-weight cifarnet-fast model without and
+// with TTA (flip and translate: six views), measured side by side in each
+// iteration, and their ratio.
+//
+//	go test -run '^$' -bench BrowserTTA -benchtime 3x ./server/e2e/
+func BenchmarkBrowserTTA(b *testing.B) {
+	if site.skip != "" {
+		b.Skip(site.skip)
+	}
+	plainDist := singleModelSite(b, nil)
+	ttaDist := singleModelSite(b, []string{models.TTAFlip, models.TTATranslate})
+	var plain, tta float64
+	for range b.N {
+		plain += medianInference(b, plainDist)
+		tta += medianInference(b, ttaDist)
+	}
+	n := float64(b.N)
+	b.ReportMetric(plain/n, "plain-ms")
+	b.ReportMetric(tta/n, "tta-ms")
+	b.ReportMetric(tta/plain, "tta/plain")
+}
+
+// singleModelSite assembles a site whose only model is a random-weight
+// cifarnet-fast with the given test-time augmentations.
+func singleModelSite(b *testing.B, tta []string) string {
+	b.Helper()
+	zoo := filepath.Join(b.TempDir(), "zoo")
+	f := modeltest.RandomFile(models.CifarNetFast(), 42)
+	f.Meta.Inference.TTA = tta
+	path := filepath.Join(zoo, defaultID, defaultID+models.FileExt)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := models.WriteFile(path, f); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(zoo, "DEFAULT"), []byte(defaultID+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	dist := filepath.Join(b.TempDir(), "dist")
+	if err := assemble(dist, zoo); err != nil {
+		b.Fatal(err)
+	}
+	return dist
+}
+
+// medianInference opens the site in dist, classifies every sample and
+// returns the median of the page's inference times.
+func medianInference(b *testing.B, dist string) float64 {
+	b.Helper()
+	ctx := newPage(b)
+	srv := serveDist(b, dist, nil)
+	openReady(b, ctx, srv.URL)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](
+		`document.querySelectorAll('.sample').forEach((s) => s.click())`)); err != nil {
+		b.Fatal(err)
+	}
+	cards := waitCards(b, ctx, 10)
+	ms := make([]float64, len(cards))
+	for i, c := range cards {
+		ms[i] = c.Ms
+	}
+	slices.Sort(ms)
+	return ms[len(ms)/2]
+}
