@@ -49,6 +49,7 @@ atomically), so that trainer info and the web page show them.`)
 	splitSeed := fs.Int64("split-seed", 42, "`SEED` of that split, when the run's config.json does not say")
 	tta := fs.Bool("tta", true, "also measure accuracy with the test-time augmentations MODEL names")
 	record := fs.Bool("record", false, "write the test accuracies into MODEL's provenance")
+	resample := fs.Int("resampled", 4, "also measure accuracy on the test images enlarged `N`× and resized back by the page's preprocessing, as in a photo (0 skips it)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,8 @@ atomically), so that trainer info and the web page show them.`)
 		return usagef("--batch %d: must be at least 1", *batch)
 	case *latency < 0:
 		return usagef("--latency-images %d: must not be negative", *latency)
+	case *resample < 0:
+		return usagef("--resampled %d: must not be negative", *resample)
 	case !(*valSplit >= 0 && *valSplit < 1):
 		return usagef("--val-split %g: must be in [0, 1)", *valSplit)
 	}
@@ -121,6 +124,17 @@ atomically), so that trainer info and the web page show them.`)
 		return err
 	}
 	report := evaluate.NewReport(modelInfo, dataInfo, res)
+	if *resample > 0 {
+		rs, err := evaluate.Resampled(test, *resample)
+		if err != nil {
+			return err
+		}
+		rres, err := evaluate.Run(model, rs, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: -1})
+		if err != nil {
+			return err
+		}
+		report.Resampled = &evaluate.ResampledResult{Factor: *resample, Metrics: rres.Metrics}
+	}
 	if history != nil {
 		report.Training = summarizeHistory(history.file, history.epochs)
 	}

@@ -105,7 +105,7 @@ func TestEval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status %d, stderr %s", code, stderr)
 	}
-	for _, want := range []string{"accuracy", "macro-F1", "batch 64", "batch 1", "airplane", "wrote report.json"} {
+	for _, want := range []string{"accuracy", "macro-F1", "batch 64", "batch 1", "resampled", "airplane", "wrote report.json"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
@@ -120,6 +120,9 @@ func TestEval(t *testing.T) {
 	}
 	if rep.Result.Metrics.N != 60 || rep.Model.Spec != "tiny32" || rep.Data.JPEGDerived || rep.Model.Provenance.Recipe != "tiny" {
 		t.Errorf("report.json: %d images, spec %q, jpeg %v, provenance %+v", rep.Result.Metrics.N, rep.Model.Spec, rep.Data.JPEGDerived, rep.Model.Provenance)
+	}
+	if rep.Resampled == nil || rep.Resampled.Factor != 4 || rep.Resampled.Metrics.N != 60 {
+		t.Errorf("report.json resampled pass: %+v", rep.Resampled)
 	}
 	if rep.Training == nil || rep.Training.Epochs != 3 || rep.Training.BestValAcc != 0.45 || rep.Training.BestEpoch != 3 {
 		t.Errorf("training summary %+v", rep.Training)
@@ -233,6 +236,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"eval"}, 2, "missing MODEL"},
 		{[]string{"eval", "--workers", "0", model}, 2, "--workers"},
 		{[]string{"eval", "--val-split", "1", model}, 2, "--val-split"},
+		{[]string{"eval", "--resampled", "-1", model}, 2, "--resampled"},
 		{[]string{"eval", "--data", data, "--run", t.TempDir(), model}, 2, "metrics.csv"},
 		{[]string{"eval", "--data", data, filepath.Join(t.TempDir(), "none.cnw")}, 1, "none.cnw"},
 		{[]string{"eval", "--data", t.TempDir(), model}, 1, "no CIFAR-10"},

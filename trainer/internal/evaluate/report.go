@@ -99,6 +99,15 @@ type Report struct {
 	Result   *Result          `json:"result"`
 	Training *TrainingSummary `json:"training,omitempty"`
 	Plots    []Plot           `json:"plots,omitempty"`
+	// Resampled is the accuracy on the test images as the page sees them
+	// in a photo (see Resampled); nil when not measured.
+	Resampled *ResampledResult `json:"resampled,omitempty"`
+}
+
+// ResampledResult is the accuracy on a Resampled test set.
+type ResampledResult struct {
+	Factor  int      `json:"factor"`
+	Metrics *Metrics `json:"metrics"`
 }
 
 // NewReport assembles a report stamped with the current time.
@@ -149,6 +158,10 @@ func (r *Report) Markdown() []byte {
 	if t := r.Result.TTA; t != nil {
 		row("**Accuracy with TTA**", "**%.2f %%** (%d / %d; %s), macro-F1 %.4f, %.3f ms/image per core",
 			100*t.Metrics.Accuracy, t.Metrics.Correct, t.Metrics.N, strings.Join(t.Augmentations, ", "), t.Metrics.MacroF1, t.Speed.MsPerImage)
+	}
+	if rs := r.Resampled; rs != nil {
+		row("Accuracy through the page's resize", "%.2f %% (test images enlarged %d× with Catmull-Rom, then resized to 32×32 by models.ModelInput as the page does)",
+			100*rs.Metrics.Accuracy, rs.Factor)
 	}
 	sp := r.Result.Batched
 	row(fmt.Sprintf("Inference, batch %d", sp.BatchSize), "%.3f ms/image per core, %.0f images/s on %d workers",
@@ -219,6 +232,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	if t := r.Result.TTA; t != nil {
 		fmt.Fprintf(tw, "with TTA\t%.2f %% (%d/%d; %s), macro-F1 %.4f, %.3f ms/image/core\n",
 			100*t.Metrics.Accuracy, t.Metrics.Correct, t.Metrics.N, strings.Join(t.Augmentations, ", "), t.Metrics.MacroF1, t.Speed.MsPerImage)
+	}
+	if rs := r.Resampled; rs != nil {
+		fmt.Fprintf(tw, "resampled\t%.2f %% (enlarged %d×, then the page's resize)\n", 100*rs.Metrics.Accuracy, rs.Factor)
 	}
 	sp := r.Result.Batched
 	fmt.Fprintf(tw, "batch %d\t%.3f ms/image/core, %.0f images/s (%d workers)\n", sp.BatchSize, sp.MsPerImage, sp.ImagesPerSecond, sp.Workers)
