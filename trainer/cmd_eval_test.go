@@ -110,14 +110,7 @@ func TestEval(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	}
-	var rep evaluate.Report
-	js, err := os.ReadFile(filepath.Join(out, evalJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(js, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if rep.Result.Metrics.N != 60 || rep.Model.Spec != "tiny32" || rep.Data.JPEGDerived || rep.Model.Provenance.Recipe != "tiny" {
 		t.Errorf("report.json: %d images, spec %q, jpeg %v, provenance %+v", rep.Result.Metrics.N, rep.Model.Spec, rep.Data.JPEGDerived, rep.Model.Provenance)
 	}
@@ -166,14 +159,7 @@ func TestEvalRecord(t *testing.T) {
 	if !strings.Contains(stdout, "with TTA") {
 		t.Errorf("summary lacks the TTA accuracy:\n%s", stdout)
 	}
-	var rep evaluate.Report
-	js, err := os.ReadFile(filepath.Join(out, evalJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(js, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if rep.Result.TTA == nil || rep.Result.TTA.Metrics.N != 50 {
 		t.Fatalf("report.json has no TTA pass over the 50 images: %+v", rep.Result.TTA)
 	}
@@ -200,6 +186,20 @@ func TestEvalRecord(t *testing.T) {
 			t.Fatalf("tensor %s changed by recording", name)
 		}
 	}
+}
+
+// readReport reads the report.json eval wrote into dir.
+func readReport(t *testing.T, dir string) evaluate.Report {
+	t.Helper()
+	var rep evaluate.Report
+	js, err := os.ReadFile(filepath.Join(dir, evalJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 // Without --out the report lands beside the model; without a metrics.csv

@@ -143,11 +143,7 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	truth := make([]int, set.Len())
-	for i, y := range set.Labels {
-		truth[i] = int(y)
-	}
-	metrics, err := Compute(truth, pred, m.Meta.Classes)
+	metrics, err := score(set, pred, m.Meta.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -198,15 +194,20 @@ func TTA(m *models.Model, set *cifar.Set, workers int) (*TTAResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	truth := make([]int, set.Len())
-	for i, y := range set.Labels {
-		truth[i] = int(y)
-	}
-	metrics, err := Compute(truth, pred, m.Meta.Classes)
+	metrics, err := score(set, pred, m.Meta.Classes)
 	if err != nil {
 		return nil, err
 	}
 	return &TTAResult{Augmentations: m.Meta.Inference.TTA, Metrics: metrics, Speed: sp}, nil
+}
+
+// score compares the predicted classes with set's labels.
+func score(set *cifar.Set, pred []int, classes []string) (*Metrics, error) {
+	truth := make([]int, set.Len())
+	for i, y := range set.Labels {
+		truth[i] = int(y)
+	}
+	return Compute(truth, pred, classes)
 }
 
 // A predictFunc classifies n normalised images in x with p.

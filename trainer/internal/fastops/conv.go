@@ -60,8 +60,39 @@ type convOp struct {
 // convWorker is one goroutine's working memory, reused across runs.
 type convWorker struct {
 	cols    []float32 // im2col matrices of a group of images, side by side
-	tmp     []float32 // a group's output, side by side
+	tmp     []float32 // a group's output (or, for col2im, its dY), side by side
 	scratch []float32 // GEMM scratch
+}
+
+// reserve sizes the buffers for groups of g.group images whose GEMM
+// multiplies a B as deep as depth, and returns the group size.
+func (wk *convWorker) reserve(g *convGeom, depth int) int {
+	nb := g.group(g.plane)
+	wk.scratch = grow(wk.scratch, gemm.ScratchSize(depth, nb*g.plane))
+	wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+	if nb > 1 {
+		wk.tmp = grow(wk.tmp, g.f*nb*g.plane)
+	}
+	return nb
+}
+
+// convolve sets images lo..hi of dst (N×F×plane) to the convolution of
+// those of src under geometry g with the filters packed in wp, plus bias
+// unless it is nil, a group of images per GEMM.
+func (wk *convWorker) convolve(wp gemm.Packed, g *convGeom, dst, src, bias []float32, lo, hi int) {
+	nb := wk.reserve(g, g.colRows)
+	for i := lo; i < hi; i += nb {
+		k := min(nb, hi-i)
+		ld := k * g.plane
+		cols := g.patches(wk.cols, src, i, k)
+		out := dst[i*g.outSize() : (i+k)*g.outSize()]
+		if k == 1 {
+			wp.Mul(out, g.plane, cols, ld, ld, bias, wk.scratch)
+			continue
+		}
+		wp.Mul(wk.tmp, ld, cols, ld, ld, bias, wk.scratch)
+		scatter(out, wk.tmp, k, g.f, g.plane)
+	}
 }
 
 // patches returns the im2col matrices of images i..i+k of the batch x side
@@ -129,26 +160,8 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, convWorker{})
 	}
-	nb := g.group(g.plane)
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
-		wk := &op.workers[wi]
-		wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.colRows, nb*g.plane))
-		wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
-		if nb > 1 {
-			wk.tmp = grow(wk.tmp, g.f*nb*g.plane)
-		}
-		for i := lo; i < hi; i += nb {
-			k := min(nb, hi-i)
-			ld := k * g.plane
-			cols := g.patches(wk.cols, x, i, k)
-			yi := y[i*g.outSize() : (i+k)*g.outSize()]
-			if k == 1 {
-				wp.Mul(yi, g.plane, cols, ld, ld, bias, wk.scratch)
-				continue
-			}
-			wp.Mul(wk.tmp, ld, cols, ld, ld, bias, wk.scratch)
-			scatter(yi, wk.tmp, k, g.f, g.plane)
-		}
+		op.workers[wi].convolve(wp, g, y, x, bias, lo, hi)
 	})
 	return out, nil
 }
@@ -274,57 +287,22 @@ type convInputGradOp struct {
 	flipped *convGeom
 	wFlip   []float32 // the rotated, transposed filters (flipped path)
 	wPack   []float32 // packed Wᵀ or rotated filters, once per run
-	workers []inputGradWorker
-}
-
-type inputGradWorker struct {
-	cols    []float32 // dY's im2col matrices, or the patch-matrix gradients, of a group
-	group   []float32 // a group's dY or dX, side by side
-	scratch []float32 // GEMM scratch
-}
-
-// flippedGrad computes dX for images lo..hi as the convolution of dY with
-// the rotated filters packed in wp, a group of images per GEMM.
-func (op *convInputGradOp) flippedGrad(wk *inputGradWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
-	g, fg := &op.geom, op.flipped
-	nb := fg.group(fg.plane)
-	wk.scratch = grow(wk.scratch, gemm.ScratchSize(fg.colRows, nb*fg.plane))
-	wk.cols = grow(wk.cols, fg.colRows*nb*fg.plane)
-	if nb > 1 {
-		wk.group = grow(wk.group, fg.f*nb*fg.plane)
-	}
-	for i := lo; i < hi; i += nb {
-		k := min(nb, hi-i)
-		ld := k * fg.plane
-		cols := fg.patches(wk.cols, dy, i, k)
-		dxi := dx[i*g.inSize() : (i+k)*g.inSize()]
-		if k == 1 {
-			wp.Mul(dxi, fg.plane, cols, ld, ld, nil, wk.scratch)
-			continue
-		}
-		wp.Mul(wk.group, ld, cols, ld, ld, nil, wk.scratch)
-		scatter(dxi, wk.group, k, fg.f, fg.plane)
-	}
+	workers []convWorker
 }
 
 // generalGrad computes dX for images lo..hi as col2im(Wᵀ·dY), with Wᵀ
 // packed in wp (for a 1×1 convolution, Wᵀ·dY is dX itself), a group of
 // images per GEMM.
-func (op *convInputGradOp) generalGrad(wk *inputGradWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
+func (op *convInputGradOp) generalGrad(wk *convWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
 	g := &op.geom
-	nb := g.group(g.plane)
-	wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.f, nb*g.plane))
-	wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
-	if nb > 1 {
-		wk.group = grow(wk.group, g.f*nb*g.plane)
-	}
+	nb := wk.reserve(g, g.f)
 	for i := lo; i < hi; i += nb {
 		k := min(nb, hi-i)
 		ld := k * g.plane
 		dyi := dy[i*g.outSize() : (i+k)*g.outSize()]
 		if k > 1 {
-			gather(wk.group, dyi, k, g.f, g.plane)
-			dyi = wk.group[:g.f*ld]
+			gather(wk.tmp, dyi, k, g.f, g.plane)
+			dyi = wk.tmp[:g.f*ld]
 		}
 		dxi := dx[i*g.inSize() : (i+k)*g.inSize()]
 		if g.direct() && k == 1 {
@@ -387,11 +365,12 @@ func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
-		op.workers = append(op.workers, inputGradWorker{})
+		op.workers = append(op.workers, convWorker{})
 	}
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
 		if fg := op.flipped; fg != nil {
-			op.flippedGrad(&op.workers[wi], wp, dx, dy, lo, hi)
+			// fg's output size is g's input size: dX.
+			op.workers[wi].convolve(wp, fg, dx, dy, nil, lo, hi)
 		} else {
 			op.generalGrad(&op.workers[wi], wp, dx, dy, lo, hi)
 		}
