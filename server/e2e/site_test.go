@@ -425,7 +425,8 @@ func nativeProbs(t testing.TB, modelID string, image []byte) ([]float32, []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	probs, err := m.NewPredictor().Predict(x)
+	// With the model's test-time augmentations, as the page classifies.
+	probs, err := m.NewPredictor().PredictTTA(x)
 	if err != nil {
 		t.Fatal(err)
 	}
