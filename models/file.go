@@ -34,9 +34,10 @@ type Provenance struct {
 	ValAccuracy    float64 `json:"val_accuracy,omitempty"`
 	TestAccuracy   float64 `json:"test_accuracy,omitempty"`
 	TestAccuracyTT float64 `json:"test_accuracy_tta,omitempty"`
-	TrainSeconds   float64 `json:"train_seconds,omitempty"`
-	Trainer        string  `json:"trainer,omitempty"` // trainer version or commit
-	Created        string  `json:"created,omitempty"` // UTC, RFC 3339
+	TrainSeconds   float64 `json:"train_seconds,omitempty"` // epochs: training and validation
+	WallSeconds    float64 `json:"wall_seconds,omitempty"`  // the whole train command, set-up included, summed over resumes
+	Trainer        string  `json:"trainer,omitempty"`       // trainer version or commit
+	Created        string  `json:"created,omitempty"`       // UTC, RFC 3339
 	Notes          string  `json:"notes,omitempty"`
 }
 

@@ -106,8 +106,12 @@ func printInfo(w io.Writer, path string, size int64, f *models.File) error {
 	opt("val accuracy", percent(p.ValAccuracy))
 	opt("test accuracy", percent(p.TestAccuracy))
 	opt("test acc. (TTA)", percent(p.TestAccuracyTT))
+	seconds := func(v float64) string { return time.Duration(v * float64(time.Second)).Round(time.Second).String() }
 	if p.TrainSeconds > 0 {
-		opt("training time", time.Duration(p.TrainSeconds*float64(time.Second)).Round(time.Second).String())
+		opt("training time", seconds(p.TrainSeconds))
+	}
+	if p.WallSeconds > 0 {
+		opt("wall time", seconds(p.WallSeconds)+" (whole train command)")
 	}
 	opt("trainer", p.Trainer)
 	opt("created", p.Created)

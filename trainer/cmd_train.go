@@ -80,8 +80,8 @@ a checkpoint; --resume RUN continues a run where it stopped.`, strings.Join(reci
 	if res.StoppedEarly {
 		how = "stopped early"
 	}
-	fmt.Fprintf(e.stdout, "%s after %d epochs; best epoch %d (%s %.4f) in %s\n",
-		how, res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
+	fmt.Fprintf(e.stdout, "%s after %d epochs in %.1f min; best epoch %d (%s %.4f) in %s\n",
+		how, res.Epochs, res.WallSeconds/60, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
 	if res.ValTTAAccuracy > 0 {
 		fmt.Fprintf(e.stdout, "%s: validation accuracy %.4f with test-time augmentation\n",
 			filepath.Join(res.Dir, training.FinalFile), res.ValTTAAccuracy)

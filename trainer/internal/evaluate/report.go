@@ -144,7 +144,10 @@ func (r *Report) Markdown() []byte {
 	if p := r.Model.Provenance; p.Recipe != "" || p.Command != "" {
 		row("Provenance", "recipe `%s`, %d epochs, created %s", p.Recipe, p.Epochs, p.Created)
 		if p.TrainSeconds > 0 {
-			row("Training wall time", "%.1f min", p.TrainSeconds/60)
+			row("Training time", "%.1f min in epochs", p.TrainSeconds/60)
+		}
+		if p.WallSeconds > 0 {
+			row("Wall time", "%.1f min for the whole train command", p.WallSeconds/60)
 		}
 		if p.Command != "" {
 			row("Reproduce", "`%s`", p.Command)

@@ -50,6 +50,9 @@ type ckptState struct {
 	BestMetric   float64
 	BestEpoch    int
 	TrainSeconds float64 // training and validation time so far
+	// WallSeconds is the wall time of the train commands so far, set-up
+	// and checkpoints included, summed over resumes.
+	WallSeconds float64
 }
 
 // saveCheckpoint writes weights and state as the last checkpoint. The

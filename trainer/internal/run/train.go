@@ -51,6 +51,9 @@ type Result struct {
 	// ValTTAAccuracy is final.cnw's validation accuracy with the recipe's
 	// test-time augmentations; 0 when it has none or no validation set.
 	ValTTAAccuracy float64
+	// WallSeconds is the wall time of the whole run: this command's and,
+	// after resumes, the earlier ones'.
+	WallSeconds float64
 }
 
 // ErrInterrupted is returned when the context is cancelled (SIGINT or
@@ -88,10 +91,15 @@ type trainer struct {
 	batches   int       // training batches per epoch
 	lastLR    float64   // learning rate of the last step, for metrics.csv
 	valTTA    float64   // validation accuracy of final.cnw with TTA
+	started   time.Time // when this command began
+	wallBase  float64   // wall seconds of the run's earlier commands
 }
 
+// wall is the run's wall time so far, in seconds.
+func (t *trainer) wall() float64 { return t.wallBase + time.Since(t.started).Seconds() }
+
 func setup(o Options) (*trainer, error) {
-	t := &trainer{o: o, graphs: map[int]*nn.Graph{}}
+	t := &trainer{o: o, graphs: map[int]*nn.Graph{}, started: time.Now()}
 	if o.Log == nil {
 		t.o.Log = io.Discard
 	}
@@ -264,6 +272,7 @@ func (t *trainer) restore() error {
 		return fmt.Errorf("resume: the checkpoint has no averaged weights for the recipe's %s", t.r.Averaging.Name)
 	}
 	t.st = st
+	t.wallBase = st.WallSeconds
 	if err := truncateMetrics(t.dir, st.Epoch); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -412,6 +421,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	}
 	res.Epochs, res.BestEpoch, res.Monitor, res.BestMetric = st.Epoch, st.BestEpoch, r.Checkpoint.Monitor, st.BestMetric
 	res.ValTTAAccuracy = t.valTTA
+	res.WallSeconds = t.wall()
 	return res, nil
 }
 
@@ -526,6 +536,7 @@ func (t *trainer) endOfEpoch(m EpochMetrics) (stop bool, err error) {
 // checkpoint saves the last checkpoint.
 func (t *trainer) checkpoint(st *ckptState) error {
 	st.Optimizer = t.opt.State()
+	st.WallSeconds = t.wall()
 	return saveCheckpoint(t.dir, t.weightFile(st.Epoch, 0), st)
 }
 
@@ -583,6 +594,7 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 			Epochs:       epochs,
 			ValAccuracy:  valAcc,
 			TrainSeconds: math.Round(t.st.TrainSeconds),
+			WallSeconds:  math.Round(t.wall()),
 			Trainer:      t.cfg.Commit,
 			Created:      time.Now().UTC().Format(time.RFC3339),
 		},

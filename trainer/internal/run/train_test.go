@@ -284,6 +284,9 @@ func TestTrainingLearns(t *testing.T) {
 	if p.Dataset != "CIFAR-10" || p.Recipe != "tiny" || p.Epochs < 1 || p.ValAccuracy != bestAcc {
 		t.Errorf("best.cnw provenance %+v, want val accuracy %g", p, bestAcc)
 	}
+	if p.WallSeconds < p.TrainSeconds {
+		t.Errorf("best.cnw wall time %g s, less than its training time %g s", p.WallSeconds, p.TrainSeconds)
+	}
 	if _, err := models.NewModel(best); err != nil {
 		t.Errorf("best.cnw not usable for inference: %v", err)
 	}
@@ -320,10 +323,18 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	sameMetrics(t, before, want[:len(before)])
 
+	_, killed, err := loadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var resumeLog bytes.Buffer
 	res, err := Train(context.Background(), Options{Resume: dir, Workers: 1, Log: &resumeLog})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The wall time counts the killed process's time too.
+	if !(killed.WallSeconds > 0 && res.WallSeconds > killed.WallSeconds) {
+		t.Errorf("wall time %.2f s after resuming, %.2f s at the checkpoint", res.WallSeconds, killed.WallSeconds)
 	}
 	var from int
 	fmt.Sscanf(resumeLog.String()[strings.Index(resumeLog.String(), "after epoch"):], "after epoch %d", &from)
