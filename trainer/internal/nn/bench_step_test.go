@@ -9,13 +9,16 @@ import (
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 )
 
-// throughputCases are the presets at the batch sizes they train with, the
-// configurations bench/train_vs_pytorch.sh compares with PyTorch.
+// throughputCases are every preset at batch 128 and cifarnet-fast at the
+// batch bench/train_vs_pytorch.sh compares with PyTorch (with keras-cnn at
+// 128).
 var throughputCases = []struct {
 	preset string
 	batch  int
 }{
 	{"keras-cnn", 128},
+	{"cifarnet", 128},
+	{"cifarnet-fast", 128},
 	{"cifarnet-fast", 512},
 }
 
