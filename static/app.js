@@ -19,6 +19,9 @@ const ui = {
   choice: $('#model-choice'),
   select: $('#model-select'),
   facts: $('#model-facts'),
+  ttaChoice: $('#tta-choice'),
+  tta: $('#tta'),
+  ttaViews: $('#tta-views'),
   file: $('#file'),
   drop: $('#drop'),
   results: $('#results'),
@@ -105,8 +108,12 @@ worker.onmessage = (e) => {
       modelName = msg.info.name;
       registerServiceWorker();
       showModel(msg.info);
+      applyTTAChoice(msg.info);
       hideProgress();
       setStatus(`Ready. ${msg.info.name} loaded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
+      break;
+    case 'tta':
+      showModel(msg.info);
       break;
     case 'loadError':
       hideProgress();
@@ -186,7 +193,35 @@ function showModel(info) {
   fact('accuracy', acc);
   fact('dtype', info.dtype + (info.tta && info.tta.length ? `, TTA: ${info.tta.join(' + ')}` : ''));
   fact('size', fmtSize(info.size));
+  const tta = info.tta || [];
+  ui.ttaChoice.hidden = tta.length === 0;
+  ui.tta.checked = info.ttaOn;
+  ui.ttaViews.textContent = String(ttaViews(tta));
 }
+
+// ttaViews is how many forward passes models.Predictor.PredictTTA runs.
+const ttaViews = (tta) => (tta.includes('flip') ? 2 : 1) * (tta.includes('translate') ? 3 : 1);
+
+// The TTA choice is remembered across visits; a model loads with TTA on.
+const TTA_KEY = 'cifarnet.tta';
+function applyTTAChoice(info) {
+  let off = false;
+  try {
+    off = localStorage.getItem(TTA_KEY) === 'off';
+  } catch {
+    // Storage blocked: keep the default.
+  }
+  if (off && info.ttaOn) worker.postMessage({type: 'setTTA', on: false});
+}
+ui.tta.addEventListener('change', () => {
+  const on = ui.tta.checked;
+  try {
+    localStorage.setItem(TTA_KEY, on ? 'on' : 'off');
+  } catch {
+    // Storage blocked: the choice lasts for this visit.
+  }
+  worker.postMessage({type: 'setTTA', on});
+});
 
 async function initModels() {
   const list = await listModels();
@@ -284,8 +319,10 @@ function showResult(card, r) {
   $('.answer .label', card).textContent = r.top.label;
   $('.answer .confidence', card).textContent = pct(r.top.p);
   ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}`;
+  card.dataset.tta = String(Boolean(r.tta));
   const via = r.decodedBy === 'browser' ? ' · decoded by the browser' : '';
-  $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms · total ${r.totalMs.toFixed(1)} ms${via}`;
+  const tta = r.tta ? ' (test-time augmentation)' : '';
+  $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
   // The model input, drawn at 32×32 and scaled up crisply by CSS.
   const canvas = $('.seen canvas', card);

@@ -5,9 +5,11 @@
 //   {type: 'load', url, size}           download a weight file and use it
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
 //   {type: 'classify', id, file}        classify a Blob/File
+//   {type: 'setTTA', on}                turn the model's test-time augmentation on or off
 // Messages to the page:
 //   {type: 'progress', phase, loaded, total}   phase: 'wasm', 'compile', 'model'
 //   {type: 'ready', info}                      a model is loaded (info as cifarnet.info())
+//   {type: 'tta', info}                        test-time augmentation switched
 //   {type: 'loadError', code, message}
 //   {type: 'result', id, result}
 //   {type: 'error', id, code, message}
@@ -166,6 +168,17 @@ self.onmessage = (e) => {
     case 'load':
     case 'loadBytes':
       enqueue(() => loadModel(msg));
+      break;
+    case 'setTTA':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          post({type: 'tta', info: await api.setTTA(Boolean(msg.on))});
+        } catch {
+          // No model yet: the next load starts with TTA on, and the page
+          // applies the remembered choice when it is ready.
+        }
+      });
       break;
     case 'classify':
       enqueue(async () => {

@@ -65,7 +65,8 @@ type Info struct {
 	TestAccuracy  float64              `json:"testAccuracy,omitempty"`
 	TestAccTTA    float64              `json:"testAccuracyTTA,omitempty"`
 	Size          int                  `json:"size"` // weight file bytes
-	TTA           []string             `json:"tta"`
+	TTA           []string             `json:"tta"`   // the model's test-time augmentations
+	TTAOn         bool                 `json:"ttaOn"` // whether classify applies them (SetTTA)
 	Provenance    models.Provenance    `json:"provenance"`
 	Normalization models.Normalization `json:"normalization"`
 }
@@ -74,6 +75,7 @@ type Info struct {
 type Result struct {
 	Probs []float32     // class probabilities (combined over TTA views)
 	Top   int           // index of the most probable class
+	TTA   bool          // whether test-time augmentation was applied
 	Input *image.NRGBA  // the model input the image became
 	Infer time.Duration // forward passes only (every TTA view)
 	Total time.Duration // decoding, preprocessing and inference
@@ -131,6 +133,7 @@ func NewClassifier(name string, data []byte) (*Classifier, error) {
 			TestAccTTA:    meta.Provenance.TestAccuracyTT,
 			Size:          len(data),
 			TTA:           tta,
+			TTAOn:         len(tta) > 0,
 			Provenance:    meta.Provenance,
 			Normalization: meta.Normalization,
 		},
@@ -139,6 +142,14 @@ func NewClassifier(name string, data []byte) (*Classifier, error) {
 
 // Info describes the model.
 func (c *Classifier) Info() Info { return c.info }
+
+// SetTTA turns the model's test-time augmentations on (the default) or
+// off: they cost one forward pass per view. It has no effect on a model
+// without them.
+func (c *Classifier) SetTTA(on bool) Info {
+	c.info.TTAOn = on && len(c.info.TTA) > 0
+	return c.info
+}
 
 // Classify decodes an image file (PNG, JPEG, GIF, BMP or WebP) and
 // classifies it.
@@ -171,8 +182,12 @@ func (c *Classifier) ClassifyRGBA(pix []byte, w, h int) (*Result, error) {
 func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA) (*Result, error) {
 	t := time.Now()
 	// PredictTTA honours the model's test-time augmentations (a plain
-	// Predict without them); its result is reused by the next call.
-	probs, err := c.pred.PredictTTA(x)
+	// Predict without them); either result is reused by the next call.
+	predict := c.pred.Predict
+	if c.info.TTAOn {
+		predict = c.pred.PredictTTA
+	}
+	probs, err := predict(x)
 	if err != nil {
 		return nil, &Error{CodeInternal, fmt.Errorf("inference: %w", err)}
 	}
@@ -184,5 +199,5 @@ func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA) (
 			top = i
 		}
 	}
-	return &Result{Probs: probs, Top: top, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}, nil
+	return &Result{Probs: probs, Top: top, TTA: c.info.TTAOn, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}, nil
 }

@@ -240,3 +240,45 @@ func mustRead(t testing.TB, path string) []byte {
 	}
 	return b
 }
+
+// SetTTA switches between the model's test-time augmentations and a plain
+// forward pass, and cannot turn on what the model does not have.
+func TestSetTTA(t *testing.T) {
+	c := loadSmall(t, []string{models.TTAFlip, models.TTATranslate})
+	data := mustRead(t, filepath.Join("..", "static", "samples", "horse.png"))
+	x, _, err := models.PreprocessImage(data, c.info.Input, c.info.Normalization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Info().TTAOn {
+		t.Fatal("a TTA model starts with TTA off")
+	}
+	want, err := c.pred.PredictTTA(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	plain, err := c.pred.Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain = slices.Clone(plain)
+	for _, tc := range []struct {
+		on   bool
+		want []float32
+	}{{false, plain}, {true, want}} {
+		if info := c.SetTTA(tc.on); info.TTAOn != tc.on {
+			t.Errorf("SetTTA(%v): TTAOn %v", tc.on, info.TTAOn)
+		}
+		r, err := c.Classify(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.TTA != tc.on || !slices.Equal(r.Probs, tc.want) {
+			t.Errorf("TTA %v: result TTA %v, probs %v, want %v", tc.on, r.TTA, r.Probs, tc.want)
+		}
+	}
+	if info := loadSmall(t, nil).SetTTA(true); info.TTAOn {
+		t.Error("SetTTA(true) turned TTA on for a model without any")
+	}
+}

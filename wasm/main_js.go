@@ -61,6 +61,7 @@ func install(global js.Value) {
 		}
 		return v
 	}))
+	obj.Set("setTTA", promise(a.setTTA))
 	global.Set("cifarnet", obj)
 }
 
@@ -153,6 +154,23 @@ func (a *api) classify(args []js.Value) (job, error) {
 		return nil, err
 	}
 	return a.run(func(c *Classifier) (*Result, error) { return c.Classify(data) }), nil
+}
+
+// setTTA(on) turns the current model's test-time augmentations on or off
+// and resolves to its Info.
+func (a *api) setTTA(args []js.Value) (job, error) {
+	if len(args) < 1 || args[0].Type() != js.TypeBoolean {
+		return nil, errorf(CodeBadArgument, "setTTA takes true or false")
+	}
+	on := args[0].Bool()
+	return func() (js.Value, error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.cur == nil {
+			return js.Value{}, errorf(CodeNoModel, "no model is loaded yet")
+		}
+		return toJSON(a.cur.SetTTA(on))
+	}, nil
 }
 
 // classifyRGBA(pixels, width, height) classifies RGBA pixels (ImageData.data).
@@ -335,8 +353,8 @@ func bytesFromJS(v js.Value, what string, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// resultToJS builds {probs, top: {index, label, p}, classes, ms, totalMs,
-// input, inputWidth, inputHeight}.
+// resultToJS builds {probs, top: {index, label, p}, classes, tta, ms,
+// totalMs, input, inputWidth, inputHeight}.
 func resultToJS(r *Result, classes []string) js.Value {
 	o := js.Global().Get("Object").New()
 	probs := js.Global().Get("Float32Array").New(len(r.Probs))
@@ -354,6 +372,7 @@ func resultToJS(r *Result, classes []string) js.Value {
 		names[i] = c
 	}
 	o.Set("classes", names)
+	o.Set("tta", r.TTA)
 	o.Set("ms", float64(r.Infer.Microseconds())/1e3)
 	o.Set("totalMs", float64(r.Total.Microseconds())/1e3)
 

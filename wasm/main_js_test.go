@@ -3,6 +3,7 @@
 package main
 
 import (
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,7 @@ func TestAPI(t *testing.T) {
 			t.Error("info() before load is not null")
 		}
 		mustReject(t, jsAPI().Call("classify", toU8(cat)), CodeNoModel)
+		mustReject(t, jsAPI().Call("setTTA", false), CodeNoModel)
 	})
 	t.Run("bad arguments", func(t *testing.T) {
 		mustReject(t, jsAPI().Call("classify"), CodeBadArgument)
@@ -102,6 +104,8 @@ func TestAPI(t *testing.T) {
 		mustReject(t, jsAPI().Call("classifyRGBA", toU8(cat), 1.5, 3), CodeBadArgument)
 		mustReject(t, jsAPI().Call("loadBytes", 42), CodeBadArgument)
 		mustReject(t, jsAPI().Call("load"), CodeBadArgument)
+		mustReject(t, jsAPI().Call("setTTA"), CodeBadArgument)
+		mustReject(t, jsAPI().Call("setTTA", "off"), CodeBadArgument)
 		// Node has no page location to resolve a relative URL against.
 		mustReject(t, jsAPI().Call("load", "models/x.cnw"), CodeBadArgument)
 	})
@@ -159,6 +163,29 @@ func TestAPI(t *testing.T) {
 			}
 		})
 	}
+	// setTTA switches a TTA model between PredictTTA and Predict.
+	t.Run("setTTA", func(t *testing.T) {
+		info := mustResolve(t, jsAPI().Call("loadBytes", toU8(withTTA(t, model, []string{"flip", "translate"})), "tta.cnw"))
+		if !info.Get("ttaOn").Bool() || info.Get("tta").Length() != 2 {
+			t.Fatalf("a TTA model loads with ttaOn %v, tta %v", info.Get("ttaOn"), info.Get("tta"))
+		}
+		with := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
+		if off := mustResolve(t, jsAPI().Call("setTTA", false)); off.Get("ttaOn").Bool() {
+			t.Error("setTTA(false) resolved with ttaOn true")
+		}
+		without := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
+		if with.Get("tta").Bool() == without.Get("tta").Bool() || !with.Get("tta").Bool() {
+			t.Errorf("result.tta %v with and %v without", with.Get("tta"), without.Get("tta"))
+		}
+		if slices.Equal(probsFromJS(with.Get("probs")), probsFromJS(without.Get("probs"))) {
+			t.Error("the same probabilities with and without TTA")
+		}
+		mustResolve(t, jsAPI().Call("setTTA", true))
+		again := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
+		if !slices.Equal(probsFromJS(again.Get("probs")), probsFromJS(with.Get("probs"))) {
+			t.Error("TTA back on gives other probabilities")
+		}
+	})
 	t.Run("image errors keep the model", func(t *testing.T) {
 		mustResolve(t, jsAPI().Call("loadBytes", toU8(model), "small.cnw"))
 		mustReject(t, jsAPI().Call("classify", toU8([]byte("not an image"))), CodeUnsupported)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +55,52 @@ func TestShippedModel(t *testing.T) {
 	}
 	noCSPViolations(t, ctx)
 	screenshot(t, ctx, "-shipped")
+	checkTTASwitch(t, ctx)
+}
+
+// checkTTASwitch unticks the page's test-time augmentation box, when the
+// model has one, and checks that the next result is the plain forward
+// pass's; the box must be hidden for a model without TTA.
+func checkTTASwitch(t *testing.T, ctx context.Context) {
+	t.Helper()
+	f, err := models.ReadFile(site.models["shipped"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('tta-choice').hidden`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Meta.Inference.TTA) == 0 {
+		if !hidden {
+			t.Error("the TTA box shows for a model without test-time augmentation")
+		}
+		return
+	}
+	if hidden {
+		t.Fatal("the TTA box is hidden for a model with test-time augmentation")
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#tta"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`!document.getElementById('tta').checked`)); err != nil {
+		t.Fatal(err)
+	}
+	n := len(models.CIFAR10Classes)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="ship"]`))); err != nil {
+		t.Fatal(err)
+	}
+	c := waitCards(t, ctx, n+1)[n]
+	_, data := sample(t, "ship")
+	want, _ := nativeProbsTTA(t, "shipped", data, false)
+	if len(c.Probs) != len(want) {
+		t.Fatalf("%d probabilities, want %d", len(c.Probs), len(want))
+	}
+	for i := range want {
+		if d := math.Abs(float64(c.Probs[i] - want[i])); !(d <= tolerance) {
+			t.Errorf("TTA off: p[%d] = %.7f in the browser, %.7f natively without TTA", i, c.Probs[i], want[i])
+		}
+	}
 }
 
 // shippedDefault returns the file name and path of the model zoo/DEFAULT

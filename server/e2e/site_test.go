@@ -405,6 +405,13 @@ var native struct {
 // and returns the model's class names too.
 func nativeProbs(t testing.TB, modelID string, image []byte) ([]float32, []string) {
 	t.Helper()
+	return nativeProbsTTA(t, modelID, image, true)
+}
+
+// nativeProbsTTA is nativeProbs with the model's test-time augmentations
+// on or off.
+func nativeProbsTTA(t testing.TB, modelID string, image []byte, tta bool) ([]float32, []string) {
+	t.Helper()
 	native.mu.Lock()
 	defer native.mu.Unlock()
 	if native.models == nil {
@@ -425,8 +432,14 @@ func nativeProbs(t testing.TB, modelID string, image []byte) ([]float32, []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With the model's test-time augmentations, as the page classifies.
-	probs, err := m.NewPredictor().PredictTTA(x)
+	// With the model's test-time augmentations, as the page classifies
+	// unless its TTA box is unticked.
+	p := m.NewPredictor()
+	predict := p.Predict
+	if tta {
+		predict = p.PredictTTA
+	}
+	probs, err := predict(x)
 	if err != nil {
 		t.Fatal(err)
 	}
