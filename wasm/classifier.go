@@ -64,7 +64,7 @@ type Info struct {
 	Input         models.Shape         `json:"input"`
 	TestAccuracy  float64              `json:"testAccuracy,omitempty"`
 	TestAccTTA    float64              `json:"testAccuracyTTA,omitempty"`
-	Size          int                  `json:"size"` // weight file bytes
+	Size          int                  `json:"size"`  // weight file bytes
 	TTA           []string             `json:"tta"`   // the model's test-time augmentations
 	TTAOn         bool                 `json:"ttaOn"` // whether classify applies them (SetTTA)
 	Provenance    models.Provenance    `json:"provenance"`

@@ -3,9 +3,9 @@
 package main
 
 import (
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall/js"
 	"testing"
