@@ -231,7 +231,10 @@ func summarizeHistory(file string, h []training.EpochMetrics) *evaluate.Training
 		s.TrainSeconds += e.EpochSeconds
 	}
 	last := h[len(h)-1]
-	s.FinalTrain, s.FinalVal = last.TrainAcc, last.ValAcc
+	s.FinalTrain = last.TrainAcc
+	if !math.IsNaN(last.ValAcc) { // NaN: trained without a validation set
+		s.FinalVal = last.ValAcc
+	}
 	return s
 }
 

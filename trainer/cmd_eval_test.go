@@ -202,6 +202,34 @@ func readReport(t *testing.T, dir string) evaluate.Report {
 	return rep
 }
 
+// A run trained on every image (val_split 0) logs NaN validation metrics;
+// the report must still be written, without them.
+func TestEvalRunWithoutValidation(t *testing.T) {
+	data := syntheticCIFAR(t, 20, 30)
+	dir := t.TempDir()
+	model := tinyModelFile(t, dir)
+	csv := "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_seconds,images_per_second\n" +
+		"1,2.1,0.25,NaN,NaN,0.01,4.000,1000.0\n" +
+		"2,1.7,0.40,NaN,NaN,0.01,4.000,1000.0\n"
+	if err := os.WriteFile(filepath.Join(dir, training.MetricsFile), []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := trainer(t, "eval", "--data", data, "--latency-images", "0", "--resampled", "0", model); code != 0 {
+		t.Fatalf("status %d, stderr %s", code, stderr)
+	}
+	rep := readReport(t, dir)
+	if tr := rep.Training; tr == nil || tr.Epochs != 2 || tr.FinalTrain != 0.40 || tr.FinalVal != 0 || tr.BestValAcc != 0 {
+		t.Errorf("training summary %+v", rep.Training)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, evalMarkdown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "no validation set") || strings.Contains(string(md), "NaN") {
+		t.Errorf("report.md training section:\n%s", md)
+	}
+}
+
 // Without --out the report lands beside the model; without a metrics.csv
 // there are no training curves.
 func TestEvalDefaultsBesideModel(t *testing.T) {

@@ -75,8 +75,8 @@ func ThisHost() Host {
 type TrainingSummary struct {
 	File   string `json:"file"`
 	Epochs int    `json:"epochs"`
-	// BestValAcc is the highest validation accuracy, at BestEpoch; both
-	// are 0 when the run had no validation.
+	// BestValAcc is the highest validation accuracy, at BestEpoch; both,
+	// and FinalVal, are 0 when the run had no validation set.
 	BestValAcc   float64 `json:"best_val_acc"`
 	BestEpoch    int     `json:"best_epoch"`
 	FinalTrain   float64 `json:"final_train_acc"`
@@ -206,7 +206,11 @@ func (r *Report) Markdown() []byte {
 		if t.BestValAcc > 0 {
 			row("Best validation accuracy", "%.2f %% (epoch %d)", 100*t.BestValAcc, t.BestEpoch)
 		}
-		row("Final accuracy", "train %.2f %%, validation %.2f %%", 100*t.FinalTrain, 100*t.FinalVal)
+		if t.BestValAcc > 0 {
+			row("Final accuracy", "train %.2f %%, validation %.2f %%", 100*t.FinalTrain, 100*t.FinalVal)
+		} else {
+			row("Final accuracy", "train %.2f %% (trained on every training image, no validation set)", 100*t.FinalTrain)
+		}
 		row("Training time", "%.0f s", t.TrainSeconds)
 	}
 	if len(r.Plots) > 0 {
