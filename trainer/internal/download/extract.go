@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 )
 
@@ -48,7 +49,10 @@ func install(archive, dataDir string, opt *Options) error {
 	if err := os.Rename(fresh, dest); err != nil {
 		return err
 	}
-	return syncDir(dataDir)
+	// Best effort, like every atomic write here: some file systems
+	// cannot sync a directory, and the data is complete either way.
+	atomicfile.SyncDir(dataDir)
+	return nil
 }
 
 // untar unpacks a tar.gz into dir. It accepts only directories and
@@ -140,14 +144,4 @@ func writeEntry(root *os.Root, name string, r io.Reader) error {
 		return err
 	}
 	return w.Close()
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
