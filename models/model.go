@@ -83,11 +83,13 @@ func (c *compiler) newValue(s Shape) int {
 
 func (c *compiler) tensor(name string) []float32 { return c.f.Tensors[name].Data }
 
-// bnAffine returns the per-channel scale and shift of batchnorm tensors
-// under prefix: y = x·scale + shift.
-func (c *compiler) bnAffine(prefix string, eps float64) (scale, shift []float32) {
-	g, b := c.tensor(prefix+".weight"), c.tensor(prefix+".bias")
-	mean, v := c.tensor(prefix+".running_mean"), c.tensor(prefix+".running_var")
+// BatchNormAffine returns the per-channel scale and shift, y = x·scale +
+// shift, of the batchnorm whose tensors in f are named prefix.weight,
+// .bias, .running_mean and .running_var, computed in float64. The forward
+// pass folds batchnorm with it, and exporters that fold it must agree.
+func BatchNormAffine(f *File, prefix string, eps float64) (scale, shift []float32) {
+	g, b := f.Tensors[prefix+".weight"].Data, f.Tensors[prefix+".bias"].Data
+	mean, v := f.Tensors[prefix+".running_mean"].Data, f.Tensors[prefix+".running_var"].Data
 	scale = make([]float32, len(g))
 	shift = make([]float32, len(g))
 	for i := range g {
@@ -157,7 +159,7 @@ func (c *compiler) compile() error {
 			// Fold a directly following batchnorm unless something reads
 			// the pre-normalisation output.
 			if i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i] {
-				scale, shift = c.bnAffine(layers[i+1].Name, layers[i+1].EffectiveEps())
+				scale, shift = BatchNormAffine(c.f, layers[i+1].Name, layers[i+1].EffectiveEps())
 			}
 			w, bias = foldedWeights(w, bias, scale, shift, out.C)
 			if bias == nil {
@@ -180,7 +182,7 @@ func (c *compiler) compile() error {
 				i++
 			}
 		case BatchNorm:
-			st.scale, st.shift = c.bnAffine(l.Name, l.EffectiveEps())
+			st.scale, st.shift = BatchNormAffine(c.f, l.Name, l.EffectiveEps())
 		case MaxPool:
 			st.kernel, st.stride = l.Kernel, l.EffectiveStride()
 			st.out = c.newValue(out)
@@ -197,7 +199,7 @@ func (c *compiler) compile() error {
 				if err != nil {
 					return err
 				}
-				scale, shift := c.bnAffine(l.Name+".proj_bn", DefaultBatchNormEps)
+				scale, shift := BatchNormAffine(c.f, l.Name+".proj_bn", DefaultBatchNormEps)
 				w, b := foldedWeights(c.tensor(l.Name+".proj.weight"), nil, scale, shift, out.C)
 				from := spec.Input
 				if j >= 0 {

@@ -252,7 +252,7 @@ func (e *exporter) folded(name string, hasBias bool, bn *models.Layer) (w, b str
 	data := wt.Data
 	if bn != nil {
 		out := wt.Shape[0]
-		scale, shift := bnAffine(e.f, bn.Name, bn.EffectiveEps())
+		scale, shift := models.BatchNormAffine(e.f, bn.Name, bn.EffectiveEps())
 		rest := len(data) / out
 		data = make([]float32, len(wt.Data))
 		fb := make([]float32, out)
@@ -272,22 +272,6 @@ func (e *exporter) folded(name string, hasBias bool, bn *models.Layer) (w, b str
 		b = e.initializer(name+".bias", []int{len(bias)}, bias)
 	}
 	return w, b
-}
-
-// bnAffine returns the per-channel scale and shift of the batchnorm
-// tensors under prefix: y = x·scale + shift, computed in float64 as the
-// models package does.
-func bnAffine(f *models.File, prefix string, eps float64) (scale, shift []float32) {
-	g, b := f.Tensors[prefix+".weight"].Data, f.Tensors[prefix+".bias"].Data
-	mean, v := f.Tensors[prefix+".running_mean"].Data, f.Tensors[prefix+".running_var"].Data
-	scale = make([]float32, len(g))
-	shift = make([]float32, len(g))
-	for i := range g {
-		s := float64(g[i]) / math.Sqrt(float64(v[i])+eps)
-		scale[i] = float32(s)
-		shift[i] = float32(float64(b[i]) - float64(mean[i])*s)
-	}
-	return scale, shift
 }
 
 // gelu emits the exact GELU, x·½·(1 + erf(x/√2)), in the node order

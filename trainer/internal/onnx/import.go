@@ -191,6 +191,15 @@ func (c *converter) addTensor(name string, shape []int, data []float32) {
 	c.f.Tensors[name] = &models.Tensor{Name: name, Shape: shape, Data: data}
 }
 
+// addWeights adds a conv or linear layer's weight and, unless b is nil,
+// its bias.
+func (c *converter) addWeights(layer string, w *constTensor, b []float32) {
+	c.addTensor(layer+".weight", w.shape, w.data)
+	if b != nil {
+		c.addTensor(layer+".bias", []int{len(b)}, b)
+	}
+}
+
 // opSuffix matches the operator part of PyTorch's scoped node names,
 // "/block1/conv1/Conv" or "/act/Mul_1".
 var opSuffix = regexp.MustCompile(`^[A-Z][A-Za-z]*(_[0-9]+)?$`)
@@ -239,10 +248,7 @@ func (c *converter) step(st *link, last bool) error {
 			return err
 		}
 		l.Name = c.layerName(n, n.inputs[1])
-		c.addTensor(l.Name+".weight", w.shape, w.data)
-		if b != nil {
-			c.addTensor(l.Name+".bias", []int{len(b)}, b)
-		}
+		c.addWeights(l.Name, w, b)
 		c.addLayer(l, out, 4)
 	case "BatchNormalization":
 		eps, p, err := c.batchNorm(n)
@@ -298,10 +304,7 @@ func (c *converter) step(st *link, last bool) error {
 			return err
 		}
 		l.Name = c.layerName(n, n.inputs[1])
-		c.addTensor(l.Name+".weight", w.shape, w.data)
-		if b != nil {
-			c.addTensor(l.Name+".bias", []int{len(b)}, b)
-		}
+		c.addWeights(l.Name, w, b)
 		c.addLayer(l, out, 2)
 	case "Softmax":
 		if !last {
@@ -575,7 +578,7 @@ func affine(p [4][]float32, eps float64) (scale, shift []float32) {
 	for i, s := range []string{".weight", ".bias", ".running_mean", ".running_var"} {
 		f.Tensors["bn"+s] = &models.Tensor{Data: p[i]}
 	}
-	return bnAffine(f, "bn", eps)
+	return models.BatchNormAffine(f, "bn", eps)
 }
 
 // gemm converts a Gemm node into a linear layer: weights [out, in] and
