@@ -21,48 +21,60 @@ func GELUDerivative(x float32) float32 {
 	return cdf + x*pdf
 }
 
-// erf32 is Eigen's and XLA's rational approximation of erf for float32:
-// odd polynomial over even polynomial on [-4, 4], where erf already rounds
-// to ±1 outside. Its error is below 2.5e-7 absolute.
+// erf's rational approximation (Eigen's and XLA's for float32): on
+// [-4, 4], where erf already rounds to ±1 outside, erf(x) = x·P(x²)/Q(x²)
+// with P and Q evaluated by Horner's rule from these coefficients, highest
+// power first. Its error is below 2.5e-7 absolute.
+var (
+	erfP = [...]float32{
+		-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+		-7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
+	}
+	erfQ = [...]float32{
+		-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+		-1.42647390514189e-02,
+	}
+)
+
+// e^r for |r| ≤ ln2/2 by its degree-6 Taylor polynomial (relative error
+// below 2e-7), highest power first; exp32 and its vector twin reduce
+// x = n·ln2 + r with ln2 split into ln2Hi, exact in float32, and ln2Lo.
+var expP = [...]float32{1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1, 1}
+
+const (
+	ln2Hi = 0.693359375
+	ln2Lo = -2.12194440e-4
+)
+
 func erf32(x float32) float32 {
 	x = min(max(x, -4), 4)
 	x2 := x * x
-	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
-	p = x2*p + -2.10102402082508e-06
-	p = x2*p + -5.69250639462346e-05
-	p = x2*p + -7.34990630326855e-04
-	p = x2*p + -2.95459980854025e-03
-	p = x2*p + -1.60960333262415e-02
-	p *= x
-	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
-	q = x2*q + -1.68282697438203e-03
-	q = x2*q + -7.37332916720468e-03
-	q = x2*q + -1.42647390514189e-02
-	return p / q
+	p := erfP[0]
+	for _, c := range erfP[1:] {
+		p = x2*p + c
+	}
+	q := erfQ[0]
+	for _, c := range erfQ[1:] {
+		q = x2*q + c
+	}
+	return x * p / q
 }
 
-// exp32 is e^x for x ≤ 0 (enough for the normal density): x = n·ln2 + r
-// with |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative error
-// below 2e-7) and 2^n put into the exponent bits. Below -87 the result
-// would be subnormal and is returned as 0.
+// exp32 is e^x for x ≤ 0 (enough for the normal density), 2^n put into
+// the exponent bits. Below -87 the result would be subnormal and is
+// returned as 0.
 func exp32(x float32) float32 {
 	if x < -87 {
 		return 0
 	}
 	n := float32(math.Floor(float64(x*math.Log2E + 0.5)))
-	// ln2 split into a part exact in float32 and the rest.
-	r := x - n*0.693359375 - n*-2.12194440e-4
-	p := r*(1.0/720) + 1.0/120
-	p = r*p + 1.0/24
-	p = r*p + 1.0/6
-	p = r*p + 0.5
-	p = r*p + 1
-	p = r*p + 1
+	r := x - n*ln2Hi - n*ln2Lo
+	p := expP[0]
+	for _, c := range expP[1:] {
+		p = r*p + c
+	}
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
-
-// gelu applies GELU elementwise.
-func gelu(x, y []float32) { GELUSlice(y, x) }
 
 // geluSlice and geluGradSlice are the slice forms, replaced by vector
 // code where the CPU has it (gelu_avx512.go).

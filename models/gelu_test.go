@@ -72,7 +72,7 @@ func BenchmarkGELU(b *testing.B) {
 	y := make([]float32, len(x))
 	b.Run("float32", func(b *testing.B) {
 		for b.Loop() {
-			gelu(x, y)
+			GELUSlice(y, x)
 		}
 	})
 	b.Run("math.Erf", func(b *testing.B) {

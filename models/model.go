@@ -352,7 +352,7 @@ func (p *Predictor) run(st *step, n int) {
 		case LeakyReLU:
 			leakyReLU(x, y, st.alpha)
 		case GELU:
-			gelu(x, y)
+			GELUSlice(y, x)
 		case MaxPool:
 			maxPool(x, y, st.inShape, st.shape, st.kernel, st.stride)
 		case GlobalAvgPool:
