@@ -109,15 +109,12 @@ atomically), so that trainer info and the web page show them.`)
 	if err != nil {
 		return err
 	}
+	meta := &model.Meta
 	if *record {
-		if err := recordAccuracy(modelPath, res); err != nil {
+		if meta, err = recordAccuracy(modelPath, res); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "recorded the test accuracy in %s\n", modelPath)
-	}
-	meta, err := models.ReadMetaFile(modelPath)
-	if err != nil {
-		return err
 	}
 	modelInfo, err := evaluate.DescribeModel(modelPath, meta)
 	if err != nil {
@@ -166,12 +163,13 @@ atomically), so that trainer info and the web page show them.`)
 }
 
 // recordAccuracy rewrites the weight file at path with the test
-// accuracies of res in its provenance. The file is read afresh (the model
-// evaluated may have folded its tensors) and keeps its dtype.
-func recordAccuracy(path string, res *evaluate.Result) error {
+// accuracies of res in its provenance and returns its new metadata. The
+// file is read afresh (the model evaluated may have folded its tensors)
+// and keeps its dtype.
+func recordAccuracy(path string, res *evaluate.Result) (*models.Meta, error) {
 	f, err := models.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("record: %w", err)
+		return nil, fmt.Errorf("record: %w", err)
 	}
 	p := &f.Meta.Provenance
 	p.TestAccuracy = res.Metrics.Accuracy
@@ -180,9 +178,9 @@ func recordAccuracy(path string, res *evaluate.Result) error {
 		p.TestAccuracyTT = res.TTA.Metrics.Accuracy
 	}
 	if err := models.WriteFile(path, f); err != nil {
-		return fmt.Errorf("record: %w", err)
+		return nil, fmt.Errorf("record: %w", err)
 	}
-	return nil
+	return &f.Meta, nil
 }
 
 // runHistory is a run's metrics.csv.
