@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/server/app"
 )
 
 // TestShippedModel serves the site as build.sh makes it, from the
@@ -21,13 +21,12 @@ import (
 // <name>-shipped.png, the README's screenshot.
 func TestShippedModel(t *testing.T) {
 	ctx := newPage(t)
-	zoo := filepath.Join(site.repo, "models", "zoo")
-	name, path := shippedDefault(t, zoo)
-	site.models["shipped"] = path
 	dist := filepath.Join(t.TempDir(), "dist")
-	if err := assemble(dist, zoo); err != nil {
+	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
 		t.Fatal(err)
 	}
+	name := shippedDefault(t, dist)
+	site.models["shipped"] = filepath.Join(dist, "models", name)
 	srv := serveDist(t, dist, nil)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
 		t.Fatal(err)
@@ -103,21 +102,19 @@ func checkTTASwitch(t *testing.T, ctx context.Context) {
 	}
 }
 
-// shippedDefault returns the file name and path of the model zoo/DEFAULT
-// names: a weight file (zoo/<id>/<file>) or a model id (zoo/<id>/<id>.cnw).
-func shippedDefault(t *testing.T, zoo string) (name, path string) {
+// shippedDefault returns the file name of the model the assembled site
+// in dist marks as its default, as the page sees it in the manifest.
+func shippedDefault(t *testing.T, dist string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(zoo, "DEFAULT"))
+	list, err := app.ListModels(filepath.Join(dist, "models"), "models/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	name = strings.TrimSpace(string(b))
-	if !strings.HasSuffix(name, models.FileExt) {
-		name += models.FileExt
+	for _, m := range list.Models {
+		if m.Default {
+			return m.File
+		}
 	}
-	m, err := filepath.Glob(filepath.Join(zoo, "*", name))
-	if err != nil || len(m) != 1 {
-		t.Fatalf("zoo/DEFAULT names %s: found %v (%v)", name, m, err)
-	}
-	return name, m[0]
+	t.Fatalf("the site lists no default model: %+v", list.Models)
+	return ""
 }
