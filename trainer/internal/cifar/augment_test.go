@@ -19,42 +19,6 @@ func numberedSet(n int) *Set {
 	return s
 }
 
-// reflectReference crops the reflect-padded image at (oy, ox) and
-// mirrors it, written the obvious way: build the padded image, then cut.
-func reflectReference(src []byte, pad, oy, ox int, flip bool) []byte {
-	w := Side + 2*pad
-	mirror := func(i int) int { // index into the source for padded index i
-		i -= pad
-		if i < 0 {
-			return -i
-		}
-		if i > Side-1 {
-			return 2*(Side-1) - i
-		}
-		return i
-	}
-	out := make([]byte, ImageSize)
-	for c := range Channels {
-		padded := make([]byte, w*w)
-		for y := range w {
-			for x := range w {
-				padded[y*w+x] = src[c*PlaneSize+mirror(y)*Side+mirror(x)]
-			}
-		}
-		for y := range Side {
-			for x := range Side {
-				v := padded[(y+oy)*w+x+ox]
-				if flip {
-					out[c*PlaneSize+y*Side+Side-1-x] = v
-				} else {
-					out[c*PlaneSize+y*Side+x] = v
-				}
-			}
-		}
-	}
-	return out
-}
-
 // TestAugmentTranslateAlternateFlip checks that every training image is a
 // crop of its reflect-padded source within ±2 pixels, and that flips
 // alternate: a random half in epoch 1, each image's orientation reversed
@@ -76,7 +40,7 @@ func TestAugmentTranslateAlternateFlip(t *testing.T) {
 				for oy := 0; oy <= 2*pad && !found; oy++ {
 					for ox := 0; ox <= 2*pad && !found; ox++ {
 						for _, flip := range []bool{false, true} {
-							if slices.Equal(got, reflectReference(s.Image(id), pad, oy, ox, flip)) {
+							if slices.Equal(got, reference(s.Image(id), pad, oy, ox, flip, true)) {
 								found, flipped[epoch][id] = true, flip
 								offsets[[2]int{oy, ox}] = true
 								break

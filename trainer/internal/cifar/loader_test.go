@@ -143,16 +143,33 @@ func toBytes(x []float32) []byte {
 	return out
 }
 
-// reference crops the zero-padded image at (oy, ox) and mirrors it,
-// written the obvious way to check the loader's index arithmetic.
-func reference(src []byte, pad, oy, ox int, flip bool) []byte {
+// reference crops the padded image at (oy, ox) and mirrors it, written
+// the obvious way (build the padded image, then cut) to check the
+// augmentation's index arithmetic: zero padding, or reflect padding when
+// reflect is set.
+func reference(src []byte, pad, oy, ox int, flip, reflect bool) []byte {
 	w := Side + 2*pad
+	source := func(i int) int { // index into the source for padded index i, -1 for zero
+		i -= pad
+		switch {
+		case i >= 0 && i < Side:
+			return i
+		case !reflect:
+			return -1
+		case i < 0:
+			return -i
+		default:
+			return 2*(Side-1) - i
+		}
+	}
 	out := make([]byte, ImageSize)
 	for c := range Channels {
 		padded := make([]byte, w*w)
-		for y := range Side {
-			for x := range Side {
-				padded[(y+pad)*w+x+pad] = src[c*PlaneSize+y*Side+x]
+		for y := range w {
+			for x := range w {
+				if sy, sx := source(y), source(x); sy >= 0 && sx >= 0 {
+					padded[y*w+x] = src[c*PlaneSize+sy*Side+sx]
+				}
 			}
 		}
 		for y := range Side {
@@ -191,7 +208,7 @@ func TestAugmentCropFlip(t *testing.T) {
 			for oy := 0; oy <= 2*pad && !found; oy++ {
 				for ox := 0; ox <= 2*pad && !found; ox++ {
 					for _, flip := range []bool{false, true} {
-						if slices.Equal(got, reference(src, pad, oy, ox, flip)) {
+						if slices.Equal(got, reference(src, pad, oy, ox, flip, false)) {
 							found = true
 							offsets[[2]int{oy, ox}] = true
 							if flip {
@@ -231,7 +248,7 @@ func TestTransformCorners(t *testing.T) {
 		flip   bool
 	}{{-4, -4, false}, {4, 4, true}, {0, 0, true}, {3, -2, false}, {-1, 4, true}} {
 		l.transform(dst, src, tc.dx, tc.dy, tc.flip)
-		want := reference(src, 4, tc.dy+4, tc.dx+4, tc.flip)
+		want := reference(src, 4, tc.dy+4, tc.dx+4, tc.flip, false)
 		if got := toBytes(dst); !slices.Equal(got, want) {
 			t.Errorf("dx=%d dy=%d flip=%v: result differs from pad+crop+mirror", tc.dx, tc.dy, tc.flip)
 		}
