@@ -48,15 +48,7 @@ func probabilities(t *testing.T, path string, x []float32, n int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := models.NewModel(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := m.NewPredictor().PredictBatch(x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append([]float32(nil), p...)
+	return modeltest.Predict(t, f, x, n)
 }
 
 // compare returns the largest and the mean probability difference and the

@@ -1,6 +1,7 @@
 // Package modeltest builds deterministic weight files for tests: random
 // but plausible weights for any spec, and a tiny spec that exercises every
-// layer with parameters.
+// layer with parameters; and runs a file's forward pass for tests that
+// compare it with something else.
 package modeltest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
 )
@@ -135,4 +137,19 @@ func TinySpec() *models.Spec {
 			{Name: "softmax", Type: models.Softmax},
 		},
 	}
+}
+
+// Predict returns the class probabilities of the n normalised images in x
+// under f's forward pass (a copy), failing t on any error.
+func Predict(t testing.TB, f *models.File, x []float32, n int) []float32 {
+	t.Helper()
+	m, err := models.NewModel(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.NewPredictor().PredictBatch(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Clone(p)
 }

@@ -30,7 +30,7 @@ func TestGorgonnx(t *testing.T) {
 			}
 			const n = 2
 			x := inputs(t, f, n)
-			want := predict(t, f, x, n)
+			want := modeltest.Predict(t, f, x, n)
 
 			backend := gorgonnx.NewGraph()
 			model := onnxgo.NewModel(backend)

@@ -80,20 +80,6 @@ func normalize(set *cifar.Set, n int, norm models.Normalization) []float32 {
 	return x
 }
 
-// predict runs f through the models package.
-func predict(t testing.TB, f *models.File, x []float32, n int) []float32 {
-	t.Helper()
-	m, err := models.NewModel(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := m.NewPredictor().PredictBatch(x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append([]float32(nil), p...)
-}
-
 // maxDiff is the largest absolute difference between a and b.
 func maxDiff(t testing.TB, a, b []float32) float64 {
 	t.Helper()

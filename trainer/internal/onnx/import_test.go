@@ -48,7 +48,7 @@ func TestImportPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := expected.Shape[0]
-	got := predict(t, f, float32sOf(raw), n)
+	got := modeltest.Predict(t, f, float32sOf(raw), n)
 	d := maxDiff(t, expected.Probabilities, got)
 	if d > tolerance {
 		t.Errorf("imported model's probabilities differ from PyTorch's by %g", d)

@@ -96,7 +96,7 @@ func TestONNXRuntime(t *testing.T) {
 			}
 			const n = 16
 			x := inputs(t, f, n)
-			want := predict(t, f, x, n)
+			want := modeltest.Predict(t, f, x, n)
 			res, got := runORT(t, data, x, n, spec.Input)
 			classes := len(f.Meta.Classes)
 			if res.Input != InputName || res.Output != ProbabilitiesOut || !slices.Equal(res.Dims, []int{n, classes}) {

@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			const n = 4
 			x := inputs(t, f, n)
-			if d := maxDiff(t, predict(t, f, x, n), predict(t, g, x, n)); d > tolerance {
+			if d := maxDiff(t, modeltest.Predict(t, f, x, n), modeltest.Predict(t, g, x, n)); d > tolerance {
 				t.Errorf("imported model's probabilities differ by %g", d)
 			}
 			m := g.Meta

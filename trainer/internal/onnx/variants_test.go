@@ -89,7 +89,7 @@ func TestImportVariants(t *testing.T) {
 			}
 			const n = 3
 			x := inputs(t, f, n)
-			if d := maxDiff(t, predict(t, f, x, n), predict(t, g, x, n)); d > tolerance {
+			if d := maxDiff(t, modeltest.Predict(t, f, x, n), modeltest.Predict(t, g, x, n)); d > tolerance {
 				t.Errorf("probabilities differ by %g", d)
 			}
 		})
