@@ -77,9 +77,8 @@ func (op *actOp) Type() hm.Type {
 	return gop.FnType(t, t)
 }
 func (op *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *actOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *actOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *actOp) Do(in ...G.Value) (G.Value, error) {
 	xs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
@@ -121,9 +120,8 @@ func (op *actDiffOp) Type() hm.Type {
 	return gop.FnType(t, t, t)
 }
 func (op *actDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *actDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *actDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *actDiffOp) Do(in ...G.Value) (G.Value, error) {
 	xs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err

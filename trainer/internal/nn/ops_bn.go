@@ -49,9 +49,8 @@ func (op *bnOp) Type() hm.Type {
 	return gop.FnType(t, v, v, t)
 }
 func (op *bnOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *bnOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *bnOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(3, in)
 	if err != nil {
 		return nil, err
@@ -159,9 +158,8 @@ func (op *bnGammaGradOp) Type() hm.Type {
 func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
 }
-func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
-func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
@@ -197,9 +195,8 @@ func (op *bnInputGradOp) Type() hm.Type {
 	return gop.FnType(t, v, t, v, v, t)
 }
 func (op *bnInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(5, in)
 	if err != nil {
 		return nil, err

@@ -24,9 +24,8 @@ func (op *biasOp) Type() hm.Type {
 	return gop.FnType(t, gop.TensorType(1), t)
 }
 func (op *biasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *biasOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *biasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *biasOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(2, in)
 	if err != nil {
 		return nil, err
@@ -75,9 +74,8 @@ func (op *channelSumOp) Type() hm.Type { return gop.FnType(gop.TensorType(op.dim
 func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
 }
-func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
-func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
@@ -110,9 +108,8 @@ func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return tensor.Shape{s[0], s[1]}, nil
 }
-func (op *gapOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
-func (op *gapOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *gapOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
@@ -149,9 +146,8 @@ func (op *gapDiffOp) Type() hm.Type {
 func (op *gapDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return firstShape(in...)
 }
-func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
-func (op *gapDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) {
 	if len(in) != 2 {
 		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
@@ -188,9 +184,8 @@ func (op *dropoutOp) Type() hm.Type {
 	return gop.FnType(t, t)
 }
 func (op *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *dropoutOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *dropoutOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
@@ -236,9 +231,8 @@ func (op *dropoutDiffOp) Type() hm.Type {
 	return gop.FnType(t, t)
 }
 func (op *dropoutDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *dropoutDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(1, in)
 	if err != nil {
 		return nil, err
@@ -322,9 +316,8 @@ func (op *xentDiffOp) Type() hm.Type {
 	return gop.FnType(t, t, hm.TypeVariable('a'), t)
 }
 func (op *xentDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
-func (op *xentDiffOp) Do(in ...G.Value) (G.Value, error)                 { return op.UsePreallocDo(nil, in...) }
 
-func (op *xentDiffOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op *xentDiffOp) Do(in ...G.Value) (G.Value, error) {
 	vs, err := op.Inputs(3, in)
 	if err != nil {
 		return nil, err
