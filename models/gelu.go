@@ -76,12 +76,25 @@ func exp32(x float32) float32 {
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
-// geluSlice and geluGradSlice are the slice forms, replaced by vector
-// code where the CPU has it (gelu_avx512.go).
+// geluImpl is one implementation of the slice forms.
+type geluImpl struct {
+	name string
+	gelu func(y, x []float32)
+	grad func(dx, dy, x []float32)
+}
+
+// geluImpls lists the implementations this build and CPU can run, slowest
+// first: vector ones register themselves at init (gelu_avx512.go). Tests
+// run every one; geluSlice and geluGradSlice are the last, the fastest.
+var geluImpls = []geluImpl{{"scalar", geluScalar, geluGradScalar}}
+
 var (
 	geluSlice     = geluScalar
 	geluGradSlice = geluGradScalar
 )
+
+// useGELU makes impl the one GELUSlice and GELUGradSlice call.
+func useGELU(impl geluImpl) { geluSlice, geluGradSlice = impl.gelu, impl.grad }
 
 func geluScalar(y, x []float32) {
 	for i, v := range x {

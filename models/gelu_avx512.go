@@ -8,14 +8,18 @@ import (
 	"simd/archsimd"
 )
 
-// With GOEXPERIMENT=simd on an AVX-512 CPU, GELU and its gradient run 16
-// lanes at a time with the same polynomials as erf32 and exp32 (fused
-// multiply-adds round slightly differently: the results agree to a few
-// units in the last place).
+// With GOEXPERIMENT=simd, GELU and its gradient run 16 lanes at a time on
+// an AVX-512 CPU and 8 on an AVX2 one with FMA (gelu_avx2.go), with the
+// same polynomials as erf32 and exp32 (fused multiply-adds round slightly
+// differently: the results agree to a few units in the last place).
 func init() {
-	if archsimd.X86.AVX512() {
-		geluSlice, geluGradSlice = geluAVX512, geluGradAVX512
+	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
+		geluImpls = append(geluImpls, geluImpl{"avx2", geluAVX2, geluGradAVX2})
 	}
+	if archsimd.X86.AVX512() {
+		geluImpls = append(geluImpls, geluImpl{"avx512", geluAVX512, geluGradAVX512})
+	}
+	useGELU(geluImpls[len(geluImpls)-1])
 }
 
 type f16 = archsimd.Float32x16

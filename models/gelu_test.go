@@ -84,10 +84,18 @@ func BenchmarkGELU(b *testing.B) {
 	})
 }
 
-// The slice forms (vectorised under GOEXPERIMENT=simd on AVX-512, with
-// fused multiply-adds) are as accurate as the scalar functions, tails
+// The slice forms (vectorised under GOEXPERIMENT=simd on AVX2 and AVX-512,
+// with fused multiply-adds) are as accurate as the scalar functions, tails
 // included.
 func TestGELUSlices(t *testing.T) {
+	defer useGELU(geluImpls[len(geluImpls)-1])
+	for _, impl := range geluImpls {
+		useGELU(impl)
+		t.Run(impl.name, testGELUSlices)
+	}
+}
+
+func testGELUSlices(t *testing.T) {
 	const n = 100003 // not a multiple of 16
 	x, dy := make([]float32, n), make([]float32, n)
 	for i := range x {

@@ -1,7 +1,8 @@
 // Package gemm is the single-precision matrix multiply behind every
-// convolution and linear layer of the forward pass. It is pure Go (no cgo,
-// no assembly) so that it builds for js/wasm unchanged; speed comes from
-// packing both operands into panels and a register-blocked micro-kernel.
+// convolution and linear layer of the forward pass. It needs no cgo, and
+// its only assembly is the amd64 micro-kernel, so that it builds for
+// js/wasm unchanged; speed comes from packing both operands into panels and
+// a register-blocked micro-kernel.
 package gemm
 
 // mr is the number of rows of A the micro-kernels handle at once.
@@ -18,9 +19,13 @@ type microKernel struct {
 	full func(ap, bp, c []float32, ldc int)
 }
 
-// kern is the micro-kernel in use: the portable one unless a faster one
-// for this CPU registers itself at init.
-var kern = microKernel{"scalar 4×4", 4, kernel4x4}
+// available lists the micro-kernels this build and CPU can run, slowest
+// first: the portable one, then any vector kernels that register
+// themselves at init. Tests run every one of them.
+var available = []microKernel{{"scalar 4×4", 4, kernel4x4}}
+
+// kern is the micro-kernel in use: the fastest available.
+var kern = available[0]
 
 // Kernel names the micro-kernel in use, for benchmark reports.
 func Kernel() string { return kern.name }
@@ -60,7 +65,8 @@ func Pack(a []float32, m, k int) *Packed {
 
 // ScratchSize is the length of the scratch slice Mul needs for a K×N B.
 func ScratchSize(k, n int) int {
-	return ((n+maxNR-1)/maxNR)*maxNR*min(k, kc) + mr*maxNR
+	// n rounded up to any kernel's nr (at most maxNR) is below n+maxNR.
+	return (n+maxNR-1)*min(k, kc) + mr*maxNR
 }
 
 // Mul sets C = A·B + bias, where B is K×N row-major with row stride ldb and

@@ -32,7 +32,21 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
-func TestMulMatchesNaive(t *testing.T) {
+// eachKernel runs f as a subtest with every micro-kernel this build and
+// CPU can run, so that a machine with a vector kernel still checks the
+// slower ones.
+func eachKernel(t *testing.T, f func(t *testing.T)) {
+	saved := kern
+	defer func() { kern = saved }()
+	for _, k := range available {
+		kern = k
+		t.Run(k.name, f)
+	}
+}
+
+func TestMulMatchesNaive(t *testing.T) { eachKernel(t, testMulMatchesNaive) }
+
+func testMulMatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, sz := range [][3]int{{1, 1, 1}, {4, 4, 4}, {5, 7, 3}, {64, 27, 961}, {13, 300, 17}, {256, 2304, 9}, {10, 256, 1}, {3, 600, 5}} {
 		m, k, n := sz[0], sz[1], sz[2]

@@ -22,7 +22,9 @@ func transpose(a []float32, m, n int) []float32 {
 // beyond one kc block and the conv layers of keras-cnn.
 var trainShapes = [][3]int{{1, 1, 1}, {5, 7, 3}, {4, 300, 33}, {13, 600, 17}, {32, 1024, 27}, {27, 32, 1024}, {64, 64, 288}, {7, 257, 70}}
 
-func TestPackIntoMulAddMatchesNaive(t *testing.T) {
+func TestPackIntoMulAddMatchesNaive(t *testing.T) { eachKernel(t, testPackIntoMulAddMatchesNaive) }
+
+func testPackIntoMulAddMatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, sz := range trainShapes {
 		m, k, n := sz[0], sz[1], sz[2]

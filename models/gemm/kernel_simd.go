@@ -5,12 +5,13 @@ package gemm
 import "simd/archsimd"
 
 // With GOEXPERIMENT=simd on an AVX-512 CPU, a 4×32 kernel of eight 16-lane
-// fused multiply-add accumulators replaces the scalar one: eight independent
+// fused multiply-add accumulators replaces the AVX2 one: eight independent
 // accumulators hide the FMA latency, and more would spill (Go allocates 16
 // vector registers).
 func init() {
 	if archsimd.X86.AVX512() {
-		kern = microKernel{"avx512 4×32", 32, kernel4x32}
+		available = append(available, microKernel{"avx512 4×32", 32, kernel4x32})
+		kern = available[len(available)-1]
 	}
 }
 
