@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"math"
+
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
@@ -34,6 +36,29 @@ func reluAct() activation {
 			}
 			return 0
 		},
+		slice:     reluSlice,
+		gradSlice: reluGradSlice,
+	}
+}
+
+// reluSlice and reluGradSlice work on the bits without branches: the sign
+// of random activations is a coin flip, and a call per element through f
+// was a sixth of a keras-cnn training step.
+func reluSlice(y, x []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		b := math.Float32bits(v)
+		y[i] = math.Float32frombits(b &^ uint32(int32(b)>>31)) // 0 if the sign bit is set
+	}
+}
+
+func reluGradSlice(dx, dy, x []float32) {
+	dx, dy = dx[:len(x)], dy[:len(x)]
+	for i, v := range x {
+		// All ones unless v > 0: int32(bits) - 1 is negative exactly for
+		// +0 and negative v (in 64 bits, so that -0 does not wrap).
+		notPos := uint32((int64(int32(math.Float32bits(v))) - 1) >> 63)
+		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) &^ notPos)
 	}
 }
 

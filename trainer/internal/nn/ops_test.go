@@ -118,6 +118,32 @@ func TestActivationGradients(t *testing.T) {
 	}
 }
 
+// The slice forms agree with f and df everywhere, signed zeros,
+// infinities and subnormals included.
+func TestActivationSlicesMatchScalar(t *testing.T) {
+	x := []float32{-3, -1e-40, float32(math.Copysign(0, -1)), 0, 1e-40, 0.5, 2, float32(math.Inf(1)), float32(math.Inf(-1)), -1e30, 1e30}
+	dy := make([]float32, len(x))
+	for i := range dy {
+		dy[i] = float32(i) - 4.5
+	}
+	for name, act := range map[string]activation{"relu": reluAct(), "gelu": geluAct()} {
+		y, dx := make([]float32, len(x)), make([]float32, len(x))
+		act.slice(y, x)
+		act.gradSlice(dx, dy, x)
+		for i, v := range x {
+			same := func(got, want float32) bool {
+				return got == want || got != got && want != want || name == "gelu" && math.Abs(float64(got-want)) < 1e-6
+			}
+			if want := act.f(v); !same(y[i], want) {
+				t.Errorf("%s slice(%g) = %g, want %g", name, v, y[i], want)
+			}
+			if want := dy[i] * act.df(v); !same(dx[i], want) {
+				t.Errorf("%s gradSlice(%g) = %g, want %g", name, v, dx[i], want)
+			}
+		}
+	}
+}
+
 func TestGELUValues(t *testing.T) {
 	// Reference values of 0.5·x·(1+erf(x/√2)).
 	for _, c := range []struct{ x, want float64 }{
