@@ -100,12 +100,15 @@ func (a *Packed) accumulate(c []float32, ldc int, b []float32, ldb, n int, pack 
 	for k0 := 0; k0 < k; k0 += kc {
 		kb := min(kc, k-k0)
 		pack(scratch[:np*nr*kb], b, ldb, k0, kb, n, nr)
-		for pi := 0; pi*mr < m; pi++ {
-			ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
-			i0 := pi * mr
-			for pj := 0; pj < np; pj++ {
-				bp := scratch[pj*nr*kb : (pj+1)*nr*kb]
-				j0 := pj * nr
+		// A B panel (kb×nr, up to 24 KB) stays in L1 while every A panel
+		// streams past it from L2; the other order re-reads all of packed
+		// B, which outgrows L2 for wide images, once per four rows of A.
+		for pj := 0; pj < np; pj++ {
+			bp := scratch[pj*nr*kb : (pj+1)*nr*kb]
+			j0 := pj * nr
+			for pi := 0; pi*mr < m; pi++ {
+				ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
+				i0 := pi * mr
 				if i0+mr <= m && j0+nr <= n {
 					kn.full(ap, bp, c[i0*ldc+j0:], ldc)
 				} else {
