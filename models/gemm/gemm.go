@@ -74,9 +74,14 @@ func ScratchSize(k, n int) int {
 // row) may be nil. scratch must hold ScratchSize(K, N) floats; nothing is
 // allocated.
 func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float32, scratch []float32) {
-	m := a.M
-	// Initialise C with the bias; the kernel then accumulates.
-	for i := 0; i < m; i++ {
+	a.setBias(c, ldc, n, bias)
+	a.accumulate(c, ldc, n, source{pack: packB, b: b, ldb: ldb}, scratch)
+}
+
+// setBias sets each row i of the M×N matrix C to bias[i], or to zero when
+// bias is nil, for the kernel to accumulate onto.
+func (a *Packed) setBias(c []float32, ldc, n int, bias []float32) {
+	for i := 0; i < a.M; i++ {
 		row := c[i*ldc : i*ldc+n]
 		v := float32(0)
 		if bias != nil {
@@ -86,12 +91,19 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 			row[j] = v
 		}
 	}
-	a.accumulate(c, ldc, b, ldb, n, packB, scratch)
 }
 
-// accumulate adds A·B to C, packing blocks of B with pack (packB for a
-// row-major B, packBT for a transposed one).
-func (a *Packed) accumulate(c []float32, ldc int, b []float32, ldb, n int, pack packFunc, scratch []float32) {
+// source is where accumulate gets B's panels: a stored matrix b packed by
+// pack, or a caller's Panels.
+type source struct {
+	pack   packFunc
+	b      []float32
+	ldb    int
+	panels Panels
+}
+
+// accumulate adds A·B to C, B being N columns wide.
+func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []float32) {
 	m, k := a.M, a.K
 	kn := kern
 	nr := kn.nr
@@ -99,7 +111,11 @@ func (a *Packed) accumulate(c []float32, ldc int, b []float32, ldb, n int, pack 
 	edge := scratch[len(scratch)-mr*maxNR:] // block for kernelEdge
 	for k0 := 0; k0 < k; k0 += kc {
 		kb := min(kc, k-k0)
-		pack(scratch[:np*nr*kb], b, ldb, k0, kb, n, nr)
+		if src.panels != nil {
+			src.panels.PackPanels(scratch[:np*nr*kb], k0, kb, n, nr)
+		} else {
+			src.pack(scratch[:np*nr*kb], src.b, src.ldb, k0, kb, n, nr)
+		}
 		// A B panel (kb×nr, up to 24 KB) stays in L1 while every A panel
 		// streams past it from L2; the other order re-reads all of packed
 		// B, which outgrows L2 for wide images, once per four rows of A.

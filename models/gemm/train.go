@@ -54,14 +54,31 @@ func PackInto(buf, a []float32, m, k int, transA bool) Packed {
 // is M×N row-major with row stride ldc. scratch must hold ScratchSize(K, N)
 // floats.
 func (a *Packed) MulAdd(c []float32, ldc int, b []float32, ldb, n int, scratch []float32) {
-	a.accumulate(c, ldc, b, ldb, n, packB, scratch)
+	a.accumulate(c, ldc, n, source{pack: packB, b: b, ldb: ldb}, scratch)
 }
 
 // MulAddTransB sets C += A·Bᵀ, where bt is the N×K matrix Bᵀ row-major with
 // row stride ldbt: the weight gradient dY·colsᵀ reads the im2col matrix as
 // it is. scratch must hold ScratchSize(K, N) floats.
 func (a *Packed) MulAddTransB(c []float32, ldc int, bt []float32, ldbt, n int, scratch []float32) {
-	a.accumulate(c, ldc, bt, ldbt, n, packBT, scratch)
+	a.accumulate(c, ldc, n, source{pack: packBT, b: bt, ldb: ldbt}, scratch)
+}
+
+// Panels produces the packed panels of a K×N matrix B that is never
+// stored whole, such as an im2col matrix built straight into the panels
+// instead of written out and packed from memory.
+type Panels interface {
+	// PackPanels writes rows k0..k0+kb of B into dst as nr-column panels:
+	// panel pj, at dst[pj·nr·kb:], holds those rows of columns pj·nr to
+	// pj·nr+nr, kb rows of nr values, zero past column n.
+	PackPanels(dst []float32, k0, kb, n, nr int)
+}
+
+// MulPanels sets C = A·B + bias like Mul, for a B of N columns given by
+// its panels. scratch must hold ScratchSize(K, N) floats.
+func (a *Packed) MulPanels(c []float32, ldc int, b Panels, n int, bias []float32, scratch []float32) {
+	a.setBias(c, ldc, n, bias)
+	a.accumulate(c, ldc, n, source{panels: b}, scratch)
 }
 
 // packBT is packB for a transposed source: panel column j of depth kk is

@@ -145,3 +145,38 @@ func BenchmarkMulAddTransB(b *testing.B) {
 		})
 	}
 }
+
+// rowPanels serves a stored matrix through the Panels interface.
+type rowPanels struct {
+	b   []float32
+	ldb int
+}
+
+func (p *rowPanels) PackPanels(dst []float32, k0, kb, n, nr int) { packB(dst, p.b, p.ldb, k0, kb, n, nr) }
+
+func TestMulPanelsMatchesNaive(t *testing.T) { eachKernel(t, testMulPanelsMatchesNaive) }
+
+func testMulPanelsMatchesNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, sz := range trainShapes {
+		m, k, n := sz[0], sz[1], sz[2]
+		a, b, bias := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m)
+		want := naive(a, b, m, k, n, bias)
+		c := make([]float32, m*n)
+		for i := range c {
+			c[i] = float32(math.NaN()) // MulPanels sets C, it does not add to it
+		}
+		s := make([]float32, ScratchSize(k, n))
+		src := &rowPanels{b, n}
+		p := Pack(a, m, k)
+		p.MulPanels(c, n, src, n, bias, s)
+		for i := range want {
+			if math.Abs(float64(c[i]-want[i])) > 1e-4*math.Sqrt(float64(k))*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%dx%dx%d: c[%d] = %v, want %v", m, k, n, i, c[i], want[i])
+			}
+		}
+		if allocs := testing.AllocsPerRun(5, func() { p.MulPanels(c, n, src, n, bias, s) }); allocs != 0 {
+			t.Fatalf("MulPanels allocates %v times per call", allocs)
+		}
+	}
+}

@@ -62,14 +62,19 @@ type convWorker struct {
 	cols    []float32 // im2col matrices of a group of images, side by side
 	tmp     []float32 // a group's output (or, for col2im, its dY), side by side
 	scratch []float32 // GEMM scratch
+	panels  patchPanels
 }
 
 // reserve sizes the buffers for groups of g.group images whose GEMM
-// multiplies a B as deep as depth, and returns the group size.
-func (wk *convWorker) reserve(g *convGeom, depth int) int {
+// multiplies a B as deep as depth, and returns the group size. The cols
+// buffer is for a patch matrix that is stored whole: a direct convolution's
+// gathered images or col2im's input.
+func (wk *convWorker) reserve(g *convGeom, depth int, cols bool) int {
 	nb := g.group(g.plane)
 	wk.scratch = grow(wk.scratch, gemm.ScratchSize(depth, nb*g.plane))
-	wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+	if cols {
+		wk.cols = grow(wk.cols, g.colRows*nb*g.plane)
+	}
 	if nb > 1 {
 		wk.tmp = grow(wk.tmp, g.f*nb*g.plane)
 	}
@@ -80,18 +85,25 @@ func (wk *convWorker) reserve(g *convGeom, depth int) int {
 // those of src under geometry g with the filters packed in wp, plus bias
 // unless it is nil, a group of images per GEMM.
 func (wk *convWorker) convolve(wp gemm.Packed, g *convGeom, dst, src, bias []float32, lo, hi int) {
-	nb := wk.reserve(g, g.colRows)
+	nb := wk.reserve(g, g.colRows, g.direct())
 	for i := lo; i < hi; i += nb {
 		k := min(nb, hi-i)
 		ld := k * g.plane
-		cols := g.patches(wk.cols, src, i, k)
 		out := dst[i*g.outSize() : (i+k)*g.outSize()]
-		if k == 1 {
-			wp.Mul(out, g.plane, cols, ld, ld, bias, wk.scratch)
-			continue
+		c, ldc := out, g.plane
+		if k > 1 {
+			c, ldc = wk.tmp, ld
 		}
-		wp.Mul(wk.tmp, ld, cols, ld, ld, bias, wk.scratch)
-		scatter(out, wk.tmp, k, g.f, g.plane)
+		if g.direct() {
+			wp.Mul(c, ldc, g.patches(wk.cols, src, i, k), ld, ld, bias, wk.scratch)
+		} else {
+			wk.panels = patchPanels{g: g, x: src[i*g.inSize() : (i+k)*g.inSize()], k: k, row: wk.panels.row}
+			wk.panels.row = grow(wk.panels.row, ld)
+			wp.MulPanels(c, ldc, &wk.panels, ld, bias, wk.scratch)
+		}
+		if k > 1 {
+			scatter(out, wk.tmp, k, g.f, g.plane)
+		}
 	}
 }
 
@@ -295,7 +307,7 @@ type convInputGradOp struct {
 // images per GEMM.
 func (op *convInputGradOp) generalGrad(wk *convWorker, wp gemm.Packed, dx, dy []float32, lo, hi int) {
 	g := &op.geom
-	nb := wk.reserve(g, g.f)
+	nb := wk.reserve(g, g.f, true)
 	for i := lo; i < hi; i += nb {
 		k := min(nb, hi-i)
 		ld := k * g.plane

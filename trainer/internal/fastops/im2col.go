@@ -49,38 +49,66 @@ func (g *convGeom) validCols(kx int) (lo, hi int) {
 // input value that filter tap meets (zero in the padding), matching the
 // layout of a weight tensor F×C×KH×KW viewed as F×colRows.
 func im2col(cols []float32, ld int, x []float32, g *convGeom) {
+	for r := 0; r < g.colRows; r++ {
+		g.patchRow(cols[r*ld:r*ld+g.plane], x, r)
+	}
+}
+
+// patchRow writes row r of one C×H×W image's patch matrix into row
+// (plane values).
+func (g *convGeom) patchRow(row, x []float32, r int) {
 	s, ow := g.stride, g.outW
-	for c := 0; c < g.c; c++ {
-		img := x[c*g.h*g.w : (c+1)*g.h*g.w]
-		for ky := 0; ky < g.kh; ky++ {
-			for kx := 0; kx < g.kw; kx++ {
-				r := (c*g.kh+ky)*g.kw + kx
-				row := cols[r*ld : r*ld+g.plane]
-				lo, hi := g.validCols(kx)
-				off := kx - g.pad
-				if s == 1 && ow == g.w {
-					shiftedPlane(row, img, g, ky, kx, lo, hi)
-					continue
-				}
-				for oy := 0; oy < g.outH; oy++ {
-					out := row[oy*ow : oy*ow+ow]
-					iy := oy*s + ky - g.pad
-					if iy < 0 || iy >= g.h || lo == hi {
-						clear(out)
-						continue
-					}
-					src := img[iy*g.w : iy*g.w+g.w]
-					clear(out[:lo])
-					clear(out[hi:])
-					if s == 1 {
-						copy(out[lo:hi], src[lo+off:hi+off])
-						continue
-					}
-					for ox := lo; ox < hi; ox++ {
-						out[ox] = src[ox*s+off]
-					}
-				}
-			}
+	c, tap := r/(g.kh*g.kw), r%(g.kh*g.kw)
+	ky, kx := tap/g.kw, tap%g.kw
+	img := x[c*g.h*g.w : (c+1)*g.h*g.w]
+	lo, hi := g.validCols(kx)
+	off := kx - g.pad
+	if s == 1 && ow == g.w {
+		shiftedPlane(row, img, g, ky, kx, lo, hi)
+		return
+	}
+	for oy := 0; oy < g.outH; oy++ {
+		out := row[oy*ow : oy*ow+ow]
+		iy := oy*s + ky - g.pad
+		if iy < 0 || iy >= g.h || lo == hi {
+			clear(out)
+			continue
+		}
+		src := img[iy*g.w : iy*g.w+g.w]
+		clear(out[:lo])
+		clear(out[hi:])
+		if s == 1 {
+			copy(out[lo:hi], src[lo+off:hi+off])
+			continue
+		}
+		for ox := lo; ox < hi; ox++ {
+			out[ox] = src[ox*s+off]
+		}
+	}
+}
+
+// patchPanels is the patch matrix of k images side by side as a GEMM
+// operand that is never stored whole: each row is built for all k images
+// into a buffer that stays in L1 and copied straight into the GEMM's
+// panels, instead of writing the whole matrix out and packing it from
+// memory again.
+type patchPanels struct {
+	g   *convGeom
+	x   []float32 // images i..i+k of the batch, one after another
+	k   int
+	row []float32 // k·plane
+}
+
+func (p *patchPanels) PackPanels(dst []float32, k0, kb, n, nr int) {
+	g, plane := p.g, p.g.plane
+	row := p.row[:n]
+	for kk := 0; kk < kb; kk++ {
+		for j := 0; j < p.k; j++ {
+			g.patchRow(row[j*plane:(j+1)*plane], p.x[j*g.inSize():(j+1)*g.inSize()], k0+kk)
+		}
+		for j0 := 0; j0 < n; j0 += nr {
+			d := dst[j0*kb+kk*nr : j0*kb+kk*nr+nr]
+			clear(d[copy(d, row[j0:min(j0+nr, n)]):])
 		}
 	}
 }
