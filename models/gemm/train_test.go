@@ -152,7 +152,9 @@ type rowPanels struct {
 	ldb int
 }
 
-func (p *rowPanels) PackPanels(dst []float32, k0, kb, n, nr int) { packB(dst, p.b, p.ldb, k0, kb, n, nr) }
+func (p *rowPanels) PackPanels(dst []float32, k0, kb, n, nr int) {
+	packB(dst, p.b, p.ldb, k0, kb, n, nr)
+}
 
 func TestMulPanelsMatchesNaive(t *testing.T) { eachKernel(t, testMulPanelsMatchesNaive) }
 
