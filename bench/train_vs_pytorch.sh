@@ -5,7 +5,7 @@
 # mode, cross-entropy, backward, Adam update), both on every core.
 #
 # Ours is BenchmarkTrainThroughput (trainer/internal/nn), built with
-# GOEXPERIMENT=simd for the AVX-512 convolutions; PyTorch's is
+# GOEXPERIMENT=simd like bin/trainer (AVX2 or AVX-512 kernels); PyTorch's is
 # bench/pytorch_train.py, which builds the network from
 # models/testdata/reference/<preset>.spec.json. Each round runs one fresh
 # process per framework (one untimed warm-up step, then STEPS timed ones),

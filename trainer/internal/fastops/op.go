@@ -22,8 +22,8 @@ func grow(s []float32, n int) []float32 {
 	return make([]float32, n)
 }
 
-// Accelerated reports whether the ops run on a SIMD GEMM kernel (a
-// GOEXPERIMENT=simd build on an AVX-512 CPU). Without one they are slower
-// than gorgonia's own ops, so a graph builder should use them only when
-// this is true.
+// Accelerated reports whether the ops run on a vector GEMM kernel (AVX2
+// with FMA on amd64, or AVX-512 in a GOEXPERIMENT=simd build). Without one
+// they are slower than gorgonia's own ops, so a graph builder should use
+// them only when this is true.
 func Accelerated() bool { return gemm.Vectorized() }

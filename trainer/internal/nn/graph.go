@@ -97,8 +97,9 @@ func (gr *Graph) build(bnMomentum float64) error {
 		return G.ApplyOp(op, cur, param(name+".weight"), param(name+".bias"))
 	}
 	// conv adds a convolution, with its bias when hasBias. The fast ops
-	// (AVX-512 GEMM) replace gorgonia's im2col convolution when this build
-	// has them; without SIMD gorgonia's, on gonum's assembly, is faster.
+	// (AVX2 or AVX-512 GEMM) replace gorgonia's im2col convolution when
+	// this CPU has a vector kernel; without one gorgonia's, on gonum's
+	// assembly, is faster.
 	conv := func(name string, cur *G.Node, kernel, stride, pad int, hasBias bool) (*G.Node, error) {
 		cur, err := as4D(cur)
 		if err != nil {
