@@ -25,6 +25,8 @@ var convCases = []convCase{
 	{2, 5, 11, 10, 7, 3, 2, 0},   // odd sizes, stride 2, no padding
 	{1, 2, 6, 6, 33, 5, 1, 2},    // 5×5, filters not a multiple of the panel height
 	{2, 32, 16, 16, 64, 3, 1, 1}, // a keras-cnn layer
+	{2, 3, 18, 17, 6, 3, 1, 1},   // planes of 306 positions: GEMMs deeper than one kc block
+	{1, 2, 40, 36, 5, 3, 2, 1},   // the same, strided
 }
 
 // convGrads runs y = conv(−x, w [+ b]) and the gradients of Σ y⊙r with
