@@ -35,7 +35,7 @@ type step struct {
 	// conv2d and the projection of an add; linear uses w as a 1×1 conv.
 	kernel, stride, pad int
 	w                   *gemm.Packed
-	wino                *winograd // replaces w for 3×3 stride-1 convolutions
+	wino                *wino // replaces w for 3×3 stride-1 convolutions
 	bias                []float32
 	proj                *step // add: 1×1 projection of the skip path
 

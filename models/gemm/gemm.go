@@ -83,10 +83,11 @@ func (a *Packed) Mul(c []float32, ldc int, b []float32, ldb, n int, bias []float
 func (a *Packed) setBias(c []float32, ldc, n int, bias []float32) {
 	for i := 0; i < a.M; i++ {
 		row := c[i*ldc : i*ldc+n]
-		v := float32(0)
-		if bias != nil {
-			v = bias[i]
+		if bias == nil {
+			clear(row)
+			continue
 		}
+		v := bias[i]
 		for j := range row {
 			row[j] = v
 		}

@@ -54,6 +54,7 @@ type convOp struct {
 	gradX bool // whether x gets a gradient
 
 	wPack   []float32 // w packed for the GEMM, once per run
+	wino    winoFilters
 	workers []convWorker
 }
 
@@ -63,6 +64,7 @@ type convWorker struct {
 	tmp     []float32 // a group's output (or, for col2im, its dY), side by side
 	scratch []float32 // GEMM scratch
 	panels  patchPanels
+	v, m    []float32 // Winograd input transforms and products of a group
 }
 
 // reserve sizes the buffers for groups of g.group images whose GEMM
@@ -166,13 +168,22 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	out, y := op.Output(tensor.Shape{g.n, g.f, g.outH, g.outW})
 
-	op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
-	wp := gemm.PackInto(op.wPack, w, g.f, g.colRows, false)
+	var wp gemm.Packed
+	if g.winograd() {
+		op.wino.prepare(w, g.f, g.c)
+	} else {
+		op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
+		wp = gemm.PackInto(op.wPack, w, g.f, g.colRows, false)
+	}
 	nw := parallel.Workers(g.n)
 	for len(op.workers) < nw {
 		op.workers = append(op.workers, convWorker{})
 	}
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
+		if g.winograd() {
+			op.workers[wi].winoConvolve(&op.wino, g, y, x, bias, lo, hi)
+			return
+		}
 		op.workers[wi].convolve(wp, g, y, x, bias, lo, hi)
 	})
 	return out, nil
@@ -299,6 +310,7 @@ type convInputGradOp struct {
 	flipped *convGeom
 	wFlip   []float32 // the rotated, transposed filters (flipped path)
 	wPack   []float32 // packed Wᵀ or rotated filters, once per run
+	wino    winoFilters
 	workers []convWorker
 }
 
@@ -368,8 +380,12 @@ func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	if fg := op.flipped; fg != nil {
 		op.wFlip = grow(op.wFlip, len(w))
 		rotateFilters(op.wFlip, w, g)
-		op.wPack = grow(op.wPack, gemm.PackedSize(fg.f, fg.colRows))
-		wp = gemm.PackInto(op.wPack, op.wFlip, fg.f, fg.colRows, false)
+		if fg.winograd() {
+			op.wino.prepare(op.wFlip, fg.f, fg.c)
+		} else {
+			op.wPack = grow(op.wPack, gemm.PackedSize(fg.f, fg.colRows))
+			wp = gemm.PackInto(op.wPack, op.wFlip, fg.f, fg.colRows, false)
+		}
 	} else {
 		// w is F×colRows row-major, which is (Wᵀ)ᵀ: pack it transposed.
 		op.wPack = grow(op.wPack, gemm.PackedSize(g.colRows, g.f))
@@ -380,10 +396,13 @@ func (op *convInputGradOp) Do(in ...G.Value) (G.Value, error) {
 		op.workers = append(op.workers, convWorker{})
 	}
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
-		if fg := op.flipped; fg != nil {
+		switch fg := op.flipped; {
+		case fg != nil && fg.winograd():
+			op.workers[wi].winoConvolve(&op.wino, fg, dx, dy, nil, lo, hi)
+		case fg != nil:
 			// fg's output size is g's input size: dX.
 			op.workers[wi].convolve(wp, fg, dx, dy, nil, lo, hi)
-		} else {
+		default:
 			op.generalGrad(&op.workers[wi], wp, dx, dy, lo, hi)
 		}
 	})

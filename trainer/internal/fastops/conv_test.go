@@ -27,6 +27,25 @@ var convCases = []convCase{
 	{2, 32, 16, 16, 64, 3, 1, 1}, // a keras-cnn layer
 	{2, 3, 18, 17, 6, 3, 1, 1},   // planes of 306 positions: GEMMs deeper than one kc block
 	{1, 2, 40, 36, 5, 3, 2, 1},   // the same, strided
+	{5, 40, 7, 7, 36, 3, 1, 1},   // Winograd (forward and input gradient), odd sizes, several images per GEMM
+	{2, 33, 10, 9, 34, 3, 1, 0},  // Winograd forward without padding; input gradient padded by 2
+}
+
+// Some cases must take the Winograd path, forward and backward.
+func TestConvCasesCoverWinograd(t *testing.T) {
+	var fwd, back int
+	for _, c := range convCases {
+		g := newConvGeom(c.n, c.c, c.h, c.w, c.f, c.k, c.k, c.stride, c.pad)
+		if g.winograd() {
+			fwd++
+		}
+		if fg := newConvInputGradOp("", g).flipped; fg != nil && fg.winograd() {
+			back++
+		}
+	}
+	if fwd < 2 || back < 2 {
+		t.Fatalf("%d cases take Winograd forward and %d backward, want at least 2 each", fwd, back)
+	}
 }
 
 // convGrads runs y = conv(−x, w [+ b]) and the gradients of Σ y⊙r with
