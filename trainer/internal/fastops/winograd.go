@@ -5,16 +5,19 @@ import (
 	"github.com/cifarnet-go/cifarnet/models/winograd"
 )
 
-// Stride-1 3×3 convolutions, the forward pass and the input gradient (a
-// convolution of dY, see convInputGradOp) alike, run as Winograd
-// F(2×2, 3×3) with the transforms of models/winograd: 16 products C deep
-// per 2×2 tile instead of 36, and no patch matrix.
+// Stride-1 3×3 convolutions of enough channels, the forward pass and the
+// input gradient (a convolution of dY, see convInputGradOp) alike, run as
+// Winograd F(2×2, 3×3) with the transforms of models/winograd: 16 products
+// C deep per 2×2 tile instead of 36, and no patch matrix.
 
 // winogradOn lets tests compare against the im2col path.
 var winogradOn = true
 
 // minWinogradDepth is the fewest input channels worth it: the 16 GEMMs are
-// only C deep, and a shallow one is mostly loading and storing C.
+// only C deep, a shallow one is mostly loading and storing C, and the
+// transforms cost per channel what the products save. Measured on
+// keras-cnn and cifarnet-fast: at 32 the step was about 9 % slower than
+// im2col, at 128 2–4 % faster.
 const minWinogradDepth = 128
 
 // winograd reports whether the convolution takes the Winograd path.
