@@ -27,8 +27,8 @@ var convCases = []convCase{
 	{2, 32, 16, 16, 64, 3, 1, 1}, // a keras-cnn layer
 	{2, 3, 18, 17, 6, 3, 1, 1},   // planes of 306 positions: GEMMs deeper than one kc block
 	{1, 2, 40, 36, 5, 3, 2, 1},   // the same, strided
-	{5, 40, 7, 7, 36, 3, 1, 1},   // Winograd (forward and input gradient), odd sizes, several images per GEMM
-	{2, 33, 10, 9, 34, 3, 1, 0},  // Winograd forward without padding; input gradient padded by 2
+	{5, 128, 7, 7, 128, 3, 1, 1}, // Winograd (forward and input gradient), odd sizes, several images per GEMM
+	{3, 130, 9, 8, 129, 3, 1, 0}, // Winograd forward without padding; input gradient padded by 2
 }
 
 // Some cases must take the Winograd path, forward and backward.
