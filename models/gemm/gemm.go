@@ -19,13 +19,22 @@ type microKernel struct {
 	full func(ap, bp, c []float32, ldc int)
 }
 
-// available lists the micro-kernels this build and CPU can run, slowest
-// first: the portable one, then any vector kernels that register
-// themselves at init. Tests run every one of them.
+// available lists the micro-kernels this build and CPU can run: the
+// portable one, then any vector kernels that register themselves at init.
+// Tests run every one of them.
 var available = []microKernel{{"scalar 4×4", 4, kernel4x4}}
 
 // kern is the micro-kernel in use: the fastest available.
 var kern = available[0]
+
+// register adds a vector micro-kernel at init and makes the widest one
+// available the one in use, whatever order the inits run in.
+func register(k microKernel) {
+	available = append(available, k)
+	if k.nr > kern.nr {
+		kern = k
+	}
+}
 
 // Kernel names the micro-kernel in use, for benchmark reports.
 func Kernel() string { return kern.name }

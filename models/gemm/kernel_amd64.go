@@ -12,8 +12,7 @@ import "golang.org/x/sys/cpu"
 // 10 GFLOP/s against this kernel's figure in BenchmarkMul).
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		available = append(available, microKernel{"avx2 4×24", 24, kernel4x24})
-		kern = available[len(available)-1]
+		register(microKernel{"avx2 4×24", 24, kernel4x24})
 	}
 }
 

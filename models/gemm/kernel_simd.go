@@ -10,8 +10,7 @@ import "simd/archsimd"
 // vector registers).
 func init() {
 	if archsimd.X86.AVX512() {
-		available = append(available, microKernel{"avx512 4×32", 32, kernel4x32})
-		kern = available[len(available)-1]
+		register(microKernel{"avx512 4×32", 32, kernel4x32})
 	}
 }
 

@@ -60,8 +60,8 @@ func Filters(u *[16][]float32, w []float32, out, in int) {
 
 // Input writes V = Bᵀ d B for every tile of the C×H×W image x, zero-padded
 // by pad, for an oh×ow output: channel c's tiles go to columns 0..tiles of
-// row c of each V[ξ], whose rows are ld apart (v starts at this image's
-// first column) and xs apart.
+// row c of each V[ξ] (v starts at this image's first column), rows being
+// ld apart and the 16 matrices xs apart.
 func Input(v []float32, ld, xs int, x []float32, c, h, w, pad, oh, ow int) {
 	th, tw := Tiles(oh, ow)
 	// Tiles read rows and columns up to 2·th+1 and 2·tw+1 of the padded
@@ -78,10 +78,9 @@ func Input(v []float32, ld, xs int, x []float32, c, h, w, pad, oh, ow int) {
 	for ch := 0; ch < c; ch++ {
 		clear(padded)
 		src := x[ch*plane : (ch+1)*plane]
-		for iy := max(0, -pad); iy < h && iy+pad < ph; iy++ {
-			lo := max(0, -pad)
-			hi := min(w, pw-pad)
-			copy(padded[(iy+pad)*pw+lo+pad:], src[iy*w+lo:iy*w+hi])
+		cols := min(w, pw-pad) // the image columns that tiles read
+		for iy := 0; iy < h && iy+pad < ph; iy++ {
+			copy(padded[(iy+pad)*pw+pad:], src[iy*w:iy*w+cols])
 		}
 		for ty := 0; ty < th; ty++ {
 			for tx := 0; tx < tw; tx++ {

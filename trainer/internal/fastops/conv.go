@@ -99,7 +99,7 @@ func (wk *convWorker) convolve(wp gemm.Packed, g *convGeom, dst, src, bias []flo
 		if g.direct() {
 			wp.Mul(c, ldc, g.patches(wk.cols, src, i, k), ld, ld, bias, wk.scratch)
 		} else {
-			wk.panels = patchPanels{g: g, x: src[i*g.inSize() : (i+k)*g.inSize()], k: k, row: wk.panels.row}
+			wk.panels.g, wk.panels.x = g, src[i*g.inSize():(i+k)*g.inSize()]
 			wk.panels.row = grow(wk.panels.row, ld)
 			wp.MulPanels(c, ldc, &wk.panels, ld, bias, wk.scratch)
 		}
@@ -169,7 +169,8 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	out, y := op.Output(tensor.Shape{g.n, g.f, g.outH, g.outW})
 
 	var wp gemm.Packed
-	if g.winograd() {
+	wino := g.winograd()
+	if wino {
 		op.wino.prepare(w, g.f, g.c)
 	} else {
 		op.wPack = grow(op.wPack, gemm.PackedSize(g.f, g.colRows))
@@ -180,7 +181,7 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 		op.workers = append(op.workers, convWorker{})
 	}
 	parallel.For(g.n, nw, func(wi, lo, hi int) {
-		if g.winograd() {
+		if wino {
 			op.workers[wi].winoConvolve(&op.wino, g, y, x, bias, lo, hi)
 			return
 		}

@@ -94,8 +94,7 @@ func (g *convGeom) patchRow(row, x []float32, r int) {
 // memory again.
 type patchPanels struct {
 	g   *convGeom
-	x   []float32 // images i..i+k of the batch, one after another
-	k   int
+	x   []float32 // the k images, one after another
 	row []float32 // k·plane
 }
 
@@ -103,7 +102,7 @@ func (p *patchPanels) PackPanels(dst []float32, k0, kb, n, nr int) {
 	g, plane := p.g, p.g.plane
 	row := p.row[:n]
 	for kk := 0; kk < kb; kk++ {
-		for j := 0; j < p.k; j++ {
+		for j := range len(p.x) / g.inSize() {
 			g.patchRow(row[j*plane:(j+1)*plane], p.x[j*g.inSize():(j+1)*g.inSize()], k0+kk)
 		}
 		for j0 := 0; j0 < n; j0 += nr {
