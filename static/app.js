@@ -90,11 +90,14 @@ worker.onmessage = (e) => {
   const msg = e.data;
   switch (msg.type) {
     case 'progress':
-      if (msg.phase === 'wasm') {
+      if (msg.phase === 'compile') mark('wasmDownloaded');
+      if (msg.phase !== 'model' && ui.status.dataset.code === 'no_model') {
+        // The model list can come back empty before the classifier has
+        // compiled: its progress must not hide the no-model message.
+      } else if (msg.phase === 'wasm') {
         setStatus(progressText('Downloading the classifier', msg.loaded, msg.total));
         setProgress(msg.loaded, msg.total);
       } else if (msg.phase === 'compile') {
-        mark('wasmDownloaded');
         setStatus('Compiling the classifier…');
         setProgress(0, -1);
       } else {
