@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -128,7 +129,17 @@ func TestReferenceSpecs(t *testing.T) {
 	}
 }
 
+// TestForwardMatchesPyTorch runs each spec with and without Winograd,
+// whichever this CPU's kernel makes the default.
 func TestForwardMatchesPyTorch(t *testing.T) {
+	defer func(saved bool) { winogradEnabled = saved }(winogradEnabled)
+	for _, wino := range []bool{false, true} {
+		winogradEnabled = wino
+		t.Run(fmt.Sprintf("winograd=%v", wino), testForwardMatchesPyTorch)
+	}
+}
+
+func testForwardMatchesPyTorch(t *testing.T) {
 	for name, spec := range referenceSpecs() {
 		t.Run(name, func(t *testing.T) {
 			params, err := spec.Params()

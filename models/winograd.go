@@ -12,8 +12,9 @@ import (
 // done once at load time; per image the 16 element positions become 16
 // matrix products.
 
-// winogradEnabled lets benchmarks compare against the direct path.
-var winogradEnabled = true
+// winogradEnabled is whether Winograd pays with this CPU's matrix kernel;
+// tests and benchmarks set it to run either path.
+var winogradEnabled = winograd.Pays()
 
 // wino holds the transformed weights of one convolution.
 type wino struct {

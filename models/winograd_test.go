@@ -30,6 +30,7 @@ func referenceModel(t testing.TB, spec *Spec) *Model {
 // their ratio: a side-by-side comparison that tolerates a noisy machine.
 func BenchmarkWinogradVsDirect(b *testing.B) {
 	spec := CifarNetFast()
+	defer func(saved bool) { winogradEnabled = saved }(winogradEnabled)
 	winogradEnabled = false
 	direct := referenceModel(b, spec).NewPredictor()
 	winogradEnabled = true

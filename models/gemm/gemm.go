@@ -9,7 +9,7 @@ package gemm
 const mr = 4
 
 // maxNR is the widest column block of any micro-kernel.
-const maxNR = 32
+const maxNR = 48
 
 // microKernel accumulates an mr×nr block of C (row stride ldc) from a packed
 // A panel (depth×mr) and a packed B panel (depth×nr).
@@ -38,6 +38,10 @@ func register(k microKernel) {
 
 // Kernel names the micro-kernel in use, for benchmark reports.
 func Kernel() string { return kern.name }
+
+// KernelWidth is the number of columns of C the micro-kernel in use
+// computes at once: 4 for the portable one, 24 for AVX2, 48 for AVX-512.
+func KernelWidth() int { return kern.nr }
 
 // kc bounds the depth of one packed panel so that a panel of B stays in L1/L2.
 const kc = 256
@@ -126,7 +130,7 @@ func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []f
 		} else {
 			src.pack(scratch[:np*nr*kb], src.b, src.ldb, k0, kb, n, nr)
 		}
-		// A B panel (kb×nr, up to 24 KB) stays in L1 while every A panel
+		// A B panel (kb×nr, up to 48 KB) stays in L1 while every A panel
 		// streams past it from L2; the other order re-reads all of packed
 		// B, which outgrows L2 for wide images, once per four rows of A.
 		for pj := 0; pj < np; pj++ {

@@ -116,3 +116,21 @@ func BenchmarkMul(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKernel measures each micro-kernel alone on panels that stay in
+// L1, the ceiling the packing and loop order can at best reach.
+func BenchmarkKernel(b *testing.B) {
+	const depth = 256
+	for _, k := range available {
+		b.Run(k.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(9, 10))
+			ap, bp := randSlice(r, depth*mr), randSlice(r, depth*k.nr)
+			c := make([]float32, mr*k.nr)
+			for b.Loop() {
+				k.full(ap, bp, c, k.nr)
+			}
+			flops := 2 * float64(depth*mr*k.nr) * float64(b.N)
+			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -15,6 +15,17 @@
 // the 16 matrices.
 package winograd
 
+import "github.com/cifarnet-go/cifarnet/models/gemm"
+
+// Pays reports whether Winograd saves time with the matrix kernel this
+// build and CPU use. It trades 2.25× fewer multiplications for transforms
+// that cost memory traffic per channel, which wins only while the
+// multiplications are slow: with the scalar (WebAssembly) and AVX2 kernels
+// it did, but with the AVX-512 one (about 160 GFLOP/s a core) the direct
+// path measured 20 % faster for single-image inference and 12–18 % faster
+// per training step (BenchmarkWinogradVsDirect; TrainThroughput A/B).
+func Pays() bool { return gemm.KernelWidth() < 48 }
+
 // Stride is a distance between the 16 matrices of rows×ld values each:
 // one that is a multiple of a large power of two would map the 16 values
 // the transforms read or write together to the same cache sets.

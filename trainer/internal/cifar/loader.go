@@ -25,6 +25,8 @@ type Augment struct {
 	// starting from a random half of the images in epoch 1, so that
 	// over any two epochs every image is seen both ways.
 	AlternateFlip bool
+	// JPEG re-encodes a share of the images first (see JPEGAugment).
+	JPEG JPEGAugment
 }
 
 // Batch is a mini-batch of normalised images in NCHW order.
@@ -64,7 +66,7 @@ func NewLoader(s *Set, batchSize int, aug Augment, mean, std [3]float32, seed in
 	l := &Loader{
 		set:     s,
 		size:    max(batchSize, 1),
-		aug:     Augment{Crop: max(aug.Crop, 0), Flip: aug.Flip, Translate: max(aug.Translate, 0), AlternateFlip: aug.AlternateFlip},
+		aug:     Augment{Crop: max(aug.Crop, 0), Flip: aug.Flip, Translate: max(aug.Translate, 0), AlternateFlip: aug.AlternateFlip, JPEG: aug.JPEG},
 		shuffle: true,
 		seed:    seed,
 		workers: workers,
@@ -116,8 +118,9 @@ func (l *Loader) Epoch(epoch int) iter.Seq[*Batch] {
 			wg.Go(func() {
 				src := rand.NewPCG(0, 0) // reseeded for every batch
 				rng := rand.New(src)
+				coder := newJPEGCoder()
 				for b := w; b < nb; b += workers {
-					batch := l.fill(l.get(), order, epoch, b, src, rng)
+					batch := l.fill(l.get(), order, epoch, b, src, rng, coder)
 					select {
 					case outs[w] <- batch:
 					case <-done:
@@ -183,12 +186,12 @@ func (l *Loader) order(epoch int) []int32 {
 // fill prepares batch number b of the epoch into batch. Its random draws
 // come from rng, reseeded through src by (seed, epoch, b) alone, which is
 // what makes the result independent of which worker runs it.
-func (l *Loader) fill(batch *Batch, order []int32, epoch, b int, src *rand.PCG, rng *rand.Rand) *Batch {
+func (l *Loader) fill(batch *Batch, order []int32, epoch, b int, src *rand.PCG, rng *rand.Rand, coder *jpegCoder) *Batch {
 	idx := order[b*l.size : min((b+1)*l.size, len(order))]
 	n := len(idx)
 	batch.N, batch.Index = n, b
 	batch.X, batch.Y = batch.X[:n*ImageSize], batch.Y[:n]
-	augment := l.aug.Crop > 0 || l.aug.Flip || l.aug.Translate > 0
+	augment := l.aug.Crop > 0 || l.aug.Flip || l.aug.Translate > 0 || l.aug.JPEG.Prob > 0
 	src.Seed(uint64(l.seed)^streamAugment, uint64(epoch)<<32|uint64(b))
 	for i, j := range idx {
 		batch.Y[i] = l.set.Labels[j]
@@ -198,6 +201,7 @@ func (l *Loader) fill(batch *Batch, order []int32, epoch, b int, src *rand.PCG, 
 			l.normalize(dst, img)
 			continue
 		}
+		img = coder.maybeReencode(img, l.aug.JPEG, rng)
 		var dx, dy int
 		if p := max(l.aug.Crop, l.aug.Translate); p > 0 {
 			dx, dy = rng.IntN(2*p+1)-p, rng.IntN(2*p+1)-p

@@ -33,6 +33,8 @@ var convCases = []convCase{
 
 // Some cases must take the Winograd path, forward and backward.
 func TestConvCasesCoverWinograd(t *testing.T) {
+	defer func(saved bool) { winogradOn = saved }(winogradOn)
+	winogradOn = true
 	var fwd, back int
 	for _, c := range convCases {
 		g := newConvGeom(c.n, c.c, c.h, c.w, c.f, c.k, c.k, c.stride, c.pad)
@@ -88,14 +90,18 @@ func convGrads(t *testing.T, c convCase, stock bool, x, w, b, r []float32) (y, d
 // TestConv2DMatchesGorgonia runs every case one image per GEMM and with
 // the planes of several images side by side (the test cases' planes are
 // small, so the default threshold groups most of them, with a short last
-// group when the batch does not divide).
+// group when the batch does not divide), with Winograd where it applies
+// and without.
 func TestConv2DMatchesGorgonia(t *testing.T) {
-	for _, cols := range []int{1, groupCols, 20} {
-		t.Run(fmt.Sprintf("groupCols=%d", cols), func(t *testing.T) {
-			defer func(old int) { groupCols = old }(groupCols)
-			groupCols = cols
-			testConv2DMatchesGorgonia(t)
-		})
+	defer func(old int, on bool) { groupCols, winogradOn = old, on }(groupCols, winogradOn)
+	colsCases := []int{1, groupCols, 20}
+	for _, wino := range []bool{false, true} {
+		for _, cols := range colsCases {
+			t.Run(fmt.Sprintf("winograd=%v/groupCols=%d", wino, cols), func(t *testing.T) {
+				groupCols, winogradOn = cols, wino
+				testConv2DMatchesGorgonia(t)
+			})
+		}
 	}
 }
 

@@ -132,8 +132,13 @@ func shiftedPlane(row, img []float32, g *convGeom, ky, kx, lo, hi int) {
 	clear(row[:oyLo*ow])
 	clear(row[oyHi*ow:])
 	for oy := oyLo; oy < oyHi; oy++ {
-		clear(row[oy*ow : oy*ow+lo])
-		clear(row[oy*ow+hi : oy*ow+ow])
+		// Usually one column each side: a call to clear costs more.
+		for i := oy * ow; i < oy*ow+lo; i++ {
+			row[i] = 0
+		}
+		for i := oy*ow + hi; i < oy*ow+ow; i++ {
+			row[i] = 0
+		}
 	}
 }
 

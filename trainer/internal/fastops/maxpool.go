@@ -170,14 +170,35 @@ func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 	planes := g.n * g.c
 	parallel.For(planes, parallel.Workers(planes), func(_, lo, hi int) {
 		inPlane, outPlane := g.h*g.w, g.plane
+		tiled := g.kh == 2 && g.stride == 2 && g.pad == 0 && g.h%2 == 0 && g.w%2 == 0
 		for p := lo; p < hi; p++ {
 			d := dx[p*inPlane : (p+1)*inPlane]
-			clear(d)
 			idx := op.fwd.argmax[p*outPlane : (p+1)*outPlane]
-			for j, v := range dy[p*outPlane : (p+1)*outPlane] {
+			dyp := dy[p*outPlane : (p+1)*outPlane]
+			if tiled {
+				pool2x2Grad(d, idx, dyp, g.w)
+				continue
+			}
+			clear(d)
+			for j, v := range dyp {
 				d[idx[j]] += v
 			}
 		}
 	})
 	return out, nil
+}
+
+// pool2x2Grad is the backward pass of pool2x2 when the 2×2 windows tile
+// the w-wide plane d exactly: it writes each window's four values in one
+// pass, instead of clearing the whole plane (the largest tensor of the
+// network, so memory-bound) and then scattering into it.
+func pool2x2Grad(d []float32, idx []int32, dy []float32, w int) {
+	outW := w / 2
+	for j, v := range dy {
+		oy, ox := j/outW, j%outW
+		i := 2*oy*w + 2*ox
+		r0, r1 := d[i:i+2:i+2], d[i+w:i+w+2:i+w+2]
+		r0[0], r0[1], r1[0], r1[1] = 0, 0, 0, 0
+		d[idx[j]] = v
+	}
 }

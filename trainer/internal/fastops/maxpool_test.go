@@ -46,6 +46,7 @@ func TestMaxPool2DMatchesGorgonia(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, c := range []poolCase{
 		{1, 3, 8, 8, 2, 2, 0},   // keras-cnn's pool, batch 1
+		{4, 3, 6, 10, 2, 2, 0},  // windows tiling a non-square plane, several images
 		{5, 2, 7, 9, 2, 2, 0},   // odd sizes drop the last row and column
 		{2, 3, 9, 8, 3, 2, 1},   // overlapping windows with padding
 		{5, 4, 6, 5, 3, 1, 1},   // stride 1

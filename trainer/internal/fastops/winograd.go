@@ -10,8 +10,9 @@ import (
 // Winograd F(2×2, 3×3) with the transforms of models/winograd: 16 products
 // C deep per 2×2 tile instead of 36, and no patch matrix.
 
-// winogradOn lets tests compare against the im2col path.
-var winogradOn = true
+// winogradOn is whether Winograd pays with this CPU's matrix kernel; tests
+// set it to run either path.
+var winogradOn = winograd.Pays()
 
 // minWinogradDepth is the fewest input channels worth it: the 16 GEMMs are
 // only C deep, a shallow one is mostly loading and storing C, and the

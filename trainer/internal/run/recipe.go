@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 	"github.com/cifarnet-go/cifarnet/trainer/recipes"
 )
@@ -95,6 +96,21 @@ type Augment struct {
 	Flip          bool `json:"flip" help:"random horizontal flips"`
 	Translate     int  `json:"translate,omitempty" help:"random translation by up to N pixels with reflect padding (airbench: 2; 0: off; excludes crop)"`
 	AlternateFlip bool `json:"alternate_flip,omitempty" help:"with flip: mirror each image in every other epoch instead of at random (airbench)"`
+	JPEG          JPEG `json:"jpeg,omitzero"`
+}
+
+// JPEG re-encodes training images as JPEG at a random quality before the
+// other augmentations, so that the network does not depend on the
+// artefacts of the quality-75 training copy (see cifar.JPEGAugment).
+type JPEG struct {
+	Prob       float64 `json:"prob,omitempty" help:"augment.jpeg: share of the training images re-encoded as JPEG at a random quality (0: off)"`
+	MinQuality int     `json:"min_quality,omitempty" help:"augment.jpeg: lowest quality, 1..100"`
+	MaxQuality int     `json:"max_quality,omitempty" help:"augment.jpeg: highest quality, 1..100"`
+}
+
+// cifar is the loader's form of the JPEG augmentation.
+func (j JPEG) cifar() cifar.JPEGAugment {
+	return cifar.JPEGAugment{Prob: j.Prob, MinQuality: j.MinQuality, MaxQuality: j.MaxQuality}
 }
 
 // Schedule is the learning-rate schedule: "none", "plateau"
@@ -162,6 +178,9 @@ func (r *Recipe) Validate() error {
 	check(r.Augment.Translate >= 0 && r.Augment.Translate <= 16, "augment.translate %d: must be in 0..16", r.Augment.Translate)
 	check(r.Augment.Crop == 0 || r.Augment.Translate == 0, "augment.crop and augment.translate exclude each other")
 	check(!r.Augment.AlternateFlip || r.Augment.Flip, "augment.alternate_flip needs augment.flip")
+	if err := r.Augment.JPEG.cifar().Validate(); err != nil {
+		check(false, "augment.%v", err)
+	}
 	check(r.BatchNormBiasLRScale >= 0, "batchnorm_bias_lr_scale %g: must not be negative", r.BatchNormBiasLRScale)
 	check(r.HeadScale >= 0, "head_scale %g: must not be negative", r.HeadScale)
 	if w := r.Whiten; w != (Whiten{}) {

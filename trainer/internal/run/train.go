@@ -319,7 +319,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	defer t.close()
 	r, st := t.r, t.st
 	res := &Result{Dir: t.dir}
-	aug := cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip, Translate: r.Augment.Translate, AlternateFlip: r.Augment.AlternateFlip}
+	aug := cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip, Translate: r.Augment.Translate, AlternateFlip: r.Augment.AlternateFlip, JPEG: r.Augment.JPEG.cifar()}
 	loader := cifar.NewLoader(t.train, r.Batch, aug, t.mean, t.std, r.Seed, t.o.Workers)
 	loader.DropLast = r.DropLast
 	trainable := t.net.Trainable()

@@ -1,0 +1,32 @@
+//go:build amd64 && !purego
+
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// On AVX-512 CPUs a 4×48 assembly kernel replaces the AVX2 one in every
+// amd64 build: twelve 16-lane accumulators, as many as the AVX2 kernel's
+// twelve 8-lane ones, so twice the work per instruction. (The archsimd
+// 4×32 kernel, limited to eight accumulators by Go's register allocator,
+// measures below it; see BenchmarkKernel.)
+func init() {
+	if cpu.X86.HasAVX512F {
+		register(microKernel{"avx512 4×48", 48, kernel4x48})
+	}
+}
+
+// kernel4x48AVX512 is in kernel_avx512_amd64.s.
+//
+//go:noescape
+func kernel4x48AVX512(ap, bp *float32, n int, c *float32, ldc int)
+
+func kernel4x48(ap, bp, c []float32, ldc int) {
+	n := len(ap) / mr
+	if n == 0 {
+		return
+	}
+	// Bounds the assembly relies on, checked once here.
+	_ = bp[n*48-1]
+	_ = c[3*ldc+47]
+	kernel4x48AVX512(&ap[0], &bp[0], n, &c[0], ldc)
+}
