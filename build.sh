@@ -13,9 +13,9 @@ root=$PWD
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Native amd64 binaries use the AVX2+FMA assembly matrix kernel on CPUs
-# that have it; GOEXPERIMENT=simd (simd/archsimd) adds the AVX-512 kernel
-# and the vector GELU. The WebAssembly module is always portable.
+# Native amd64 binaries use the AVX2+FMA or AVX-512 assembly matrix kernel
+# on CPUs that have it; GOEXPERIMENT=simd (simd/archsimd) adds the vector
+# GELU. The WebAssembly module is always portable.
 native_goexperiment=""
 if [ "$(go env GOARCH)" = amd64 ]; then
 	native_goexperiment=simd

@@ -7,8 +7,8 @@
 #
 # The machine is shared and noisy: read the medians, and compare figures
 # only within one run. Raw outputs stay in $BENCH_OUT (default: a temp dir).
-# Native runs use GOEXPERIMENT=simd (the AVX-512 kernel where the CPU has
-# it, else AVX2) like bin/.
+# Native runs use GOEXPERIMENT=simd (the vector GELU; the matrix kernel is
+# AVX-512 or AVX2 assembly in any amd64 build) like bin/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}

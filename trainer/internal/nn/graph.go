@@ -154,7 +154,11 @@ func (gr *Graph) build(bnMomentum float64) error {
 			cur, err = G.Reshape(cur, tensor.Shape{gr.batch, n.shapes[i].C})
 		case models.Linear:
 			if cur, err = asVector(cur); err == nil {
-				cur, err = G.Mul(cur, G.Must(G.Transpose(param(l.Name+".weight"))))
+				if fastops.Accelerated() {
+					cur, err = fastops.Linear(cur, param(l.Name+".weight"))
+				} else {
+					cur, err = G.Mul(cur, G.Must(G.Transpose(param(l.Name+".weight"))))
+				}
 			}
 			if err == nil && l.Bias {
 				cur, err = bias(l.Name, cur)

@@ -72,8 +72,9 @@ func (op *bnOp) Do(in ...G.Value) (G.Value, error) {
 		shift := beta[ch] - op.mean[ch]*scale
 		for b := range n {
 			off := (b*c + ch) * hw
+			dst := y[off : off+hw]
 			for i, v := range x[off : off+hw] {
-				y[off+i] = v*scale + shift
+				dst[i] = v*scale + shift
 			}
 		}
 	})
@@ -91,35 +92,66 @@ func forChannels(c int, body func(ch int)) {
 }
 
 // batchStats sets channel ch's mean and invStd from x and updates its
-// running statistics.
+// running statistics. One pass sums the values less the channel's first
+// one, which keeps the sum of squares clear of the cancellation that
+// E[x²] − E[x]² suffers when the mean is large against the spread.
 func (op *bnOp) batchStats(x []float32, ch, n, c, hw int) {
 	m := float64(n * hw)
-	var sum float64
+	shift := x[ch*hw]
+	var sum, sq float64
 	for b := range n {
 		off := (b*c + ch) * hw
-		for _, v := range x[off : off+hw] {
-			sum += float64(v)
-		}
+		s, q := shiftedSums(x[off:off+hw], shift)
+		sum, sq = sum+s, sq+q
 	}
-	mean := sum / m
-	var ss float64
-	for b := range n {
-		off := (b*c + ch) * hw
-		for _, v := range x[off : off+hw] {
-			d := float64(v) - mean
-			ss += d * d
-		}
-	}
-	variance := ss / m
+	mean := float64(shift) + sum/m
+	variance := max(0, (sq-sum*sum/m)/m)
 	op.mean[ch] = float32(mean)
 	op.invStd[ch] = float32(1 / math.Sqrt(variance+op.eps))
 	unbiased := variance
 	if m > 1 {
-		unbiased = ss / (m - 1)
+		unbiased = variance * m / (m - 1)
 	}
 	mom := op.momentum
 	op.runMean[ch] = float32((1-mom)*float64(op.runMean[ch]) + mom*mean)
 	op.runVar[ch] = float32((1-mom)*float64(op.runVar[ch]) + mom*unbiased)
+}
+
+// shiftedSums returns Σ(v−k) and Σ(v−k)² over xs. Four float32 partial
+// sums per quantity (one image plane of a channel, at most a few thousand
+// values) keep the adds independent; callers add the planes in float64.
+func shiftedSums(xs []float32, k float32) (sum, sq float64) {
+	var s0, s1, s2, s3, q0, q1, q2, q3 float32
+	i := 0
+	for ; i+4 <= len(xs); i += 4 {
+		v := xs[i : i+4 : i+4]
+		d0, d1, d2, d3 := v[0]-k, v[1]-k, v[2]-k, v[3]-k
+		s0, s1, s2, s3 = s0+d0, s1+d1, s2+d2, s3+d3
+		q0, q1, q2, q3 = q0+d0*d0, q1+d1*d1, q2+d2*d2, q3+d3*d3
+	}
+	for ; i < len(xs); i++ {
+		d := xs[i] - k
+		s0, q0 = s0+d, q0+d*d
+	}
+	return float64(s0+s1) + float64(s2+s3), float64(q0+q1) + float64(q2+q3)
+}
+
+// centredDot returns Σ dy·(x−k), with shiftedSums' partial sums.
+func centredDot(dy, x []float32, k float32) float64 {
+	var s0, s1, s2, s3 float32
+	x = x[:len(dy)]
+	i := 0
+	for ; i+4 <= len(dy); i += 4 {
+		g, v := dy[i:i+4:i+4], x[i:i+4:i+4]
+		s0 += g[0] * (v[0] - k)
+		s1 += g[1] * (v[1] - k)
+		s2 += g[2] * (v[2] - k)
+		s3 += g[3] * (v[3] - k)
+	}
+	for ; i < len(dy); i++ {
+		s0 += dy[i] * (x[i] - k)
+	}
+	return float64(s0+s1) + float64(s2+s3)
 }
 
 func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
@@ -168,15 +200,13 @@ func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) {
 	n, c, hw := channelGeometry(in[0].Shape())
 	out, dg := op.Output(tensor.Shape{c})
 	forChannels(c, func(ch int) {
-		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
+		mean := op.fwd.mean[ch]
 		var s float64
 		for b := range n {
 			off := (b*c + ch) * hw
-			for i, v := range x[off : off+hw] {
-				s += float64(dy[off+i] * (v - mean) * inv)
-			}
+			s += centredDot(dy[off:off+hw], x[off:off+hw], mean)
 		}
-		dg[ch] = float32(s)
+		dg[ch] = float32(s) * op.fwd.invStd[ch]
 	})
 	return out, nil
 }
@@ -208,12 +238,14 @@ func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	forChannels(c, func(ch int) {
 		mean, inv := op.fwd.mean[ch], op.fwd.invStd[ch]
 		k := gamma[ch] * inv / m
-		db, dg := dBeta[ch], dGamma[ch]
+		// k·(m·dy − dβ − x̂·dγ) as a·dy + b·x + c.
+		a, bx := k*m, -k*inv*dGamma[ch]
+		c0 := -k*dBeta[ch] - bx*mean
 		for b := range n {
 			off := (b*c + ch) * hw
+			g, dst := dy[off:off+hw], dx[off:off+hw]
 			for i, v := range x[off : off+hw] {
-				xhat := (v - mean) * inv
-				dx[off+i] = k * (m*dy[off+i] - db - xhat*dg)
+				dst[i] = a*g[i] + bx*v + c0
 			}
 		}
 	})

@@ -87,9 +87,7 @@ func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) {
 		var sum float64
 		for b := range n {
 			off := (b*c + ch) * hw
-			for _, v := range x[off : off+hw] {
-				sum += float64(v)
-			}
+			sum += planeSum(x[off : off+hw])
 		}
 		s[ch] = float32(sum)
 	})
@@ -335,4 +333,18 @@ func (op *xentDiffOp) Do(in ...G.Value) (G.Value, error) {
 		}
 	}
 	return out, nil
+}
+
+// planeSum is Σ xs with four float32 partial sums (see shiftedSums).
+func planeSum(xs []float32) float64 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(xs); i += 4 {
+		v := xs[i : i+4 : i+4]
+		s0, s1, s2, s3 = s0+v[0], s1+v[1], s2+v[2], s3+v[3]
+	}
+	for ; i < len(xs); i++ {
+		s0 += xs[i]
+	}
+	return float64(s0+s1) + float64(s2+s3)
 }

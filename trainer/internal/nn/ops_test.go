@@ -197,6 +197,59 @@ func TestBatchNormRunningStatistics(t *testing.T) {
 	}
 }
 
+// The batch statistics and the batchnorm reductions use float32 partial
+// sums: check them against float64 on planes of a realistic size whose
+// mean is large against their spread, where a naive E[x²] − E[x]² in
+// float32 would lose the variance.
+func TestBatchNormStatisticsPrecision(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n, c, hw = 5, 2, 1023
+	x, dy := make([]float32, n*c*hw), make([]float32, n*c*hw)
+	for i := range x {
+		x[i] = float32(300 + 0.5*r.NormFloat64())
+		dy[i] = float32(r.NormFloat64())
+	}
+	op := newBNOp("bn", 4, true, 0, 0.1, make([]float32, c), make([]float32, c))
+	for ch := range c {
+		op.batchStats(x, ch, n, c, hw)
+		var sum, sumDy float64
+		for b := range n {
+			for _, v := range x[(b*c+ch)*hw : (b*c+ch+1)*hw] {
+				sum += float64(v)
+			}
+		}
+		mean := sum / (n * hw)
+		var ss, dot float64
+		var dots float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			for i, v := range x[off : off+hw] {
+				ss += (float64(v) - mean) * (float64(v) - mean)
+				dot += float64(dy[off+i]) * (float64(v) - mean)
+				sumDy += float64(dy[off+i])
+			}
+			dots += centredDot(dy[off:off+hw], x[off:off+hw], float32(mean))
+		}
+		std := math.Sqrt(ss / (n * hw))
+		if got := float64(op.mean[ch]); math.Abs(got-mean) > 1e-4 {
+			t.Errorf("channel %d: mean %.6f, want %.6f", ch, got, mean)
+		}
+		if got := 1 / float64(op.invStd[ch]); math.Abs(got-std)/std > 1e-4 {
+			t.Errorf("channel %d: std %.6f, want %.6f", ch, got, std)
+		}
+		if math.Abs(dots-dot) > 1e-3*math.Sqrt(n*hw) {
+			t.Errorf("channel %d: Σdy·(x−mean) %.5f, want %.5f", ch, dots, dot)
+		}
+		var planes float64
+		for b := range n {
+			planes += planeSum(dy[(b*c+ch)*hw : (b*c+ch+1)*hw])
+		}
+		if math.Abs(planes-sumDy) > 1e-3 {
+			t.Errorf("channel %d: Σdy %.5f, want %.5f", ch, planes, sumDy)
+		}
+	}
+}
+
 func TestPoolAndBiasGradients(t *testing.T) {
 	t.Run("maxpool", func(t *testing.T) {
 		checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {

@@ -32,8 +32,7 @@ func TestFastRecipe(t *testing.T) {
 		math.Abs(r.Optimizer.WeightDecay-0.0153/kilostep/r.Optimizer.LR) > 1e-7 ||
 		r.LabelSmoothing != 0.2 || r.BatchNormMomentum != 0.4 || !r.BatchNormFreezeScale || r.BatchNormBiasLRScale != 64 ||
 		math.Abs(r.HeadScale-1.0/9) > 1e-12 || !r.DiracInit || !r.DropLast ||
-		// airbench's augmentations, plus ours for JPEG robustness.
-		r.Augment != (Augment{Flip: true, Translate: 2, AlternateFlip: true, JPEG: JPEG{Prob: 0.3, MinQuality: 40, MaxQuality: 95}}) ||
+		r.Augment != (Augment{Flip: true, Translate: 2, AlternateFlip: true}) ||
 		r.Whiten != (Whiten{Layer: "whiten", Images: 5000, Eps: 5e-4, Freeze: true, BiasEpochs: 3}) ||
 		r.Averaging.Name != "lookahead" || r.Averaging.Every != 5 || math.Abs(r.Averaging.Decay-math.Pow(0.95, 5)) > 1e-9 || r.Averaging.Power != 3 ||
 		r.Schedule.Name != "warmup_decay" || r.Schedule.StartFactor != 0.2 || r.Schedule.EndFactor != 0.07 ||
