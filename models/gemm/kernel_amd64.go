@@ -12,7 +12,7 @@ import "golang.org/x/sys/cpu"
 // 10 GFLOP/s against this kernel's figure in BenchmarkMul).
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		register(microKernel{"avx2 4×24", 24, kernel4x24})
+		register(asmKernel("avx2 4×24", 24, kernel4x24FMA))
 	}
 }
 
@@ -21,13 +21,17 @@ func init() {
 //go:noescape
 func kernel4x24FMA(ap, bp *float32, n int, c *float32, ldc int)
 
-func kernel4x24(ap, bp, c []float32, ldc int) {
-	n := len(ap) / mr
-	if n == 0 {
-		return
-	}
-	// Bounds the assembly relies on, checked once here.
-	_ = bp[n*24-1]
-	_ = c[3*ldc+23]
-	kernel4x24FMA(&ap[0], &bp[0], n, &c[0], ldc)
+// asmKernel wraps an assembly micro-kernel nr columns wide, which reads
+// and writes through raw pointers: the wrapper checks once the bounds it
+// relies on.
+func asmKernel(name string, nr int, k func(ap, bp *float32, n int, c *float32, ldc int)) microKernel {
+	return microKernel{name, nr, func(ap, bp, c []float32, ldc int) {
+		n := len(ap) / mr
+		if n == 0 {
+			return
+		}
+		_ = bp[n*nr-1]
+		_ = c[3*ldc+nr-1]
+		k(&ap[0], &bp[0], n, &c[0], ldc)
+	}}
 }

@@ -12,7 +12,7 @@ import "golang.org/x/sys/cpu"
 // eight accumulators by Go's register allocator, measured 53.
 func init() {
 	if cpu.X86.HasAVX512F {
-		register(microKernel{"avx512 4×48", 48, kernel4x48})
+		register(asmKernel("avx512 4×48", 48, kernel4x48AVX512))
 	}
 }
 
@@ -20,14 +20,3 @@ func init() {
 //
 //go:noescape
 func kernel4x48AVX512(ap, bp *float32, n int, c *float32, ldc int)
-
-func kernel4x48(ap, bp, c []float32, ldc int) {
-	n := len(ap) / mr
-	if n == 0 {
-		return
-	}
-	// Bounds the assembly relies on, checked once here.
-	_ = bp[n*48-1]
-	_ = c[3*ldc+47]
-	kernel4x48AVX512(&ap[0], &bp[0], n, &c[0], ldc)
-}

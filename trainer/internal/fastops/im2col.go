@@ -181,8 +181,9 @@ func col2im(dx, dcols []float32, ld int, g *convGeom) {
 
 // groupCols is the least number of GEMM columns worth filling by putting
 // the planes of several images side by side. The vector micro-kernels
-// work on 24 (AVX2) or 32 (AVX-512) columns at a time, so a 3×3 plane
-// alone wastes 15 or 23 of them and a 7×7 one 23 of 72 or 15 of 64.
+// work on 24 (AVX2) or 48 (AVX-512) columns at a time, so a 3×3 plane
+// alone wastes 15 or 39 of them and a 7×7 one 23 of 72 or 47 of 96.
+// (512 measured the same as 256 with the AVX-512 kernel.)
 var groupCols = 256
 
 // group is the number of images one GEMM covers when its columns are the

@@ -189,16 +189,18 @@ func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 // pool2x2Grad is the backward pass of pool2x2 when the 2×2 windows tile
-// the w-wide plane d exactly: it writes each window's four values in one
-// pass, instead of clearing the whole plane (the largest tensor of the
-// network, so memory-bound) and then scattering into it.
+// the w-wide plane d exactly: it clears each pair of input rows just
+// before scattering into them, while they are in L1, instead of clearing
+// the whole plane (the largest tensor of the network, so memory-bound)
+// and then scattering into it.
 func pool2x2Grad(d []float32, idx []int32, dy []float32, w int) {
 	outW := w / 2
-	for j, v := range dy {
-		oy, ox := j/outW, j%outW
-		i := 2*oy*w + 2*ox
-		r0, r1 := d[i:i+2:i+2], d[i+w:i+w+2:i+w+2]
-		r0[0], r0[1], r1[0], r1[1] = 0, 0, 0, 0
-		d[idx[j]] = v
+	for oy := range len(dy) / outW {
+		r0, r1 := d[2*oy*w:2*oy*w+w], d[(2*oy+1)*w:(2*oy+1)*w+w]
+		clear(r0)
+		clear(r1)
+		for j := oy * outW; j < (oy+1)*outW; j++ {
+			d[idx[j]] = dy[j]
+		}
 	}
 }

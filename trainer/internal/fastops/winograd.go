@@ -50,7 +50,7 @@ func (wf *winoFilters) prepare(w []float32, f, c int) {
 func (wk *convWorker) winoConvolve(wf *winoFilters, g *convGeom, dst, src, bias []float32, lo, hi int) {
 	th, tw := winograd.Tiles(g.outH, g.outW)
 	tiles := th * tw
-	nb := max(1, min(g.n, (groupCols+tiles-1)/tiles))
+	nb := g.group(tiles)
 	wk.v = grow(wk.v, 16*winograd.Stride(g.c, nb*tiles))
 	wk.m = grow(wk.m, 16*winograd.Stride(g.f, nb*tiles))
 	wk.scratch = grow(wk.scratch, gemm.ScratchSize(g.c, nb*tiles))

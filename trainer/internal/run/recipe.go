@@ -178,9 +178,8 @@ func (r *Recipe) Validate() error {
 	check(r.Augment.Translate >= 0 && r.Augment.Translate <= 16, "augment.translate %d: must be in 0..16", r.Augment.Translate)
 	check(r.Augment.Crop == 0 || r.Augment.Translate == 0, "augment.crop and augment.translate exclude each other")
 	check(!r.Augment.AlternateFlip || r.Augment.Flip, "augment.alternate_flip needs augment.flip")
-	if err := r.Augment.JPEG.cifar().Validate(); err != nil {
-		check(false, "augment.%v", err)
-	}
+	jpegErr := r.Augment.JPEG.cifar().Validate()
+	check(jpegErr == nil, "augment.%v", jpegErr)
 	check(r.BatchNormBiasLRScale >= 0, "batchnorm_bias_lr_scale %g: must not be negative", r.BatchNormBiasLRScale)
 	check(r.HeadScale >= 0, "head_scale %g: must not be negative", r.HeadScale)
 	if w := r.Whiten; w != (Whiten{}) {
