@@ -134,6 +134,10 @@ func (op *convOp) Arity() int {
 	return 2
 }
 
+func (op *convOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.Conv, Kernel: op.geom.kh, Stride: op.geom.stride, Pad: op.geom.pad}
+}
+
 func (op *convOp) Type() hm.Type {
 	t := gop.TensorType(4)
 	if op.bias {
@@ -235,6 +239,9 @@ type filterGradWorker struct {
 }
 
 func (op *convFilterGradOp) Arity() int { return 2 }
+func (op *convFilterGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.ConvFilterGrad, Kernel: op.geom.kh, Stride: op.geom.stride, Pad: op.geom.pad}
+}
 func (op *convFilterGradOp) Type() hm.Type {
 	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)
@@ -355,6 +362,9 @@ func newConvInputGradOp(name string, g convGeom) *convInputGradOp {
 }
 
 func (op *convInputGradOp) Arity() int { return 2 }
+func (op *convInputGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.ConvInputGrad, Kernel: op.geom.kh, Stride: op.geom.stride, Pad: op.geom.pad}
+}
 func (op *convInputGradOp) Type() hm.Type {
 	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)
@@ -431,7 +441,10 @@ type biasGradOp struct {
 	geom convGeom
 }
 
-func (op *biasGradOp) Arity() int    { return 1 }
+func (op *biasGradOp) Arity() int { return 1 }
+func (op *biasGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.ConvBiasGrad}
+}
 func (op *biasGradOp) Type() hm.Type { return hm.NewFnType(gop.TensorType(4), gop.TensorType(1)) }
 func (op *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.geom.f}, nil

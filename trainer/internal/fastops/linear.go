@@ -57,7 +57,8 @@ type linearOp struct {
 	workers []gemmWorker
 }
 
-func (op *linearOp) Arity() int { return 2 }
+func (op *linearOp) Arity() int         { return 2 }
+func (op *linearOp) Describe() gop.Desc { return gop.Desc{Kind: gop.Linear} }
 func (op *linearOp) Type() hm.Type {
 	t := gop.TensorType(2)
 	return hm.NewFnType(t, t, t)
@@ -121,7 +122,8 @@ type linearInputGradOp struct {
 	workers []gemmWorker
 }
 
-func (op *linearInputGradOp) Arity() int { return 2 }
+func (op *linearInputGradOp) Arity() int         { return 2 }
+func (op *linearInputGradOp) Describe() gop.Desc { return gop.Desc{Kind: gop.LinearInputGrad} }
 func (op *linearInputGradOp) Type() hm.Type {
 	t := gop.TensorType(2)
 	return hm.NewFnType(t, t, t)
@@ -165,7 +167,8 @@ type linearWeightGradOp struct {
 	workers []gemmWorker
 }
 
-func (op *linearWeightGradOp) Arity() int { return 2 }
+func (op *linearWeightGradOp) Arity() int         { return 2 }
+func (op *linearWeightGradOp) Describe() gop.Desc { return gop.Desc{Kind: gop.LinearWeightGrad} }
 func (op *linearWeightGradOp) Type() hm.Type {
 	t := gop.TensorType(2)
 	return hm.NewFnType(t, t, t)

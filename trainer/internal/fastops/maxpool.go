@@ -46,7 +46,10 @@ type maxPoolOp struct {
 	argmax []int32
 }
 
-func (op *maxPoolOp) Arity() int    { return 1 }
+func (op *maxPoolOp) Arity() int { return 1 }
+func (op *maxPoolOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.MaxPool, Kernel: op.geom.kh, Stride: op.geom.stride, Pad: op.geom.pad}
+}
 func (op *maxPoolOp) Type() hm.Type { t := gop.TensorType(4); return hm.NewFnType(t, t) }
 func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	g := &op.geom
@@ -146,6 +149,9 @@ type maxPoolGradOp struct {
 }
 
 func (op *maxPoolGradOp) Arity() int { return 2 }
+func (op *maxPoolGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.MaxPoolGrad, Kernel: op.fwd.geom.kh, Stride: op.fwd.geom.stride, Pad: op.fwd.geom.pad, Forward: op.fwd}
+}
 func (op *maxPoolGradOp) Type() hm.Type {
 	t := gop.TensorType(4)
 	return hm.NewFnType(t, t, t)

@@ -34,6 +34,9 @@ type Graph struct {
 	loss     *G.Node
 	grads    G.Nodes // aligned with net.Trainable()
 	dropouts []*dropoutOp
+	// ownOps builds every layer from the trainer's own ops, which
+	// describe themselves (gop.Describer), whatever this CPU has.
+	ownOps bool
 }
 
 // NewTrainGraph builds a training graph for batches of batch images.
@@ -51,10 +54,21 @@ func (n *Net) NewTrainGraph(batch int, bnMomentum float64) (*Graph, error) {
 func (n *Net) NewEvalGraph(batch int) (*Graph, error) { return n.newGraph(batch, false, 0) }
 
 func (n *Net) newGraph(batch int, train bool, bnMomentum float64) (*Graph, error) {
+	gr, err := n.defineGraph(batch, train, bnMomentum, false)
+	if err != nil {
+		return nil, err
+	}
+	gr.vm = G.NewTapeMachine(gr.g)
+	return gr, nil
+}
+
+// defineGraph builds the graph (and, for training, its gradients) without
+// a machine to run it.
+func (n *Net) defineGraph(batch int, train bool, bnMomentum float64, ownOps bool) (*Graph, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("batch size %d: must be positive", batch)
 	}
-	gr := &Graph{net: n, batch: batch, train: train, g: G.NewGraph()}
+	gr := &Graph{net: n, batch: batch, train: train, g: G.NewGraph(), ownOps: ownOps}
 	if err := gr.build(bnMomentum); err != nil {
 		return nil, fmt.Errorf("build graph for %q: %w", n.spec.Name, err)
 	}
@@ -70,7 +84,6 @@ func (n *Net) newGraph(batch int, train bool, bnMomentum float64) (*Graph, error
 		}
 		gr.grads = grads
 	}
-	gr.vm = G.NewTapeMachine(gr.g)
 	return gr, nil
 }
 
@@ -100,12 +113,13 @@ func (gr *Graph) build(bnMomentum float64) error {
 	// (AVX2 or AVX-512 GEMM) replace gorgonia's im2col convolution when
 	// this CPU has a vector kernel; without one gorgonia's, on gonum's
 	// assembly, is faster.
+	fast := gr.ownOps || fastops.Accelerated()
 	conv := func(name string, cur *G.Node, kernel, stride, pad int, hasBias bool) (*G.Node, error) {
 		cur, err := as4D(cur)
 		if err != nil {
 			return nil, err
 		}
-		if fastops.Accelerated() {
+		if fast {
 			var b *G.Node
 			if hasBias {
 				b = param(name + ".bias")
@@ -140,7 +154,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 		case models.MaxPool:
 			if cur, err = as4D(cur); err == nil {
 				st := l.EffectiveStride()
-				if fastops.Accelerated() {
+				if fast {
 					cur, err = fastops.MaxPool2D(cur, l.Kernel, st, 0)
 				} else {
 					cur, err = G.MaxPool2D(cur, tensor.Shape{l.Kernel, l.Kernel}, []int{0, 0}, []int{st, st})
@@ -154,7 +168,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 			cur, err = G.Reshape(cur, tensor.Shape{gr.batch, n.shapes[i].C})
 		case models.Linear:
 			if cur, err = asVector(cur); err == nil {
-				if fastops.Accelerated() {
+				if fast {
 					cur, err = fastops.Linear(cur, param(l.Name+".weight"))
 				} else {
 					cur, err = G.Mul(cur, G.Must(G.Transpose(param(l.Name+".weight"))))

@@ -14,8 +14,10 @@ import (
 
 // activation is an elementwise function with its derivative.
 type activation struct {
-	f  func(x float32) float32
-	df func(x float32) float32 // derivative at x
+	name  string  // gop.Desc's Act
+	alpha float32 // leaky ReLU's slope
+	f     func(x float32) float32
+	df    func(x float32) float32 // derivative at x
 	// slice and gradSlice, when set, are faster (vectorised) forms of
 	// y = f(x) and dx = dy·f'(x) over slices.
 	slice     func(y, x []float32)
@@ -24,6 +26,7 @@ type activation struct {
 
 func reluAct() activation {
 	return activation{
+		name: "relu",
 		f: func(x float32) float32 {
 			if x > 0 {
 				return x
@@ -64,6 +67,7 @@ func reluGradSlice(dx, dy, x []float32) {
 
 func leakyReLUAct(alpha float32) activation {
 	return activation{
+		name: "leaky_relu", alpha: alpha,
 		f: func(x float32) float32 {
 			if x > 0 {
 				return x
@@ -82,7 +86,7 @@ func leakyReLUAct(alpha float32) activation {
 // geluAct is the exact GELU, 0.5·x·(1+erf(x/√2)), as PyTorch's default
 // and the models forward pass compute it.
 func geluAct() activation {
-	return activation{f: models.GELUAt, df: models.GELUDerivative, slice: models.GELUSlice, gradSlice: models.GELUGradSlice}
+	return activation{name: "gelu", f: models.GELUAt, df: models.GELUDerivative, slice: models.GELUSlice, gradSlice: models.GELUGradSlice}
 }
 
 // actOp applies an activation elementwise.
@@ -97,6 +101,9 @@ func newActOp(name string, act activation, dims int) *actOp {
 }
 
 func (op *actOp) Arity() int { return 1 }
+func (op *actOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.Activation, Act: op.act.name, Alpha: op.act.alpha}
+}
 func (op *actOp) Type() hm.Type {
 	t := gop.TensorType(op.dims)
 	return gop.FnType(t, t)
@@ -140,6 +147,11 @@ type actDiffOp struct {
 }
 
 func (op *actDiffOp) Arity() int { return 2 }
+func (op *actDiffOp) Describe() gop.Desc {
+	d := op.fwd.Describe()
+	d.Kind, d.Forward = gop.ActivationGrad, op.fwd
+	return d
+}
 func (op *actDiffOp) Type() hm.Type {
 	t := gop.TensorType(op.fwd.dims)
 	return gop.FnType(t, t, t)

@@ -22,6 +22,7 @@ import (
 type bnOp struct {
 	gop.Base
 	dims     int
+	layer    string // names the running statistics
 	training bool
 	eps      float64
 	momentum float64
@@ -36,13 +37,16 @@ type bnOp struct {
 func newBNOp(name string, dims int, training bool, eps, momentum float64, runMean, runVar []float32) *bnOp {
 	c := len(runMean)
 	return &bnOp{
-		Base: gop.Base{Name: "batchnorm:" + name}, dims: dims, training: training,
+		Base: gop.Base{Name: "batchnorm:" + name}, dims: dims, layer: name, training: training,
 		eps: eps, momentum: momentum, runMean: runMean, runVar: runVar,
 		mean: make([]float32, c), invStd: make([]float32, c),
 	}
 }
 
 func (op *bnOp) Arity() int { return 3 }
+func (op *bnOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.BatchNorm, Layer: op.layer, Training: op.training, Eps: op.eps, Momentum: op.momentum}
+}
 func (op *bnOp) Type() hm.Type {
 	t := gop.TensorType(op.dims)
 	v := gop.TensorType(1)
@@ -183,6 +187,9 @@ type bnGammaGradOp struct {
 }
 
 func (op *bnGammaGradOp) Arity() int { return 2 }
+func (op *bnGammaGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.BatchNormGammaGrad, Forward: op.fwd}
+}
 func (op *bnGammaGradOp) Type() hm.Type {
 	t := gop.TensorType(op.fwd.dims)
 	return gop.FnType(t, t, gop.TensorType(1))
@@ -219,6 +226,9 @@ type bnInputGradOp struct {
 }
 
 func (op *bnInputGradOp) Arity() int { return 5 }
+func (op *bnInputGradOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.BatchNormInputGrad, Forward: op.fwd}
+}
 func (op *bnInputGradOp) Type() hm.Type {
 	t := gop.TensorType(op.fwd.dims)
 	v := gop.TensorType(1)

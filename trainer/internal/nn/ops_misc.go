@@ -2,7 +2,6 @@ package nn
 
 import (
 	"math"
-	"math/rand/v2"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
 
@@ -18,7 +17,8 @@ type biasOp struct {
 	dims int
 }
 
-func (op *biasOp) Arity() int { return 2 }
+func (op *biasOp) Arity() int         { return 2 }
+func (op *biasOp) Describe() gop.Desc { return gop.Desc{Kind: gop.Bias} }
 func (op *biasOp) Type() hm.Type {
 	t := gop.TensorType(op.dims)
 	return gop.FnType(t, gop.TensorType(1), t)
@@ -69,8 +69,9 @@ func newChannelSumOp(name string, dims int) *channelSumOp {
 	return &channelSumOp{gop.Base{Name: "channelsum:" + name}, dims}
 }
 
-func (op *channelSumOp) Arity() int    { return 1 }
-func (op *channelSumOp) Type() hm.Type { return gop.FnType(gop.TensorType(op.dims), gop.TensorType(1)) }
+func (op *channelSumOp) Arity() int         { return 1 }
+func (op *channelSumOp) Describe() gop.Desc { return gop.Desc{Kind: gop.ChannelSum} }
+func (op *channelSumOp) Type() hm.Type      { return gop.FnType(gop.TensorType(op.dims), gop.TensorType(1)) }
 func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
 }
@@ -97,8 +98,9 @@ func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) {
 // gapOp averages an NCHW tensor over H and W, giving NC.
 type gapOp struct{ gop.Base }
 
-func (op *gapOp) Arity() int    { return 1 }
-func (op *gapOp) Type() hm.Type { return gop.FnType(gop.TensorType(4), gop.TensorType(2)) }
+func (op *gapOp) Arity() int         { return 1 }
+func (op *gapOp) Describe() gop.Desc { return gop.Desc{Kind: gop.GlobalAvgPool} }
+func (op *gapOp) Type() hm.Type      { return gop.FnType(gop.TensorType(4), gop.TensorType(2)) }
 func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := firstShape(in...)
 	if err != nil {
@@ -137,7 +139,8 @@ func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // gapDiffOp spreads dy[N,C] evenly over the H×W positions of x.
 type gapDiffOp struct{ gop.Base }
 
-func (op *gapDiffOp) Arity() int { return 2 }
+func (op *gapDiffOp) Arity() int         { return 2 }
+func (op *gapDiffOp) Describe() gop.Desc { return gop.Desc{Kind: gop.GlobalAvgPoolGrad} }
 func (op *gapDiffOp) Type() hm.Type {
 	return gop.FnType(gop.TensorType(4), gop.TensorType(2), gop.TensorType(4))
 }
@@ -177,6 +180,9 @@ type dropoutOp struct {
 }
 
 func (op *dropoutOp) Arity() int { return 1 }
+func (op *dropoutOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.Dropout, Rate: op.rate, Stream: op.stream}
+}
 func (op *dropoutOp) Type() hm.Type {
 	t := gop.TensorType(op.dims)
 	return gop.FnType(t, t)
@@ -194,11 +200,10 @@ func (op *dropoutOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	keep := float32(1 / (1 - op.rate))
 	threshold := uint32(op.rate * math.MaxUint32)
-	rng := rand.New(rand.NewPCG(op.seed, op.stream))
 	out, y := op.Output(in[0].Shape())
 	for i, v := range x {
 		m := keep
-		if rng.Uint32() < threshold {
+		if gop.DropBits(op.seed, op.stream, i) < threshold {
 			m = 0
 		}
 		op.mask[i] = m
@@ -224,6 +229,9 @@ type dropoutDiffOp struct {
 }
 
 func (op *dropoutDiffOp) Arity() int { return 1 }
+func (op *dropoutDiffOp) Describe() gop.Desc {
+	return gop.Desc{Kind: gop.DropoutGrad, Rate: op.fwd.rate, Stream: op.fwd.stream, Forward: op.fwd}
+}
 func (op *dropoutDiffOp) Type() hm.Type {
 	t := gop.TensorType(op.fwd.dims)
 	return gop.FnType(t, t)
@@ -250,7 +258,8 @@ func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error) {
 // distributions [N,K] (one-hot or label-smoothed): a scalar.
 type xentOp struct{ gop.Base }
 
-func (op *xentOp) Arity() int { return 2 }
+func (op *xentOp) Arity() int         { return 2 }
+func (op *xentOp) Describe() gop.Desc { return gop.Desc{Kind: gop.SoftmaxCrossEntropy} }
 func (op *xentOp) Type() hm.Type {
 	t := gop.TensorType(2)
 	return gop.FnType(t, t, hm.TypeVariable('a'))
@@ -308,7 +317,8 @@ func logSumExp(row []float32) float64 {
 // (logits, target, dloss).
 type xentDiffOp struct{ gop.Base }
 
-func (op *xentDiffOp) Arity() int { return 3 }
+func (op *xentDiffOp) Arity() int         { return 3 }
+func (op *xentDiffOp) Describe() gop.Desc { return gop.Desc{Kind: gop.SoftmaxCrossEntropyGrad} }
 func (op *xentDiffOp) Type() hm.Type {
 	t := gop.TensorType(2)
 	return gop.FnType(t, t, hm.TypeVariable('a'), t)
