@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"time"
 
 	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 
@@ -35,12 +37,15 @@ per-class precision/recall/F1, confusion matrix, and inference time per image
 at batch 64 and batch 1. Writes report.json, report.md and PNG plots
 (confusion matrix, training curves when the run's metrics.csv is known, class
 distribution of the train/validation split, mean intensity per class and
-channel) into --out, and prints a summary. When MODEL asks for test-time
+channel) into a new folder under --runs (or into --out, which must not already
+hold these files unless --overwrite is given), and prints a summary. When MODEL asks for test-time
 augmentation it is also measured with it, as the browser classifies. --record
 writes the measured test accuracies into MODEL's provenance (rewritten
 atomically), so that trainer info and the web page show them.`)
 	data := dataFlag(fs)
-	out := fs.String("out", "", "write the report and plots into `DIR` (default: the folder of MODEL)")
+	out := fs.String("out", "", "write the report and plots into `DIR` (default: a new folder eval-<time>-<model> under --runs)")
+	runs := fs.String("runs", "runs", "`DIR` in which the default report folder is created")
+	overwrite := fs.Bool("overwrite", false, "replace report files that --out already holds")
 	runDir := fs.String("run", "", "training run `DIR` whose metrics.csv gives the training curves (default: MODEL's folder, if it holds one)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "`N` goroutines running the model, one predictor each")
 	batch := fs.Int("batch", evaluate.DefaultBatchSize, "`N` images per batch in the accuracy pass")
@@ -70,8 +75,15 @@ atomically), so that trainer info and the web page show them.`)
 		return usagef("--val-split %g: must be in [0, 1)", *valSplit)
 	}
 	modelPath := pos[0]
+	reportFiles := []string{evalJSON, evalMarkdown, plotConfusion, plotCurves, plotDistribution, plotMeanIntensity}
 	if *out == "" {
-		*out = filepath.Dir(modelPath)
+		stem := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
+		*out = filepath.Join(*runs, "eval-"+time.Now().UTC().Format("20060102T150405Z")+"-"+stem)
+		if _, err := os.Stat(*out); err == nil {
+			return fmt.Errorf("eval: report folder %s already exists; wait a second or pass --out", *out)
+		}
+	} else if err := refuseOverwrite(*overwrite, *out, reportFiles...); err != nil {
+		return err
 	}
 
 	f, err := models.ReadFile(modelPath)

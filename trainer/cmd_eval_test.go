@@ -214,14 +214,15 @@ func TestEvalRunWithoutValidation(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, training.MetricsFile), []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := trainer(t, "eval", "--data", data, "--latency-images", "0", "--resampled", "0", model); code != 0 {
+	out := t.TempDir()
+	if code, _, stderr := trainer(t, "eval", "--data", data, "--out", out, "--latency-images", "0", "--resampled", "0", model); code != 0 {
 		t.Fatalf("status %d, stderr %s", code, stderr)
 	}
-	rep := readReport(t, dir)
+	rep := readReport(t, out)
 	if tr := rep.Training; tr == nil || tr.Epochs != 2 || tr.FinalTrain != 0.40 || tr.FinalVal != 0 || tr.BestValAcc != 0 {
 		t.Errorf("training summary %+v", rep.Training)
 	}
-	md, err := os.ReadFile(filepath.Join(dir, evalMarkdown))
+	md, err := os.ReadFile(filepath.Join(out, evalMarkdown))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,26 +231,49 @@ func TestEvalRunWithoutValidation(t *testing.T) {
 	}
 }
 
-// Without --out the report lands beside the model; without a metrics.csv
-// there are no training curves.
-func TestEvalDefaultsBesideModel(t *testing.T) {
+// Without --out the report goes to a new folder under --runs, never
+// beside the model (whose committed report it would replace); without a
+// metrics.csv there are no training curves. An --out that already holds a
+// report is refused unless --overwrite.
+func TestEvalDefaultsToNewFolder(t *testing.T) {
 	data := syntheticCIFAR(t, 20, 30)
 	dir := t.TempDir()
 	model := tinyModelFile(t, dir)
-	if code, _, stderr := trainer(t, "eval", "--data", data, "--latency-images", "0", model); code != 0 {
+	runs := t.TempDir()
+	if code, _, stderr := trainer(t, "eval", "--data", data, "--runs", runs, "--latency-images", "0", "--resampled", "0", model); code != 0 {
 		t.Fatalf("status %d, stderr %s", code, stderr)
 	}
+	if _, err := os.Stat(filepath.Join(dir, evalMarkdown)); err == nil {
+		t.Errorf("%s written beside the model", evalMarkdown)
+	}
+	made, err := filepath.Glob(filepath.Join(runs, "eval-*"))
+	if err != nil || len(made) != 1 {
+		t.Fatalf("report folders under --runs: %v (%v), want one", made, err)
+	}
+	out := made[0]
 	for _, f := range []string{evalJSON, evalMarkdown, plotConfusion, plotDistribution, plotMeanIntensity} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Errorf("%s not written beside the model: %v", f, err)
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s not written in the report folder: %v", f, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, plotCurves)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, plotCurves)); err == nil {
 		t.Error("training curves drawn without a metrics.csv")
 	}
-	js, _ := os.ReadFile(filepath.Join(dir, evalJSON))
+	js, _ := os.ReadFile(filepath.Join(out, evalJSON))
 	if strings.Contains(string(js), `"single"`) {
 		t.Error("--latency-images 0 still ran the batch-1 pass")
+	}
+
+	before, _ := os.ReadFile(filepath.Join(out, evalMarkdown))
+	code, _, stderr := trainer(t, "eval", "--data", data, "--out", out, "--latency-images", "0", "--resampled", "0", model)
+	if code != 1 || !strings.Contains(stderr, "--overwrite") {
+		t.Errorf("eval into a folder holding a report: status %d, stderr %q; want 1 naming --overwrite", code, stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, evalMarkdown)); string(after) != string(before) {
+		t.Error("the refused eval changed the existing report")
+	}
+	if code, _, stderr := trainer(t, "eval", "--data", data, "--out", out, "--overwrite", "--latency-images", "0", "--resampled", "0", model); code != 0 {
+		t.Errorf("eval --overwrite: status %d, stderr %s", code, stderr)
 	}
 }
 

@@ -28,6 +28,7 @@ a standard ONNX model instead, for other runtimes; "trainer import" reads
 one back.`)
 	out := fs.String("out", "", "write the weight file to `FILE.cnw` (or FILE.onnx)")
 	format := fs.String("format", "", "output `FORMAT`: cnw (weight file) or onnx (opset 17); default from --out's extension")
+	overwrite := fs.Bool("overwrite", false, "replace --out if it exists")
 	dtype := fs.String("dtype", "", "store weights as `TYPE`: float32, float16 or int8 (cnw only); default: as the source")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -38,6 +39,9 @@ one back.`)
 	}
 	if *out == "" {
 		return usagef("--out is required")
+	}
+	if err := refuseOverwrite(*overwrite, "", *out); err != nil {
+		return err
 	}
 	if *format == "" {
 		*format = formatCNW

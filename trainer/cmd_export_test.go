@@ -190,10 +190,16 @@ func TestExportImportUsageErrors(t *testing.T) {
 		{[]string{"import", "--out", "x.cnw", "--mean", "a,b,c", "--std", "1,1,1", onnxFile}, 2, `--mean: "a" is not a number`},
 		{[]string{"import", "--out", filepath.Join(dir, "x.cnw"), "--classes", "a,b", onnxFile}, 1, "2 class names for 10 outputs"},
 		{[]string{"import", "--out", filepath.Join(dir, "x.cnw"), src}, 1, "not an ONNX model"},
+		// Existing files are never replaced silently.
+		{[]string{"export", "--out", onnxFile, src}, 1, "pass --overwrite"},
+		{[]string{"import", "--out", src, onnxFile}, 1, "pass --overwrite"},
 	} {
 		code, _, stderr := trainer(t, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: status %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+	if code, _, stderr := trainer(t, "export", "--overwrite", "--out", onnxFile, src); code != 0 {
+		t.Errorf("export --overwrite onto an existing file: %s", stderr)
 	}
 }

@@ -28,6 +28,7 @@ Class names and normalisation come from the model's metadata_props
 	classes := fs.String("classes", "", "class names in output order: a comma-separated `LIST`, or \"cifar10\"")
 	mean := fs.String("mean", "", "per-channel mean of pixels scaled to [0, 1]: a comma-separated `LIST`")
 	std := fs.String("std", "", "per-channel standard deviation: a comma-separated `LIST`")
+	overwrite := fs.Bool("overwrite", false, "replace --out if it exists")
 	dtype := fs.String("dtype", string(models.Float32), "store weights as `TYPE`: float32, float16 or int8")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -38,6 +39,9 @@ Class names and normalisation come from the model's metadata_props
 	}
 	if *out == "" {
 		return usagef("--out is required")
+	}
+	if err := refuseOverwrite(*overwrite, "", *out); err != nil {
+		return err
 	}
 	dt, err := parseDType(*dtype)
 	if err != nil {
