@@ -113,6 +113,7 @@ func printInfo(w io.Writer, path string, size int64, f *models.File) error {
 	if p.WallSeconds > 0 {
 		opt("wall time", seconds(p.WallSeconds)+" (whole train command)")
 	}
+	opt("trained on", p.Device)
 	opt("trainer", p.Trainer)
 	opt("created", p.Created)
 	opt("command", p.Command)

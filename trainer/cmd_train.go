@@ -9,12 +9,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
 	"github.com/cifarnet-go/cifarnet/trainer/recipes"
 )
 
 func runTrain(e *env, args []string) error {
-	fs := e.flags("--recipe NAME|FILE.json [flags]  |  --resume RUN [--epochs N]", fmt.Sprintf(
+	fs := e.flags("--recipe NAME|FILE.json [flags]  |  --resume RUN [--epochs N] [--device D]", fmt.Sprintf(
 		`Trains a network following a recipe (built in: %s; or a JSON file, e.g. a
 copy of trainer/recipes/keras-reference.json) in a new run folder
 RUNS/<UTC time>-<recipe>/ holding config.json, metrics.csv, best.cnw (best
@@ -22,11 +23,14 @@ epoch by the recipe's checkpoint metric), last.cnw + last.state (resumable
 checkpoint) and final.cnw. Every recipe field can be overridden by the flag
 named after its JSON path, e.g. --lr-schedule-patience 4 for
 "lr_schedule": {"patience": 4}. Ctrl-C stops after the current step and saves
-a checkpoint; --resume RUN continues a run where it stopped.`, strings.Join(recipes.Names(), ", ")))
+a checkpoint; --resume RUN continues a run where it stopped, on any device.
+--device auto trains on the first GPU of a CUDA build and otherwise on the
+CPU; "trainer devices" lists them.`, strings.Join(recipes.Names(), ", ")))
 	recipe := fs.String("recipe", "", "built-in recipe `NAME` or recipe FILE.json")
 	resume := fs.String("resume", "", "continue the run in folder `RUN`")
 	runs := fs.String("runs", "runs", "`DIR` in which run folders are created")
 	workers := fs.Int("workers", min(runtime.NumCPU(), 4), "data-loading goroutines")
+	device := fs.String("device", backend.Auto, "`DEVICE` to train on: auto, cpu, cuda or cuda:N (see trainer devices)")
 	data := dataFlag(fs)
 	overrides := training.RecipeFlags(fs)
 	if err := e.parse(fs, args); err != nil {
@@ -38,10 +42,13 @@ a checkpoint; --resume RUN continues a run where it stopped.`, strings.Join(reci
 	if *workers < 1 {
 		return usagef("--workers %d: must be at least 1", *workers)
 	}
+	if _, _, err := backend.ParseDevice(*device); err != nil {
+		return usagef("--%v", err)
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o := training.Options{
-		Runs: *runs, Workers: *workers, Command: commandLine("train", args),
+		Runs: *runs, Workers: *workers, Command: commandLine("train", args), Device: *device,
 		Log: e.stderr, TTY: e.stderrTTY,
 	}
 	switch {

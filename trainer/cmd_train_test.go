@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
 )
 
@@ -80,10 +81,18 @@ func TestTrainResumeExport(t *testing.T) {
 		!strings.HasPrefix(cfg.Command, "trainer train --recipe ") {
 		t.Errorf("config.json does not record the overrides and command: %+v", cfg)
 	}
+	// --device auto: whatever it chose is in config.json and the run's header.
+	if cfg.Device == "" || !strings.Contains(errOut, " batches on "+cfg.Device+" (") {
+		t.Errorf("config.json device %q, not the one the log names:\n%s", cfg.Device, errOut)
+	}
 
-	// Train one epoch more.
-	if code, out, errOut := trainer(t, "train", "--resume", dir, "--epochs", "3"); code != 0 || !strings.Contains(errOut, "resuming") {
+	// Train one epoch more, on the CPU.
+	code, out, errOut = trainer(t, "train", "--resume", dir, "--epochs", "3", "--device", "cpu")
+	if code != 0 || !strings.Contains(errOut, "resuming") || !strings.Contains(errOut, "on cpu (") {
 		t.Fatalf("resume: status %d\n%s%s", code, out, errOut)
+	}
+	if cfg.Device != "cpu" && !strings.Contains(errOut, "resuming on cpu (") {
+		t.Errorf("resuming on the CPU a run begun on %s does not say so:\n%s", cfg.Device, errOut)
 	}
 	rows, err := training.ReadMetrics(dir)
 	if err != nil || len(rows) != 3 {
@@ -100,11 +109,36 @@ func TestTrainResumeExport(t *testing.T) {
 	}
 	p := f.Meta.Provenance
 	if p.Dataset != "CIFAR-10" || p.Recipe != "tiny" || p.Epochs < 1 || p.ValAccuracy <= 0 || p.Created == "" ||
-		!strings.Contains(p.Command, "--recipe") {
+		!strings.Contains(p.Command, "--recipe") || !strings.Contains(p.Device, "cpu (") {
 		t.Errorf("exported provenance incomplete: %+v", p)
 	}
 	if _, err := models.NewModel(f); err != nil {
 		t.Errorf("exported file not usable: %v", err)
+	}
+}
+
+// TestTrainDevice checks --device's answers where the device is missing,
+// which come before any data is read or run folder made.
+func TestTrainDevice(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	train := func(device string) (int, string) {
+		code, _, errOut := trainer(t, "train", "--recipe", "keras-reference", "--runs", runs, "--data", t.TempDir(), "--device", device)
+		return code, errOut
+	}
+	withCUDA(t, nil)
+	for _, d := range []string{"cuda", "cuda:1"} {
+		code, errOut := train(d)
+		if code != 1 || !strings.Contains(errOut, "built without CUDA") || !strings.Contains(errOut, "./build.sh cuda") ||
+			strings.Count(errOut, "\n") != 1 {
+			t.Errorf("--device %s in a CPU-only build: status %d, stderr %q", d, code, errOut)
+		}
+	}
+	withCUDA(t, fakeCUDA{gpus: []backend.GPU{{Index: 0, Name: "NVIDIA H200"}}})
+	if code, errOut := train("cuda:2"); code != 1 || !strings.Contains(errOut, "device cuda:2: no such GPU; this machine has cuda:0 (NVIDIA H200)") {
+		t.Errorf("--device cuda:2 with one GPU: status %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(runs); err == nil {
+		t.Error("a run folder was made for a device that is not there")
 	}
 }
 

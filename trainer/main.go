@@ -37,6 +37,7 @@ var commands = []command{
 	{"download", "fetch and unpack the CIFAR-10 binary archive", runDownload},
 	{"info", "describe a weight file: architecture, size, provenance", runInfo},
 	{"train", "train a network following a recipe, or resume a run", runTrain},
+	{"devices", "list the GPUs and the CPU that train can run on", runDevices},
 	{"export", "write a run's best weights with provenance for the front end", runExport},
 	{"import", "convert an ONNX model into a weight file for the front end", runImport},
 	{"eval", "evaluate a weight file on the test set: report, plots and timings", runEval},
@@ -88,7 +89,7 @@ func (e *env) flags(synopsis, about string) *flag.FlagSet {
 	fs.Usage = func() {}
 	e.usage = func() {
 		w := e.stdout
-		fmt.Fprintf(w, "usage: trainer %s %s\n\n%s.\n", e.cmd.name, synopsis, capitalize(e.cmd.summary))
+		fmt.Fprintf(w, "%s\n\n%s.\n", strings.TrimSpace("usage: trainer "+e.cmd.name+" "+synopsis), capitalize(e.cmd.summary))
 		if about != "" {
 			fmt.Fprintf(w, "\n%s\n", about)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/modeltest"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/download"
 )
@@ -51,6 +53,8 @@ func TestCommandHelp(t *testing.T) {
 		{[]string{"info", "--help"}, []string{"usage: trainer info"}},
 		{[]string{"help", "info"}, []string{"usage: trainer info"}},
 		{[]string{"download", "-h"}, []string{"usage: trainer download [flags]", "--data DIR", `(default "data")`, "--url URL", "--md5 digest", download.DefaultMD5, "--force\n"}},
+		{[]string{"devices", "-h"}, []string{"usage: trainer devices\n", "trainer train --device"}},
+		{[]string{"train", "-h"}, []string{"--device DEVICE", `(default "auto")`, "cuda:N"}},
 	} {
 		code, out, errOut := trainer(t, tc.args...)
 		if code != 0 || errOut != "" {
@@ -75,6 +79,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"info", "a", "b"}, `trainer info: unexpected argument "b"`},
 		{[]string{"info", "--nope", "a"}, "trainer info: flag provided but not defined: -nope"},
 		{[]string{"download", "extra"}, `trainer download: unexpected argument "extra"`},
+		{[]string{"devices", "extra"}, `trainer devices: unexpected argument "extra"`},
+		{[]string{"train", "--recipe", "fast", "--device", "gpu"}, `trainer train: --device "gpu": want auto, cpu, cuda or cuda:N`},
+		{[]string{"train", "--resume", "x", "--device", "cuda:one"}, `--device "cuda:one": want auto, cpu, cuda or cuda:N`},
 		{[]string{"download", "--md5", "abc"}, `trainer download: --md5 "abc" is not 32 hexadecimal digits`},
 	} {
 		code, out, errOut := trainer(t, tc.args...)
@@ -92,6 +99,7 @@ func writeModel(t *testing.T) (string, *models.File) {
 	f.Meta.Provenance = models.Provenance{
 		Dataset: "cifar10", Recipe: "fast", Epochs: 10, ValAccuracy: 0.9312, TestAccuracy: 0.9287,
 		TrainSeconds: 754.4, Trainer: "v0.1", Created: "2026-01-02T03:04:05Z", Command: "trainer train --recipe fast",
+		Device: "cuda:0 (NVIDIA H200)",
 	}
 	path := filepath.Join(t.TempDir(), "fast.cfw")
 	if err := models.WriteFile(path, f); err != nil {
@@ -114,6 +122,7 @@ func TestInfo(t *testing.T) {
 		"airplane, automobile", "mean 0.",
 		"group2.conv1", "conv2d", shapes[len(shapes)-1].String(),
 		"93.12%", "92.87%", "12m34s", "trainer train --recipe fast", "2026-01-02T03:04:05Z",
+		"cuda:0 (NVIDIA H200)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info output lacks %q:\n%s", want, out)
@@ -197,5 +206,54 @@ func TestThousands(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// fakeCUDA is a CUDASupport with made-up GPUs; it opens nothing.
+type fakeCUDA struct {
+	gpus []backend.GPU
+	err  error
+}
+
+func (f fakeCUDA) GPUs() ([]backend.GPU, error) { return f.gpus, f.err }
+
+func (f fakeCUDA) Open(int, backend.Config) (backend.Backend, error) {
+	return nil, errors.New("fake GPUs do not open")
+}
+
+// withCUDA sets backend.CUDA for a test.
+func withCUDA(t *testing.T, c backend.CUDASupport) {
+	old := backend.CUDA
+	backend.CUDA = c
+	t.Cleanup(func() { backend.CUDA = old })
+}
+
+func TestDevices(t *testing.T) {
+	cpu := "\ncpu   " + backend.CPUDevice().Name + "\n"
+	for _, c := range []struct {
+		name string
+		cuda backend.CUDASupport
+		want string
+	}{
+		{"CPU-only build", nil, "cuda  none: this trainer was built without CUDA; build the GPU trainer with ./build.sh cuda (bin/trainer-cuda) on a GPU host" + cpu},
+		{"no driver", fakeCUDA{err: errors.New("no CUDA driver:\nlibcuda.so.1 not found")}, "cuda  none: no CUDA driver:; libcuda.so.1 not found" + cpu},
+		{"no GPU", fakeCUDA{}, "cuda  none: no GPU found" + cpu},
+	} {
+		withCUDA(t, c.cuda)
+		code, out, errOut := trainer(t, "devices")
+		if code != 0 || out != c.want || errOut != "" {
+			t.Errorf("%s: status %d, stdout %q, stderr %q; want 0 and %q", c.name, code, out, errOut, c.want)
+		}
+	}
+	withCUDA(t, fakeCUDA{gpus: []backend.GPU{
+		{Index: 0, Name: "NVIDIA H200", MemoryBytes: 150 << 30, ComputeCapability: "9.0", CUDAVersion: "13.0", Driver: "580.65.06"},
+		{Index: 1, Name: "NVIDIA T4", MemoryBytes: 15 << 30, ComputeCapability: "7.5", CUDAVersion: "12.2"},
+	}})
+	code, out, errOut := trainer(t, "devices")
+	want := "cuda:0  NVIDIA H200, 150.0 GiB, compute capability 9.0, CUDA 13.0, driver 580.65.06\n" +
+		"cuda:1  NVIDIA T4, 15.0 GiB, compute capability 7.5, CUDA 12.2\n" +
+		"cpu     " + backend.CPUDevice().Name + "\n"
+	if code != 0 || out != want || errOut != "" {
+		t.Errorf("two GPUs: status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
 	}
 }

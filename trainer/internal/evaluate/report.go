@@ -149,6 +149,9 @@ func (r *Report) Markdown() []byte {
 		if p.WallSeconds > 0 {
 			row("Wall time", "%.1f min for the whole train command", p.WallSeconds/60)
 		}
+		if p.Device != "" {
+			row("Trained on", "%s", p.Device)
+		}
 		if p.Command != "" {
 			row("Reproduce", "`%s`", p.Command)
 		}

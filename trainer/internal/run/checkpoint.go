@@ -53,7 +53,18 @@ type ckptState struct {
 	// WallSeconds is the wall time of the train commands so far, set-up
 	// and checkpoints included, summed over resumes.
 	WallSeconds float64
+	// Devices lists the devices that trained the run so far, in order
+	// ("cuda:0 (NVIDIA H200)"); absent from checkpoints of older trainers.
+	Devices []string
 }
+
+// errNoCheckpoint is loadCheckpoint's answer for a run folder that has no
+// state file at all: the run was stopped before its first checkpoint.
+var errNoCheckpoint = errors.New("no checkpoint")
+
+// reached, when set by a test, is called at the points where a crash must
+// leave a resumable run folder, so that tests can kill the process there.
+var reached = func(format string, a ...any) {}
 
 // saveCheckpoint writes weights and state as the last checkpoint. The
 // previous pair is renamed to prev.* first and kept until the new pair is
@@ -68,6 +79,7 @@ func saveCheckpoint(dir string, f *models.File, st *ckptState) error {
 	if err := models.WriteFile(last, f); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
+	reached("checkpoint %d.%d weights", st.Epoch, st.Batches)
 	sum, err := fileSHA256(last)
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
@@ -85,7 +97,9 @@ func saveCheckpoint(dir string, f *models.File, st *ckptState) error {
 
 // loadCheckpoint returns the newest consistent (weights, state) pair of a
 // run folder: the state with the most progress whose weight file (last or
-// prev) has the checksum it records.
+// prev) has the checksum it records. It returns errNoCheckpoint when there
+// is no state file, and another error when there are states but none is
+// usable.
 func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
 	weights := map[string]string{} // checksum → path
 	for _, name := range []string{LastWeights, prevWeights} {
@@ -97,11 +111,13 @@ func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
 	var best *ckptState
 	var bestPath string
 	var problems []error
+	states := 0
 	for _, name := range []string{LastState, prevState} {
 		st, err := readState(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		states++
 		if err != nil {
 			problems = append(problems, err)
 			continue
@@ -114,6 +130,9 @@ func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
 		if best == nil || st.GlobalStep > best.GlobalStep {
 			best, bestPath = st, p
 		}
+	}
+	if states == 0 {
+		return nil, nil, fmt.Errorf("%s: %w", dir, errNoCheckpoint)
 	}
 	if best == nil {
 		return nil, nil, fmt.Errorf("no consistent checkpoint in %s: %w", dir, errors.Join(append(problems, errors.New("nothing to resume"))...))

@@ -41,9 +41,14 @@ type Config struct {
 	Data         string    `json:"data"` // absolute path of the data set
 	Workers      int       `json:"workers"`
 	Command      string    `json:"command"` // command line that started the run
-	Commit       string    `json:"commit,omitempty"`
-	GoVersion    string    `json:"go_version"`
-	Created      string    `json:"created"` // UTC, RFC 3339
+	// Device is where the command that created the run trained (an ID
+	// --device accepts: "cpu", "cuda:0"); resumes may use others, which
+	// the checkpoint and the weight files' provenance record.
+	Device     string `json:"device,omitempty"`
+	DeviceName string `json:"device_name,omitempty"` // e.g. "NVIDIA H200"
+	Commit     string `json:"commit,omitempty"`
+	GoVersion  string `json:"go_version"`
+	Created    string `json:"created"` // UTC, RFC 3339
 }
 
 // createDir makes a new run folder runs/<UTC timestamp>-<name>, adding a

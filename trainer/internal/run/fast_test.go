@@ -145,36 +145,6 @@ func TestLRScales(t *testing.T) {
 	}
 }
 
-func TestAverager(t *testing.T) {
-	spec := &models.Spec{Name: "lin", Input: models.Shape{C: 2, H: 1, W: 1},
-		Layers: []models.Layer{{Name: "fc", Type: models.Linear, Units: 1}}}
-	for _, name := range []string{"lookahead", "ema"} {
-		net, _ := nn.New(spec, 1)
-		w := net.Param("fc.weight").Data
-		copy(w, []float32{1, 1})
-		a := newAverager(Averaging{Name: name, Every: 2, Decay: 0.5, Power: 1}, net, 10)
-		slow := net.Snapshot()
-		copy(w, []float32{3, 5})
-		a.update(1, slow) // not a multiple of Every: nothing
-		if slow[0][0] != 1 || w[0] != 3 {
-			t.Fatalf("%s: step 1 changed the weights", name)
-		}
-		a.update(10, slow) // d = 0.5·(10/10)¹: halfway
-		if slow[0][0] != 2 || slow[0][1] != 3 {
-			t.Errorf("%s: slow weights %v, want [2 3]", name, slow[0])
-		}
-		if want := map[string][]float32{"lookahead": {2, 3}, "ema": {3, 5}}[name]; !slices.Equal(w, want) {
-			t.Errorf("%s: trained weights %v after the update, want %v", name, w, want)
-		}
-		if d := a.decayAt(5); d != 0.25 {
-			t.Errorf("decay at step 5 of 10 = %g, want 0.25", d)
-		}
-	}
-	if newAverager(Averaging{}, nil, 1) != nil {
-		t.Error("averager without a name")
-	}
-}
-
 // tinyFastRecipe is the fast recipe on a small airbench-shaped network
 // (whitening stem, pool, conv-pool-batchnorm-GELU, bias-free head), 560 training
 // images of which drop_last leaves 512, in batches of 64.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
@@ -35,6 +36,9 @@ type Options struct {
 	Runs    string // folder new run folders are made in
 	Workers int    // data-loading goroutines
 	Command string // the command line, recorded for reproduction
+	// Device is where to train: auto (""), cpu, cuda or cuda:N (see
+	// backend.Open). A run may resume on another device.
+	Device string
 
 	Log io.Writer // progress and per-epoch lines
 	TTY bool      // Log is a terminal: draw progress bars
@@ -80,14 +84,15 @@ type trainer struct {
 	train     *cifar.Set
 	val       *cifar.Set
 	mean, std [3]float32
+	// net holds the weights on the host, for the weight files: the
+	// backend's are copied into it when they are needed.
 	net       *nn.Net
-	opt       optim.Optimizer
+	be        backend.Backend
 	st        *ckptState
-	graphs    map[int]*nn.Graph // training graphs by batch size
-	eval      *nn.Graph
 	warmup    *optim.WarmupDecay
-	avg       *averager // nil without weight averaging
+	averaging bool      // the recipe averages weights: files hold the slow ones
 	headLayer string    // the linear layer head_scale applies to
+	classes   int       // logits per image
 	batches   int       // training batches per epoch
 	lastLR    float64   // learning rate of the last step, for metrics.csv
 	valTTA    float64   // validation accuracy of final.cnw with TTA
@@ -98,10 +103,14 @@ type trainer struct {
 // wall is the run's wall time so far, in seconds.
 func (t *trainer) wall() float64 { return t.wallBase + time.Since(t.started).Seconds() }
 
-func setup(o Options) (*trainer, error) {
-	t := &trainer{o: o, graphs: map[int]*nn.Graph{}, started: time.Now()}
+func setup(o Options) (t *trainer, err error) {
+	t = &trainer{o: o, started: time.Now()}
 	if o.Log == nil {
 		t.o.Log = io.Discard
+	}
+	// Fail before loading the data and making a run folder.
+	if err := backend.Check(o.Device); err != nil {
+		return nil, err
 	}
 	if o.Resume != "" {
 		cfg, err := ReadConfig(o.Resume)
@@ -152,18 +161,11 @@ func setup(o Options) (*trainer, error) {
 	if err := t.findHead(); err != nil {
 		return nil, err
 	}
-	if o.Resume == "" { // resuming loads all weights from the checkpoint
-		if err := t.initWeights(); err != nil {
-			return nil, err
-		}
-	}
-	var sizes []int
-	for _, p := range t.net.Trainable() {
-		sizes = append(sizes, len(p.Data))
-	}
-	if t.opt, err = optim.New(t.r.Optimizer, sizes); err != nil {
+	out, err := spec.Output()
+	if err != nil {
 		return nil, err
 	}
+	t.classes = out.Size()
 	t.batches = (t.train.Len() + t.r.Batch - 1) / t.r.Batch
 	if t.r.DropLast {
 		t.batches = t.train.Len() / t.r.Batch
@@ -174,16 +176,49 @@ func setup(o Options) (*trainer, error) {
 	if err := t.initSchedules(); err != nil {
 		return nil, err
 	}
-	t.avg = newAverager(t.r.Averaging, t.net, int64(t.r.Epochs*t.batches))
-	if t.avg != nil {
-		t.st.Slow = t.net.Snapshot()
-	}
+	// The checkpoint's weights go into net before the backend copies it.
+	var resumed *ckptState
 	if o.Resume != "" {
-		if err := t.restore(); err != nil {
+		f, st, err := loadCheckpoint(t.dir)
+		switch {
+		case errors.Is(err, errNoCheckpoint):
+			// Killed before its first checkpoint: config.json is all
+			// there is, and training is deterministic, so start over.
+		case err != nil:
+			return nil, err
+		default:
+			if err := t.net.Load(f); err != nil {
+				return nil, fmt.Errorf("resume: %w", err)
+			}
+			resumed = st
+		}
+	}
+	if resumed == nil {
+		if err := t.initWeights(); err != nil {
 			return nil, err
 		}
-	} else {
-		var err error
+	}
+	if err := t.openBackend(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			t.be.Close()
+		}
+	}()
+	dev := t.be.Device().String()
+	switch {
+	case resumed != nil:
+		if err := t.restore(resumed); err != nil {
+			return nil, err
+		}
+	case o.Resume != "":
+		if err := truncateMetrics(t.dir, 0); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		fmt.Fprintf(t.o.Log, "resuming %s from the start: it has no checkpoint yet\n", t.dir)
+	default:
+		t.cfg.Device, t.cfg.DeviceName = t.be.Device().ID, t.be.Device().Name
 		if t.dir, err = createDir(o.Runs, t.r.Name, time.Now()); err != nil {
 			return nil, err
 		}
@@ -191,12 +226,40 @@ func setup(o Options) (*trainer, error) {
 			return nil, err
 		}
 	}
-	if t.val.Len() > 0 {
-		if t.eval, err = t.net.NewEvalGraph(t.r.Batch); err != nil {
-			return nil, err
+	if o.Resume != "" {
+		// Say so when the run changes device: speed, and the last bits
+		// of the results, depend on it.
+		before := backend.Device{ID: t.cfg.Device, Name: t.cfg.DeviceName}.String()
+		if n := len(t.st.Devices); n > 0 {
+			before = t.st.Devices[n-1]
+		}
+		if before != "" && before != dev {
+			fmt.Fprintf(t.o.Log, "resuming on %s; the run was trained on %s before\n", dev, before)
 		}
 	}
+	if n := len(t.st.Devices); n == 0 || t.st.Devices[n-1] != dev {
+		t.st.Devices = append(t.st.Devices, dev)
+	}
 	return t, nil
+}
+
+// openBackend opens the training device on the host network's weights.
+func (t *trainer) openBackend() error {
+	r := t.r
+	a := backend.Averaging{}
+	if t.averaging = r.Averaging.Name == "lookahead" || r.Averaging.Name == "ema"; t.averaging {
+		a = backend.Averaging{Name: r.Averaging.Name, Every: int64(r.Averaging.Every), Decay: r.Averaging.Decay,
+			Power: r.Averaging.Power, TotalSteps: int64(r.Epochs * t.batches)}
+	}
+	be, err := backend.Open(t.o.Device, backend.Config{
+		Net: t.net, Batch: r.Batch, Optimizer: r.Optimizer, GradClip: r.GradClip, LabelSmoothing: r.LabelSmoothing,
+		BatchNormMomentum: r.BatchNormMomentum, Averaging: a,
+	}, t.o.Log)
+	if err != nil {
+		return err
+	}
+	t.be = be
+	return nil
 }
 
 // loadData reads the training files, keeps the first Limit images and
@@ -250,16 +313,10 @@ func (t *trainer) initSchedules() error {
 	return nil
 }
 
-// restore loads the newest consistent checkpoint of the run being resumed.
-func (t *trainer) restore() error {
-	f, st, err := loadCheckpoint(t.dir)
-	if err != nil {
-		return err
-	}
-	if err := t.net.Load(f); err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	if err := t.opt.SetState(st.Optimizer); err != nil {
+// restore continues from a checkpoint whose weights are in the backend
+// already: the optimiser's state, the slow weights and the loop's state.
+func (t *trainer) restore(st *ckptState) error {
+	if err := t.be.SetOptState(st.Optimizer); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
 	if t.st.Plateau == nil {
@@ -268,8 +325,13 @@ func (t *trainer) restore() error {
 	if t.st.Early == nil {
 		st.Early = nil
 	}
-	if t.avg != nil && st.Slow == nil {
-		return fmt.Errorf("resume: the checkpoint has no averaged weights for the recipe's %s", t.r.Averaging.Name)
+	if t.averaging {
+		if st.Slow == nil {
+			return fmt.Errorf("resume: the checkpoint has no averaged weights for the recipe's %s", t.r.Averaging.Name)
+		}
+		if err := t.be.SetAveraged(st.Slow); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
 	}
 	t.st = st
 	t.wallBase = st.WallSeconds
@@ -284,27 +346,8 @@ func (t *trainer) restore() error {
 	return nil
 }
 
-// graph returns the training graph for batches of n images, building it
-// the first time (the last batch of an epoch may be short).
-func (t *trainer) graph(n int) (*nn.Graph, error) {
-	if g, ok := t.graphs[n]; ok {
-		return g, nil
-	}
-	g, err := t.net.NewTrainGraph(n, t.r.BatchNormMomentum)
-	if err != nil {
-		return nil, err
-	}
-	t.graphs[n] = g
-	return g, nil
-}
-
 func (t *trainer) close() {
-	for _, g := range t.graphs {
-		g.Close()
-	}
-	if t.eval != nil {
-		t.eval.Close()
-	}
+	t.be.Close()
 }
 
 // stepSeed derives the dropout seed of a training step.
@@ -322,13 +365,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	aug := cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip, Translate: r.Augment.Translate, AlternateFlip: r.Augment.AlternateFlip, JPEG: r.Augment.JPEG.cifar()}
 	loader := cifar.NewLoader(t.train, r.Batch, aug, t.mean, t.std, r.Seed, t.o.Workers)
 	loader.DropLast = r.DropLast
-	trainable := t.net.Trainable()
-	params := make([][]float32, len(trainable))
-	for i, p := range trainable {
-		params[i] = p.Data
-	}
-	fmt.Fprintf(t.o.Log, "run %s: %s on %d training and %d validation images, %d epochs of %d batches\n",
-		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), r.Epochs, t.batches)
+	fmt.Fprintf(t.o.Log, "run %s: %s on %d training and %d validation images, %d epochs of %d batches on %s\n",
+		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), r.Epochs, t.batches, t.be.Device())
 	for epoch := st.Epoch + 1; epoch <= r.Epochs; epoch++ {
 		start := time.Now()
 		images := t.train.Len()
@@ -337,8 +375,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, images)
 		prog.add(st.PartSeen)
-		if err := t.opt.SetScales(t.lrScales(epoch)); err != nil {
-			return nil, err
+		if err := t.be.SetScales(t.lrScales(epoch)); err != nil {
+			return nil, fmt.Errorf("epoch %d: %w", epoch, err)
 		}
 		interrupted := false
 		for b := range loader.Epoch(epoch) {
@@ -346,13 +384,14 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				loader.Release(b)
 				continue
 			}
-			if err := t.step(b, params, st); err != nil {
+			if err := t.step(b, st); err != nil {
 				loader.Release(b)
 				prog.finish()
 				return nil, err
 			}
 			prog.add(b.N)
 			loader.Release(b)
+			reached("epoch %d batch %d", epoch, b.Index+1)
 			if ctx.Err() != nil {
 				interrupted = true
 				break
@@ -371,15 +410,12 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		// Validation, best.cnw and early stopping see the weights that
 		// are exported: the averaged ones when the recipe averages.
-		putBack := func() error { return nil }
-		if t.avg != nil {
-			var err error
-			if putBack, err = t.avg.swapIn(st.Slow); err != nil {
-				return nil, err
-			}
-		}
 		valStart := time.Now()
-		valLoss, valAcc, err := t.validate()
+		exported, err := t.pullExported()
+		if err != nil {
+			return nil, err
+		}
+		valLoss, valAcc, err := t.validateExported(exported)
 		if err != nil {
 			return nil, err
 		}
@@ -393,14 +429,12 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err := appendMetrics(t.dir, m); err != nil {
 			return nil, err
 		}
+		reached("epoch %d logged", epoch)
 		fmt.Fprintf(t.o.Log, "epoch %d/%d: loss %.4f acc %.4f  val_loss %.4f val_acc %.4f  lr %.3g  %.1fs %.0f img/s\n",
 			epoch, r.Epochs, m.TrainLoss, m.TrainAcc, m.ValLoss, m.ValAcc, m.LR, m.EpochSeconds, m.ImagesPerSecond)
 		st.Epoch, st.Batches, st.PartLoss, st.PartCorrect, st.PartSeen, st.PartSeconds = epoch, 0, 0, 0, 0, 0
 		stop, err := t.endOfEpoch(m)
 		if err != nil {
-			return nil, err
-		}
-		if err := putBack(); err != nil {
 			return nil, err
 		}
 		if err := t.checkpoint(st); err != nil {
@@ -434,57 +468,91 @@ func (t *trainer) lr(st *ckptState) float64 {
 }
 
 // step trains on one batch.
-func (t *trainer) step(b *cifar.Batch, params [][]float32, st *ckptState) error {
-	g, err := t.graph(b.N)
-	if err != nil {
-		return err
-	}
-	loss, logits, err := g.Step(b.X[:b.N*cifar.ImageSize], b.Y[:b.N], t.r.LabelSmoothing, stepSeed(t.r.Seed, st.GlobalStep))
+func (t *trainer) step(b *cifar.Batch, st *ckptState) error {
+	t.lastLR = t.lr(st)
+	res, err := t.be.Step(backend.Batch{X: b.X[:b.N*cifar.ImageSize], Labels: b.Y[:b.N], N: b.N},
+		t.lastLR, st.GlobalStep+1, stepSeed(t.r.Seed, st.GlobalStep))
 	if err != nil {
 		return fmt.Errorf("epoch %d batch %d: %w", st.Epoch+1, b.Index, err)
 	}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return fmt.Errorf("epoch %d batch %d: loss is %g; lower the learning rate", st.Epoch+1, b.Index, loss)
-	}
-	grads, err := g.Grads()
-	if err != nil {
-		return err
-	}
-	if t.r.GradClip > 0 {
-		optim.ClipGlobalNorm(grads, t.r.GradClip)
-	}
-	t.lastLR = t.lr(st)
-	if err := t.opt.Step(params, grads, t.lastLR); err != nil {
-		return err
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		return fmt.Errorf("epoch %d batch %d: loss is %g; lower the learning rate", st.Epoch+1, b.Index, res.Loss)
 	}
 	st.GlobalStep++
-	if t.avg != nil {
-		t.avg.update(st.GlobalStep, st.Slow)
-	}
 	st.Batches = b.Index + 1
-	st.PartLoss += loss * float64(b.N)
-	st.PartCorrect += evaluate.Correct(logits, b.Y[:b.N], g.Classes())
+	st.PartLoss += res.Loss * float64(b.N)
+	st.PartCorrect += res.Correct
 	st.PartSeen += b.N
 	return nil
 }
 
-// validate evaluates the validation set with the running statistics:
-// mean cross-entropy (with the recipe's label smoothing, like Keras and
-// PyTorch report it) and accuracy.
+// pullExported copies the weights that the files hold into net, and
+// returns them: the averaged ones when the recipe averages, else the
+// trained ones.
+func (t *trainer) pullExported() ([][]float32, error) {
+	get := t.be.Params
+	if t.averaging {
+		get = t.be.Averaged
+	}
+	w, err := get()
+	if err != nil {
+		return nil, fmt.Errorf("copy weights from %s: %w", t.be.Device().ID, err)
+	}
+	return w, t.net.Restore(w)
+}
+
+// pullTrained copies the trained weights into net.
+func (t *trainer) pullTrained() error {
+	w, err := t.be.Params()
+	if err != nil {
+		return fmt.Errorf("copy weights from %s: %w", t.be.Device().ID, err)
+	}
+	return t.net.Restore(w)
+}
+
+// validateExported validates the exported weights (pullExported's): with
+// averaging, they take the trained ones' place on the device meanwhile.
+func (t *trainer) validateExported(exported [][]float32) (loss, acc float64, err error) {
+	if t.val.Len() == 0 {
+		return math.NaN(), math.NaN(), nil
+	}
+	if !t.averaging {
+		return t.validate()
+	}
+	fast, err := t.be.Params()
+	if err != nil {
+		return 0, 0, fmt.Errorf("validate: %w", err)
+	}
+	if err := t.be.SetParams(exported); err != nil {
+		return 0, 0, fmt.Errorf("validate: %w", err)
+	}
+	loss, acc, err = t.validate()
+	if perr := t.be.SetParams(fast); perr != nil && err == nil {
+		err = fmt.Errorf("validate: put the trained weights back: %w", perr)
+	}
+	return loss, acc, err
+}
+
+// validate evaluates the validation set with the backend's weights and
+// running statistics: mean cross-entropy (with the recipe's label
+// smoothing, like Keras and PyTorch report it) and accuracy.
 func (t *trainer) validate() (loss, acc float64, err error) {
 	if t.val.Len() == 0 {
 		return math.NaN(), math.NaN(), nil
 	}
+	k := t.classes
 	loader := cifar.NewEvalLoader(t.val, t.r.Batch, t.mean, t.std, t.o.Workers)
 	var sum float64
 	var right, seen int
 	for b := range loader.Epoch(0) {
-		logits, err := t.eval.Forward(b.X[:b.N*cifar.ImageSize], b.N)
+		logits, err := t.be.Forward(b.X[:b.N*cifar.ImageSize], b.N)
+		if err == nil && len(logits) != b.N*k {
+			err = fmt.Errorf("%d logits for %d images of %d classes", len(logits), b.N, k)
+		}
 		if err != nil {
 			loader.Release(b)
 			return 0, 0, fmt.Errorf("validate: %w", err)
 		}
-		k := t.eval.Classes()
 		sum += crossEntropy(logits, b.Y[:b.N], k, t.r.LabelSmoothing)
 		right += evaluate.Correct(logits, b.Y[:b.N], k)
 		seen += b.N
@@ -533,9 +601,19 @@ func (t *trainer) endOfEpoch(m EpochMetrics) (stop bool, err error) {
 	return false, nil
 }
 
-// checkpoint saves the last checkpoint.
+// checkpoint saves the last checkpoint: the trained weights, the
+// optimiser's state and the slow weights, copied from the backend.
 func (t *trainer) checkpoint(st *ckptState) error {
-	st.Optimizer = t.opt.State()
+	if err := t.pullTrained(); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	var err error
+	if st.Optimizer, err = t.be.OptState(); err != nil {
+		return fmt.Errorf("save checkpoint: optimiser state: %w", err)
+	}
+	if st.Slow, err = t.be.Averaged(); err != nil {
+		return fmt.Errorf("save checkpoint: averaged weights: %w", err)
+	}
 	st.WallSeconds = t.wall()
 	return saveCheckpoint(t.dir, t.weightFile(st.Epoch, 0), st)
 }
@@ -548,12 +626,10 @@ func (t *trainer) checkpoint(st *ckptState) error {
 func (t *trainer) writeFinal() error {
 	st := t.st
 	epoch := st.Epoch
-	if t.avg != nil {
-		// Lookahead's last update (airbench: decay 1) is to take the
-		// slow weights; for an EMA they are the result.
-		if err := t.net.Restore(st.Slow); err != nil {
-			return fmt.Errorf("weight averaging: %w", err)
-		}
+	// With averaging, lookahead's last update (airbench: decay 1) is to
+	// take the slow weights; for an EMA they are the result.
+	if _, err := t.pullExported(); err != nil {
+		return fmt.Errorf("final weights: %w", err)
 	}
 	if st.EarlyBest != nil {
 		if err := t.net.Restore(st.EarlyBest); err != nil {
@@ -596,6 +672,7 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 			TrainSeconds: math.Round(t.st.TrainSeconds),
 			WallSeconds:  math.Round(t.wall()),
 			Trainer:      t.cfg.Commit,
+			Device:       strings.Join(t.st.Devices, ", then "),
 			Created:      time.Now().UTC().Format(time.RFC3339),
 		},
 	})

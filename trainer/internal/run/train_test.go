@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 )
 
@@ -27,6 +27,10 @@ import (
 // the JSON Options in the variable, like "trainer train" does, so that a
 // test can kill it.
 const childEnv = "RUN_TEST_TRAIN_OPTIONS"
+
+// killAtEnv names a point (see reached) at which the child kills itself
+// with SIGKILL, as a crash or kill -9 would stop it there.
+const killAtEnv = "RUN_TEST_KILL_AT"
 
 // exitInterrupted is the child's exit status after a clean interruption.
 const exitInterrupted = 3
@@ -45,6 +49,16 @@ func child(js string) int {
 		return 1
 	}
 	o.Log = os.Stderr
+	if at := os.Getenv(killAtEnv); at != "" {
+		reached = func(format string, a ...any) {
+			if fmt.Sprintf(format, a...) == at {
+				if self, err := os.FindProcess(os.Getpid()); err == nil {
+					self.Kill() // SIGKILL
+				}
+				select {} // the signal is on its way
+			}
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if _, err := Train(ctx, o); err != nil {
@@ -146,15 +160,15 @@ type proc struct {
 	err  error         // its exit error, once done
 }
 
-// startChild starts a training process.
-func startChild(t *testing.T, o Options) *proc {
+// startChild starts a training process; env adds to its environment.
+func startChild(t *testing.T, o Options, env ...string) *proc {
 	t.Helper()
 	js, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: exec.Command(os.Args[0], "-test.run=^$"), log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	p.cmd.Env = append(append(os.Environ(), childEnv+"="+string(js)), env...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -292,57 +306,130 @@ func TestTrainingLearns(t *testing.T) {
 	}
 }
 
-// TestResumeAfterKill kills a training process with SIGKILL at a random
-// moment after its first epoch, resumes the run and checks that
-// metrics.csv lost at most the epoch in progress and that the resumed run
-// ends exactly where an uninterrupted one does.
+// TestResumeAfterKill kills training processes with SIGKILL at the
+// points where a crash is hardest to survive (mid-epoch, after an epoch's
+// line reached metrics.csv but before its checkpoint, between a
+// checkpoint's weights and its state), before and after the first
+// checkpoint, resumes each run and checks that it lost at most the epoch
+// in progress and ends exactly where an uninterrupted run does.
 func TestResumeAfterKill(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("needs SIGKILL")
 	}
-	const epochs = 6
+	const epochs = 4 // 8 batches each
 	refDir, want := reference(t, epochs)
-	epochSeconds := want[1].EpochSeconds
+	for _, c := range []struct {
+		at   string
+		rows int // lines in metrics.csv at the kill
+		from int // epoch resumed after; -1: from the start, no checkpoint
+	}{
+		{"epoch 1 batch 3", 0, -1},
+		{"epoch 1 logged", 1, -1},
+		{"checkpoint 1.0 weights", 1, -1},
+		{"epoch 2 batch 5", 1, 1},
+		{"epoch 3 logged", 3, 2},
+		{"checkpoint 3.0 weights", 3, 2},
+	} {
+		t.Run(strings.ReplaceAll(c.at, " ", "_"), func(t *testing.T) {
+			runs := t.TempDir()
+			p := startChild(t, options(t, tinyRecipe(epochs), runs), killAtEnv+"="+c.at)
+			<-p.done
+			var ee *exec.ExitError
+			if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("process ended with %v, want killed at %q:\n%s", p.err, c.at, p.log)
+			}
+			dir := onlyRun(t, runs)
+			before, err := ReadMetrics(dir)
+			if err != nil {
+				t.Fatalf("metrics.csv unreadable after the kill: %v", err)
+			}
+			if len(before) != c.rows {
+				t.Fatalf("%d epochs in metrics.csv after the kill, want %d", len(before), c.rows)
+			}
+			sameMetrics(t, before, want[:len(before)])
+			_, killed, err := loadCheckpoint(dir)
+			switch {
+			case c.from < 0 && !errors.Is(err, errNoCheckpoint):
+				t.Fatalf("checkpoint before the first one was saved: %+v, %v", killed, err)
+			case c.from >= 0 && err != nil:
+				t.Fatal(err)
+			case c.from >= 0 && (killed.Epoch != c.from || killed.Batches != 0):
+				t.Fatalf("checkpoint after epoch %d and %d batches, want after epoch %d", killed.Epoch, killed.Batches, c.from)
+			}
 
+			var resumeLog bytes.Buffer
+			res, err := Train(context.Background(), Options{Resume: dir, Workers: 1, Log: &resumeLog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLog := fmt.Sprintf("resuming %s after epoch %d\n", dir, c.from)
+			if c.from < 0 {
+				wantLog = fmt.Sprintf("resuming %s from the start", dir)
+			}
+			if !strings.Contains(resumeLog.String(), wantLog) {
+				t.Errorf("resume log lacks %q:\n%s", wantLog, resumeLog.String())
+			}
+			// The wall time counts the killed process's time too.
+			if c.from >= 0 && !(killed.WallSeconds > 0 && res.WallSeconds > killed.WallSeconds) {
+				t.Errorf("wall time %.2f s after resuming, %.2f s at the checkpoint", res.WallSeconds, killed.WallSeconds)
+			}
+			if res.Epochs != epochs {
+				t.Errorf("resumed run completed %d epochs, want %d", res.Epochs, epochs)
+			}
+			got, err := ReadMetrics(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameMetrics(t, got, want)
+			sameWeights(t, filepath.Join(dir, FinalFile), filepath.Join(refDir, FinalFile))
+			sameWeights(t, filepath.Join(dir, BestFile), filepath.Join(refDir, BestFile))
+		})
+	}
+}
+
+// TestResumeWithoutCheckpoint resumes a run folder that holds only what a
+// run killed before its first checkpoint leaves: config.json, a metrics
+// line, a torn one, and a checkpoint's weights without their state. It
+// must start over from config.json, emptying metrics.csv first.
+func TestResumeWithoutCheckpoint(t *testing.T) {
+	const epochs = 2
+	refDir, want := reference(t, epochs)
 	runs := t.TempDir()
-	p := startChild(t, options(t, tinyRecipe(epochs), runs))
-	dir := p.waitForEpochs(t, runs, 1)
-	delay := time.Duration(rand.Float64() * 2 * epochSeconds * float64(time.Second))
-	time.Sleep(delay)
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	dir, err := createDir(runs, "tiny", time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	<-p.done
-	before, err := ReadMetrics(dir)
+	data, err := filepath.Abs(dataDir(t))
 	if err != nil {
-		t.Fatalf("metrics.csv unreadable after the kill: %v", err)
+		t.Fatal(err)
 	}
-	t.Logf("killed %v after epoch 1, with %d epochs in metrics.csv", delay, len(before))
-	if len(before) == epochs {
-		t.Skip("the run finished before the kill; nothing to resume")
+	if err := writeConfig(dir, &Config{Recipe: *tinyRecipe(epochs), RecipeSource: "test", Data: data, Workers: 2, Command: "go test"}); err != nil {
+		t.Fatal(err)
 	}
-	sameMetrics(t, before, want[:len(before)])
+	if err := appendMetrics(dir, EpochMetrics{Epoch: 1, TrainLoss: 9, TrainAcc: 0.5, ValLoss: 9, ValAcc: 0.5, LR: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(filepath.Join(dir, MetricsFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteString("2,2.3,0.1") // torn by the crash
+	fh.Close()
+	stray, err := models.ReadFile(filepath.Join(refDir, FinalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := models.WriteFile(filepath.Join(dir, LastWeights), stray); err != nil {
+		t.Fatal(err)
+	}
 
-	_, killed, err := loadCheckpoint(dir)
+	var log bytes.Buffer
+	res, err := Train(context.Background(), Options{Resume: dir, Workers: 2, Log: &log})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("resume without a checkpoint: %v\n%s", err, log.String())
 	}
-	var resumeLog bytes.Buffer
-	res, err := Train(context.Background(), Options{Resume: dir, Workers: 1, Log: &resumeLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The wall time counts the killed process's time too.
-	if !(killed.WallSeconds > 0 && res.WallSeconds > killed.WallSeconds) {
-		t.Errorf("wall time %.2f s after resuming, %.2f s at the checkpoint", res.WallSeconds, killed.WallSeconds)
-	}
-	var from int
-	fmt.Sscanf(resumeLog.String()[strings.Index(resumeLog.String(), "after epoch"):], "after epoch %d", &from)
-	if from < len(before)-1 {
-		t.Errorf("resumed after epoch %d, but %d epochs had completed: more than the epoch in progress lost", from, len(before))
-	}
-	if res.Epochs != epochs {
-		t.Errorf("resumed run completed %d epochs, want %d", res.Epochs, epochs)
+	if !strings.Contains(log.String(), "from the start") || res.Epochs != epochs {
+		t.Errorf("resumed run: %+v, log:\n%s", res, log.String())
 	}
 	got, err := ReadMetrics(dir)
 	if err != nil {
@@ -403,6 +490,9 @@ func TestInterruptSavesMidEpoch(t *testing.T) {
 // weights.
 func TestCheckpointPairs(t *testing.T) {
 	dir := t.TempDir()
+	if _, _, err := loadCheckpoint(dir); !errors.Is(err, errNoCheckpoint) {
+		t.Errorf("empty folder: %v, want errNoCheckpoint", err)
+	}
 	f := func(v float32) *models.File {
 		spec := &models.Spec{Name: "lin", Input: models.Shape{C: 2, H: 1, W: 1},
 			Layers: []models.Layer{{Name: "fc", Type: models.Linear, Units: 2}}}
@@ -441,9 +531,93 @@ func TestCheckpointPairs(t *testing.T) {
 	os.Remove(filepath.Join(dir, LastWeights))
 	os.Rename(filepath.Join(dir, prevState), filepath.Join(dir, LastState))
 	check(2, 2)
-	// A damaged state file is reported, not used.
+	// A damaged state file is reported, not used, and is not taken for
+	// the absence of a checkpoint.
 	os.WriteFile(filepath.Join(dir, LastState), []byte("junk"), 0o644)
-	if _, _, err := loadCheckpoint(dir); err == nil {
-		t.Error("junk state accepted")
+	if _, _, err := loadCheckpoint(dir); err == nil || errors.Is(err, errNoCheckpoint) {
+		t.Errorf("junk state: %v, want an error other than errNoCheckpoint", err)
+	}
+}
+
+// fakeGPU is a CUDA build's GPU that computes on the CPU, to move runs
+// between devices in tests.
+type fakeGPU struct{}
+
+func (fakeGPU) GPUs() ([]backend.GPU, error) {
+	return []backend.GPU{{Index: 0, Name: "Fake GPU"}}, nil
+}
+
+func (fakeGPU) Open(index int, cfg backend.Config) (backend.Backend, error) {
+	b, err := backend.NewCPU(cfg)
+	return onFakeGPU{b}, err
+}
+
+type onFakeGPU struct{ backend.Backend }
+
+func (onFakeGPU) Device() backend.Device {
+	return backend.Device{Kind: "cuda", ID: "cuda:0", Name: "Fake GPU"}
+}
+
+// TestResumeOnAnotherDevice starts a run on a (fake) GPU, interrupts it
+// mid-epoch and resumes it on the CPU: the optimiser's state and the
+// slow weights cross over, the change is logged and recorded, and the
+// result is the uninterrupted run's.
+func TestResumeOnAnotherDevice(t *testing.T) {
+	old := backend.CUDA
+	backend.CUDA = fakeGPU{}
+	t.Cleanup(func() { backend.CUDA = old })
+	const epochs = 2
+	r := tinyFastRecipe(epochs) // lookahead: slow weights in the checkpoint
+	ref, err := Train(context.Background(), options(t, r, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ReadMetrics(ref.Dir)
+
+	runs := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := options(t, tinyFastRecipe(epochs), runs)
+	o.Device = "auto"
+	log := &cancelOn{marker: fmt.Sprintf("epoch 2/%d: 256/512 images", epochs), cancel: cancel}
+	o.Log = log
+	if _, err := Train(ctx, o); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run: %v\n%s", err, log.log.String())
+	}
+	dir := onlyRun(t, runs)
+	if !strings.Contains(log.log.String(), "batches on cuda:0 (Fake GPU)\n") {
+		t.Errorf("auto did not take the GPU:\n%s", log.log.String())
+	}
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Device != "cuda:0" || cfg.DeviceName != "Fake GPU" {
+		t.Fatalf("config.json device %q %q", cfg.Device, cfg.DeviceName)
+	}
+	if _, st, err := loadCheckpoint(dir); err != nil || !slices.Equal(st.Devices, []string{"cuda:0 (Fake GPU)"}) {
+		t.Fatalf("checkpoint devices %v, %v", st.Devices, err)
+	}
+
+	var resumeLog bytes.Buffer
+	if _, err := Train(context.Background(), Options{Resume: dir, Device: "cpu", Workers: 1, Log: &resumeLog}); err != nil {
+		t.Fatal(err)
+	}
+	cpu := backend.CPUDevice().String()
+	if want := "resuming on " + cpu + "; the run was trained on cuda:0 (Fake GPU) before\n"; !strings.Contains(resumeLog.String(), want) {
+		t.Errorf("resume log lacks %q:\n%s", want, resumeLog.String())
+	}
+	got, _ := ReadMetrics(dir)
+	sameMetrics(t, got, want)
+	sameWeights(t, filepath.Join(dir, FinalFile), filepath.Join(ref.Dir, FinalFile))
+	final, err := models.ReadFile(filepath.Join(dir, FinalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, want := final.Meta.Provenance.Device, "cuda:0 (Fake GPU), then "+cpu; d != want {
+		t.Errorf("final.cnw provenance device %q, want %q", d, want)
+	}
+	if cfg, _ := ReadConfig(dir); cfg.Device != "cuda:0" {
+		t.Errorf("resuming rewrote config.json's device to %q", cfg.Device)
 	}
 }
