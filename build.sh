@@ -5,8 +5,17 @@
 #   ./build.sh serve    build, then serve dist/ on http://127.0.0.1:8080
 #   ./build.sh test     build, then run every check and test (what CI runs)
 #   ./build.sh bench    build, then run the benchmarks (see README)
+#   ./build.sh cuda     build bin/trainer-cuda, the GPU trainer (cgo, build tag
+#                       cifarnet_cuda); needs cuda.h and libcuda's link stub:
+#                       CUDA_INCLUDE and CUDA_STUBS, else /usr/local/cuda,
+#                       /usr/include or .cuda/ (./build.sh cuda-headers)
+#   ./build.sh cuda-vet     go vet the cifarnet_cuda build of trainer/...
+#   ./build.sh cuda-tests   build the GPU test binaries into bin/cuda-tests/
+#   ./build.sh cuda-headers (root, Debian) fetch cuda.h and libcuda.so into .cuda/
 #
-# dist/ is self-contained: any static file server can serve it.
+# dist/ is self-contained: any static file server can serve it. bin/trainer
+# needs no CUDA at all; bin/trainer-cuda links libcuda.so.1, so it starts
+# only where the NVIDIA driver is installed, and loads cuBLAS at run time.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -68,8 +77,119 @@ run_tests() {
 	GOOS=js GOARCH=wasm go test -count=1 -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./models/ ./wasm/
 }
 
+# The GPU build. Its tag is not "cuda": that tag would switch
+# gorgonia.org/gorgonia itself to CUDA (cuDNN, cuBLAS 11 linked in).
+cuda_tag=cifarnet_cuda
+
+# cuda_env finds cuda.h and libcuda.so (the link stub) and exports cgo's
+# flags for them.
+cuda_env() {
+	local inc=${CUDA_INCLUDE:-} stubs=${CUDA_STUBS:-} d
+	if [ -z "$inc" ]; then
+		for d in /usr/local/cuda/include /usr/include "$root/.cuda/include"; do
+			if [ -f "$d/cuda.h" ]; then
+				inc=$d
+				break
+			fi
+		done
+	fi
+	if [ -z "$inc" ] || [ ! -f "$inc/cuda.h" ]; then
+		cat >&2 <<-EOF
+			build.sh: cuda.h not found (CUDA_INCLUDE=${CUDA_INCLUDE:-unset}, /usr/local/cuda/include, /usr/include, .cuda/include).
+			Install the CUDA toolkit, set CUDA_INCLUDE and CUDA_STUBS, or on Debian run (as root, ~10 s, 30 MB kept)
+			  ./build.sh cuda-headers
+			which adds 'contrib non-free' to /etc/apt/sources.list.d/debian.sources, runs
+			apt-get download nvidia-cuda-dev libcuda1 and keeps cuda.h and libcuda.so in .cuda/.
+		EOF
+		return 1
+	fi
+	if [ -z "$stubs" ]; then
+		for d in /usr/local/cuda/lib64/stubs /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu/stubs /usr/lib/x86_64-linux-gnu "$root/.cuda/lib"; do
+			if [ -e "$d/libcuda.so" ]; then
+				stubs=$d
+				break
+			fi
+		done
+	fi
+	if [ -z "$stubs" ] || [ ! -e "$stubs/libcuda.so" ]; then
+		echo "build.sh: found $inc/cuda.h but no libcuda.so to link against (CUDA_STUBS=${CUDA_STUBS:-unset}); set CUDA_STUBS to the folder of the toolkit's stubs/libcuda.so, or run ./build.sh cuda-headers" >&2
+		return 1
+	fi
+	export CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -I$inc" CGO_LDFLAGS="-O2 -g -L$stubs"
+}
+
+# cuda_headers fills .cuda/ from two Debian packages: include/cuda.h from
+# nvidia-cuda-dev (a 774 MB download of which tar reads only the first
+# 3 MB: cuda.h comes early, before the static libraries) and lib/libcuda.so
+# from libcuda1, the driver's library (3 MB), to link against and, on a
+# machine without a GPU, to run bin/trainer-cuda up to its "no GPU" line.
+cuda_headers() {
+	if [ -f .cuda/include/cuda.h ] && [ -e .cuda/lib/libcuda.so ]; then
+		log ".cuda/ already has cuda.h and libcuda.so"
+		return 0
+	fi
+	local src=/etc/apt/sources.list.d/debian.sources tmp lib
+	if [ ! -f "$src" ]; then
+		echo "build.sh cuda-headers: $src not found; this fetch is for Debian 12 and later" >&2
+		return 1
+	fi
+	# Both packages are in non-free; the edit is idempotent.
+	sed -i '/^Components:/{/ contrib/!s/$/ contrib/;/ non-free\( \|$\)/!s/$/ non-free/}' "$src"
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	log "apt-get download nvidia-cuda-dev libcuda1"
+	# Update the package lists only when the download needs it.
+	if ! (cd "$tmp" && apt-get download -qq nvidia-cuda-dev libcuda1 >/dev/null 2>&1); then
+		apt-get update -qq
+		(cd "$tmp" && apt-get download -qq nvidia-cuda-dev libcuda1 >/dev/null 2>&1) || {
+			echo "build.sh cuda-headers: apt-get download nvidia-cuda-dev libcuda1 failed" >&2
+			return 1
+		}
+	fi
+	rm -rf .cuda.new
+	mkdir -p .cuda.new/include .cuda.new/lib "$tmp/x"
+	# --occurrence stops tar once cuda.h is out, which kills dpkg-deb
+	# with SIGPIPE: the pipeline's status says nothing, the file does.
+	dpkg-deb --fsys-tarfile "$tmp"/nvidia-cuda-dev_*.deb 2>/dev/null |
+		tar -x -C "$tmp/x" --occurrence ./usr/include/cuda.h || true
+	dpkg-deb --fsys-tarfile "$tmp"/libcuda1_*.deb | tar -x -C "$tmp/x" --wildcards './usr/lib/*/libcuda.so.*'
+	lib=$(find "$tmp/x/usr/lib" -name 'libcuda.so.*.*' | head -n1)
+	if [ ! -f "$tmp/x/usr/include/cuda.h" ] || [ -z "$lib" ]; then
+		echo "build.sh cuda-headers: cuda.h or libcuda.so.* missing from the packages" >&2
+		return 1
+	fi
+	mv "$tmp/x/usr/include/cuda.h" .cuda.new/include/
+	mv "$lib" .cuda.new/lib/
+	ln -s "$(basename "$lib")" .cuda.new/lib/libcuda.so.1
+	ln -s libcuda.so.1 .cuda.new/lib/libcuda.so
+	rm -rf .cuda
+	mv .cuda.new .cuda
+	log ".cuda/: cuda.h of CUDA $(awk '/^#define CUDA_VERSION/ { printf "%d.%d", $3 / 1000, $3 % 1000 / 10 }' .cuda/include/cuda.h), $(basename "$lib")"
+}
+
+build_cuda() {
+	cuda_env
+	log "go build -tags $cuda_tag bin/trainer-cuda"
+	mkdir -p bin
+	GOEXPERIMENT=$native_goexperiment go build -trimpath -tags "$cuda_tag" -o bin/trainer-cuda ./trainer
+}
+
 case "${1:-build}" in
 build) build ;;
+cuda) build_cuda ;;
+cuda-vet)
+	cuda_env
+	log "go vet -tags $cuda_tag ./trainer/..."
+	GOEXPERIMENT=$native_goexperiment go vet -tags "$cuda_tag" ./trainer/...
+	;;
+cuda-tests)
+	cuda_env
+	log "go test -c -tags $cuda_tag: bin/cuda-tests/{driver,preflight}.test"
+	mkdir -p bin/cuda-tests
+	GOEXPERIMENT=$native_goexperiment go test -c -trimpath -tags "$cuda_tag" -o bin/cuda-tests/driver.test ./trainer/internal/cuda/driver
+	GOEXPERIMENT=$native_goexperiment go test -c -trimpath -tags "$cuda_tag" -o bin/cuda-tests/preflight.test ./trainer/internal/cuda/driver/preflight
+	;;
+cuda-headers) cuda_headers ;;
 serve)
 	build
 	exec bin/server --dist dist "${@:2}"
@@ -82,7 +202,7 @@ bench)
 	build
 	exec bench/run.sh "${@:2}"
 	;;
--h | --help | help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
 	echo "build.sh: unknown command ${1}; see ./build.sh --help" >&2
 	exit 2
