@@ -1,14 +1,21 @@
 #!/usr/bin/python3
-"""PyTorch half of bench/train_vs_pytorch.sh: training-step throughput.
+"""PyTorch half of bench/train_vs_pytorch.sh and bench/gpu.sh: training-step throughput.
 
 Builds the network of a spec JSON (models/testdata/reference/<preset>.spec.json)
 as an nn.Module with the layer semantics of reference.py, then times full
 training steps (forward in train mode with batch statistics and active
 dropout, cross-entropy, backward, Adam update) on one batch of random
-N(0, 1) NCHW float32 images, the same kind of input the Go benchmark
-BenchmarkTrainThroughput uses. Prints one JSON line with images/s.
+N(0, 1) NCHW float32 images, the same kind of input the Go benchmarks
+BenchmarkTrainThroughput (CPU) and BenchmarkStep (GPU, package
+trainer/internal/cuda/driver) use. Prints one JSON line with images/s.
 
   /usr/bin/python3 bench/pytorch_train.py --spec models/testdata/reference/keras-cnn.spec.json --batch 128
+  python3 bench/pytorch_train.py --device cuda --spec ... --batch 512
+
+On --device cuda the math is pedantic float32 like ours: TF32 is off for
+matmuls and cuDNN convolutions (--tf32 turns it on), cuDNN's autotuner is
+off (--cudnn-benchmark turns it on), and the timing synchronises the GPU
+before starting and stopping the clock.
 """
 import argparse
 import json
@@ -128,27 +135,46 @@ def main():
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--steps", type=int, default=10, help="timed steps")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    ap.add_argument("--rounds", type=int, default=1, help="timed rounds of --steps steps; images_per_s is their median")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--tf32", action="store_true", help="cuda: allow TF32 in matmuls and convolutions")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="cuda: let cuDNN autotune its algorithms")
     args = ap.parse_args()
-    if args.batch <= 0 or args.steps <= 0 or args.warmup < 0 or args.threads <= 0:
-        sys.exit("batch, steps and threads must be positive and warmup not negative")
+    if args.batch <= 0 or args.steps <= 0 or args.rounds <= 0 or args.warmup < 0 or args.threads <= 0:
+        sys.exit("batch, steps, rounds and threads must be positive and warmup not negative")
 
     with open(args.spec) as f:
         doc = json.load(f)
     spec = doc.get("spec", doc)
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA GPU")
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    elif args.tf32 or args.cudnn_benchmark:
+        sys.exit("--tf32 and --cudnn-benchmark need --device cuda")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     model = SpecNet(spec)
     check_sizes(model, doc.get("params"))
-    model = model.to(memory_format=fmt).train()
+    model = model.to(device=device, memory_format=fmt).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     inp = spec["input"]
-    x = torch.randn(args.batch, inp["c"], inp["h"], inp["w"]).contiguous(memory_format=fmt)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, inp["c"], inp["h"], inp["w"]).contiguous(memory_format=fmt).to(device)
+    y = torch.randint(0, 10, (args.batch,)).to(device)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -159,16 +185,27 @@ def main():
 
     for _ in range(args.warmup):
         step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        loss = step()
-    loss.item()  # CPU ops are synchronous; this just uses the result
-    secs = time.perf_counter() - start
-    print(json.dumps({
+    sync()
+    rounds = []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            loss = step()
+        loss.item()  # waits for the GPU; CPU ops are synchronous
+        sync()
+        rounds.append(time.perf_counter() - start)
+    secs = sorted(rounds)[len(rounds) // 2]
+    out = {
         "framework": "pytorch", "torch": torch.__version__, "spec": spec["name"], "batch": args.batch,
         "steps": args.steps, "threads": torch.get_num_threads(), "memory_format": args.memory_format,
-        "seconds": round(secs, 4), "images_per_s": round(args.steps * args.batch / secs, 2),
-    }))
+        "device": str(device), "seconds": round(secs, 4), "images_per_s": round(args.steps * args.batch / secs, 2),
+        "rounds_images_per_s": [round(args.steps * args.batch / r, 2) for r in rounds],
+    }
+    if cuda:
+        out.update({"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda,
+                    "cudnn": torch.backends.cudnn.version(), "tf32": args.tf32,
+                    "cudnn_benchmark": args.cudnn_benchmark})
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
