@@ -86,7 +86,7 @@ func printInfo(w io.Writer, path string, size int64, f *models.File) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  #\tname\ttype\toutput\t%*s\n", width, "params")
 	for i, l := range spec.Layers {
-		fmt.Fprintf(tw, "%3d\t%s\t%s\t%v\t%*s\n", i, l.Name, l.Type, shapes[i], width, counts[i])
+		fmt.Fprintf(tw, "%3d\t%s\t%s\t%s\t%*s\n", i, l.Name, l.Type, shapeText(shapes[i]), width, counts[i])
 	}
 	tw.Flush()
 
@@ -175,4 +175,13 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// shapeText writes a layer's output shape: "64×16×16", or "256" for a
+// vector (flatten, linear, pooled outputs).
+func shapeText(s models.Shape) string {
+	if s.H == 1 && s.W == 1 {
+		return fmt.Sprint(s.C)
+	}
+	return s.String()
 }

@@ -87,8 +87,8 @@ CPU; "trainer devices" lists them.`, strings.Join(recipes.Names(), ", ")))
 	if res.StoppedEarly {
 		how = "stopped early"
 	}
-	fmt.Fprintf(e.stdout, "%s after %d epochs in %.1f min; best epoch %d (%s %.4f) in %s\n",
-		how, res.Epochs, res.WallSeconds/60, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
+	fmt.Fprintf(e.stdout, "%s after %s in %.1f min; best epoch %d (%s %.4f) in %s\n",
+		how, training.Count(res.Epochs, "epoch", "epochs"), res.WallSeconds/60, res.BestEpoch, res.Monitor, res.BestMetric, filepath.Join(res.Dir, training.BestFile))
 	if res.ValTTAAccuracy > 0 {
 		fmt.Fprintf(e.stdout, "%s: validation accuracy %.4f with test-time augmentation\n",
 			filepath.Join(res.Dir, training.FinalFile), res.ValTTAAccuracy)

@@ -84,7 +84,7 @@ func FindDir(dir string) (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("cifar: no CIFAR-10 binary files in %s or %s", dir, filepath.Join(dir, DirName))
+	return "", fmt.Errorf("cifar: no CIFAR-10 binary files in %s or %s: fetch them with \"trainer download --data %s\", or name the folder that holds data_batch_1.bin with --data", dir, filepath.Join(dir, DirName), dir)
 }
 
 // Load reads the five training batches and the test batch. dir is the

@@ -311,3 +311,12 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// TestFindDirSaysWhatToDo: a folder without the data says how to get it.
+func TestFindDirSaysWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	_, err := FindDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "trainer download --data "+dir) || !strings.Contains(err.Error(), "--data") {
+		t.Errorf("FindDir(empty folder): %v", err)
+	}
+}

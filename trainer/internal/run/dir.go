@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,7 +114,12 @@ type EpochMetrics struct {
 var metricsHeader = []string{"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second"}
 
 func (m EpochMetrics) record() []string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 8, 64) }
+	f := func(x float64) string {
+		if math.IsNaN(x) {
+			return "" // no validation set
+		}
+		return strconv.FormatFloat(x, 'g', 8, 64)
+	}
 	return []string{strconv.Itoa(m.Epoch), f(m.TrainLoss), f(m.TrainAcc), f(m.ValLoss), f(m.ValAcc),
 		f(m.LR), strconv.FormatFloat(m.EpochSeconds, 'f', 3, 64), strconv.FormatFloat(m.ImagesPerSecond, 'f', 1, 64)}
 }
@@ -173,6 +179,10 @@ func ReadMetrics(dir string) ([]EpochMetrics, error) {
 		}
 		var v [8]float64
 		for j, s := range row {
+			if s == "" {
+				v[j] = math.NaN() // no validation set
+				continue
+			}
 			if v[j], err = strconv.ParseFloat(s, 64); err != nil {
 				return nil, fmt.Errorf("read metrics: line %d: %w", i+1, err)
 			}

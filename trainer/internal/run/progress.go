@@ -16,12 +16,18 @@ type progress struct {
 	label      string
 	total      int
 	done       int
+	resumed    int // images done before this process: not in the rate
 	nextReport int
 	start      time.Time
 }
 
-func newProgress(w io.Writer, tty bool, epoch, epochs, images int) *progress {
-	p := &progress{w: w, label: fmt.Sprintf("epoch %d/%d", epoch, epochs), total: images, start: time.Now()}
+// newProgress starts an epoch's report with resumed of its images
+// already done by an earlier process.
+func newProgress(w io.Writer, tty bool, epoch, epochs, images, resumed int) *progress {
+	p := &progress{w: w, label: fmt.Sprintf("epoch %d/%d", epoch, epochs), total: images, done: resumed, resumed: resumed, start: time.Now()}
+	if resumed > 0 {
+		p.label += fmt.Sprintf(" (resumed at %d)", resumed)
+	}
 	if tty {
 		p.bar = progressbar.NewOptions(images,
 			progressbar.OptionSetWriter(w),
@@ -34,8 +40,12 @@ func newProgress(w io.Writer, tty bool, epoch, epochs, images int) *progress {
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionSetRenderBlankState(true), // starts the clock for images/s
 		)
+		if resumed > 0 {
+			// The bar's rate and ETA count only what this process does.
+			p.bar.ChangeMax(images - resumed)
+		}
 	}
-	p.nextReport = images / 10
+	p.nextReport = resumed + images/10
 	return p
 }
 
@@ -50,7 +60,7 @@ func (p *progress) add(n int) {
 		return
 	}
 	if p.done >= p.nextReport && p.done < p.total {
-		rate := float64(p.done) / time.Since(p.start).Seconds()
+		rate := float64(p.done-p.resumed) / time.Since(p.start).Seconds()
 		eta := time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second)
 		fmt.Fprintf(p.w, "%s: %d/%d images, %.0f img/s, ETA %v\n", p.label, p.done, p.total, rate, eta)
 		p.nextReport = p.done + p.total/10
@@ -62,4 +72,12 @@ func (p *progress) finish() {
 	if p.bar != nil {
 		p.bar.Finish()
 	}
+}
+
+// Count writes n with the singular or plural noun: "1 epoch", "3 epochs".
+func Count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return fmt.Sprintf("%d %s", n, plural)
 }

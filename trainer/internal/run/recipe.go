@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -167,7 +168,7 @@ func (r *Recipe) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, a ...any) {
 		if !ok {
-			errs = append(errs, fmt.Errorf(format, a...))
+			errs = append(errs, withFlag(fmt.Errorf(format, a...)))
 		}
 	}
 	check(r.Epochs > 0, "epochs %d: must be positive", r.Epochs)
@@ -234,6 +235,18 @@ func (r *Recipe) Validate() error {
 		return fmt.Errorf("recipe %s: %w", r.Name, err)
 	}
 	return nil
+}
+
+// withFlag names the command-line flag that sets the recipe field an
+// error starts with ("lr_schedule.warmup_epochs 2.3: …"), so that the
+// message says how to fix it.
+func withFlag(err error) error {
+	path, _, _ := strings.Cut(err.Error(), " ")
+	paths, _ := recipeFields()
+	if !slices.Contains(paths, path) {
+		return err
+	}
+	return fmt.Errorf("%w (flag --%s)", err, flagName(path))
 }
 
 // Architecture returns the recipe's network: the inline spec or the
@@ -404,16 +417,30 @@ func (v overrideValue) Set(s string) error {
 	return nil
 }
 
-// Apply sets the overridden fields of r.
+// Apply sets the overridden fields of r. When it changes the number of
+// epochs, the parts of the recipe counted in epochs (the learning-rate
+// warm-up, the whitening bias's training) scale with it unless they are
+// overridden too, so that --epochs keeps the recipe's shape.
 func (o Overrides) Apply(r *Recipe) error {
 	paths := make([]string, 0, len(o))
 	for p := range o {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	epochs := r.Epochs
 	for _, p := range paths {
 		if err := setPath(r, p, o[p]); err != nil {
 			return fmt.Errorf("--%s: %w", flagName(p), err)
+		}
+	}
+	if _, set := o["epochs"]; set && epochs > 0 && r.Epochs > 0 && r.Epochs != epochs {
+		f := float64(r.Epochs) / float64(epochs)
+		if _, set := o["lr_schedule.warmup_epochs"]; !set && r.Schedule.WarmupEpochs > 0 {
+			r.Schedule.WarmupEpochs = math.Round(r.Schedule.WarmupEpochs*f*100) / 100
+		}
+		if _, set := o["whiten.bias_epochs"]; !set && r.Whiten.BiasEpochs > 0 {
+			// At least one epoch: 0 would mean "train it throughout".
+			r.Whiten.BiasEpochs = min(r.Epochs, max(1, int(math.Round(float64(r.Whiten.BiasEpochs)*f))))
 		}
 	}
 	return nil

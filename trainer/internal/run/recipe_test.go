@@ -104,3 +104,41 @@ func TestRecipeFlagsOverrideEveryField(t *testing.T) {
 		t.Error("--epochs many accepted")
 	}
 }
+
+// TestEpochsScaleTheSchedule: --epochs keeps the recipe's shape (warm-up
+// and whitening-bias epochs scale with it) unless those are set too, and
+// a field out of range names the flag that sets it.
+func TestEpochsScaleTheSchedule(t *testing.T) {
+	for _, c := range []struct {
+		o      Overrides
+		warmup float64
+		bias   int
+	}{
+		{Overrides{"epochs": "1"}, 0.23, 1},
+		{Overrides{"epochs": "20"}, 4.6, 6},
+		{Overrides{"epochs": "20", "lr_schedule.warmup_epochs": "1", "whiten.bias_epochs": "2"}, 1, 2},
+		{Overrides{"seed": "2"}, 2.3, 3},
+	} {
+		r, err := LoadRecipe("fast")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.o.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Schedule.WarmupEpochs != c.warmup || r.Whiten.BiasEpochs != c.bias {
+			t.Errorf("%v: warm-up %g epochs, bias %d, want %g and %d", c.o, r.Schedule.WarmupEpochs, r.Whiten.BiasEpochs, c.warmup, c.bias)
+		}
+		if err := r.Validate(); err != nil {
+			t.Errorf("%v: %v", c.o, err)
+		}
+	}
+	r, _ := LoadRecipe("fast")
+	if err := (Overrides{"epochs": "2", "lr_schedule.warmup_epochs": "3"}).Apply(r); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Validate()
+	if err == nil || !strings.Contains(err.Error(), "(flag --lr-schedule-warmup-epochs)") {
+		t.Errorf("warm-up longer than the run: %v", err)
+	}
+}

@@ -365,16 +365,15 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	aug := cifar.Augment{Crop: r.Augment.Crop, Flip: r.Augment.Flip, Translate: r.Augment.Translate, AlternateFlip: r.Augment.AlternateFlip, JPEG: r.Augment.JPEG.cifar()}
 	loader := cifar.NewLoader(t.train, r.Batch, aug, t.mean, t.std, r.Seed, t.o.Workers)
 	loader.DropLast = r.DropLast
-	fmt.Fprintf(t.o.Log, "run %s: %s on %d training and %d validation images, %d epochs of %d batches on %s\n",
-		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), r.Epochs, t.batches, t.be.Device())
+	fmt.Fprintf(t.o.Log, "run %s: %s on %d training and %d validation images, %s of %s on %s\n",
+		t.dir, t.net.Spec().Name, t.train.Len(), t.val.Len(), Count(r.Epochs, "epoch", "epochs"), Count(t.batches, "batch", "batches"), t.be.Device())
 	for epoch := st.Epoch + 1; epoch <= r.Epochs; epoch++ {
 		start := time.Now()
 		images := t.train.Len()
 		if r.DropLast {
 			images = t.batches * r.Batch
 		}
-		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, images)
-		prog.add(st.PartSeen)
+		prog := newProgress(t.o.Log, t.o.TTY, epoch, r.Epochs, images, st.PartSeen)
 		if err := t.be.SetScales(t.lrScales(epoch)); err != nil {
 			return nil, fmt.Errorf("epoch %d: %w", epoch, err)
 		}
@@ -430,8 +429,12 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		reached("epoch %d logged", epoch)
-		fmt.Fprintf(t.o.Log, "epoch %d/%d: loss %.4f acc %.4f  val_loss %.4f val_acc %.4f  lr %.3g  %.1fs %.0f img/s\n",
-			epoch, r.Epochs, m.TrainLoss, m.TrainAcc, m.ValLoss, m.ValAcc, m.LR, m.EpochSeconds, m.ImagesPerSecond)
+		val := fmt.Sprintf("val_loss %.4f val_acc %.4f", m.ValLoss, m.ValAcc)
+		if math.IsNaN(m.ValLoss) {
+			val = "no validation set"
+		}
+		fmt.Fprintf(t.o.Log, "epoch %d/%d: loss %.4f acc %.4f  %s  lr %.3g  %.1fs %.0f img/s\n",
+			epoch, r.Epochs, m.TrainLoss, m.TrainAcc, val, m.LR, m.EpochSeconds, m.ImagesPerSecond)
 		st.Epoch, st.Batches, st.PartLoss, st.PartCorrect, st.PartSeen, st.PartSeconds = epoch, 0, 0, 0, 0, 0
 		stop, err := t.endOfEpoch(m)
 		if err != nil {
@@ -441,8 +444,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		if stop {
-			fmt.Fprintf(t.o.Log, "early stopping: no %s improvement for %d epochs (best epoch %d)\n",
-				r.EarlyStopping.Monitor, r.EarlyStopping.Patience, st.Early.BestEpoch)
+			fmt.Fprintf(t.o.Log, "early stopping: no %s improvement for %s (best epoch %d)\n",
+				r.EarlyStopping.Monitor, Count(r.EarlyStopping.Patience, "epoch", "epochs"), st.Early.BestEpoch)
 			res.StoppedEarly = true
 			break
 		}

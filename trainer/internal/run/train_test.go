@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -619,5 +620,26 @@ func TestResumeOnAnotherDevice(t *testing.T) {
 	}
 	if cfg, _ := ReadConfig(dir); cfg.Device != "cuda:0" {
 		t.Errorf("resuming rewrote config.json's device to %q", cfg.Device)
+	}
+}
+
+// TestMetricsWithoutValidation: a run without a validation set leaves the
+// CSV's validation cells empty, and reads them back as NaN.
+func TestMetricsWithoutValidation(t *testing.T) {
+	dir := t.TempDir()
+	m := EpochMetrics{Epoch: 1, TrainLoss: 1.5, TrainAcc: 0.4, ValLoss: math.NaN(), ValAcc: math.NaN(), LR: 0.1, EpochSeconds: 2, ImagesPerSecond: 100}
+	if err := appendMetrics(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "\n1,1.5,0.4,,,0.1,") || strings.Contains(string(data), "NaN") {
+		t.Errorf("metrics.csv:\n%s", data)
+	}
+	got, err := ReadMetrics(dir)
+	if err != nil || len(got) != 1 || !math.IsNaN(got[0].ValLoss) || !math.IsNaN(got[0].ValAcc) || got[0].TrainLoss != 1.5 {
+		t.Errorf("read back %+v, %v", got, err)
 	}
 }
