@@ -71,7 +71,10 @@ wait_folder() {
 # train_and_kill RUNS MS starts a training run under RUNS and SIGKILLs it
 # MS milliseconds after its run folder appeared.
 train_and_kill() {
-	train "$1" >"$1.log" 2>&1 &
+	# The trainer itself in the background (not a shell function, whose
+	# subshell would take the signal instead).
+	# shellcheck disable=SC2046
+	"$work/bin/trainer" $(train_args "$1") >"$1.log" 2>&1 &
 	local pid=$!
 	wait_folder "$1"
 	sleep "$(awk -v ms="$2" 'BEGIN { printf "%.3f", ms / 1000 }')"
@@ -83,7 +86,10 @@ train_and_kill() {
 weights() { "$work/bin/cnwsum" "$1/final.cnw" "$1/best.cnw" 2>&1 | awk '{ print $1 }' | xargs; }
 
 epochs=40
-train() { "$work/bin/trainer" train --recipe bench/reliability/tiny.json --epochs $epochs --workers 2 --data "$data" --runs "$1"; }
+train_args() { echo "train --recipe bench/reliability/tiny.json --epochs $epochs --workers 2 --data $data --runs $1"; }
+train() { # shellcheck disable=SC2046
+	"$work/bin/trainer" $(train_args "$1")
+}
 
 reference() {
 	[ -n "${ref:-}" ] && return 0

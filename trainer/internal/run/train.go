@@ -98,6 +98,7 @@ type trainer struct {
 	valTTA    float64   // validation accuracy of final.cnw with TTA
 	started   time.Time // when this command began
 	wallBase  float64   // wall seconds of the run's earlier commands
+	unlock    func()    // releases the run folder's lock
 }
 
 // wall is the run's wall time so far, in seconds.
@@ -105,6 +106,12 @@ func (t *trainer) wall() float64 { return t.wallBase + time.Since(t.started).Sec
 
 func setup(o Options) (t *trainer, err error) {
 	t = &trainer{o: o, started: time.Now()}
+	tr := t // t is nil in an error's return
+	defer func() {
+		if err != nil && tr.unlock != nil {
+			tr.unlock()
+		}
+	}()
 	if o.Log == nil {
 		t.o.Log = io.Discard
 	}
@@ -127,6 +134,9 @@ func setup(o Options) (t *trainer, err error) {
 			return nil, err
 		}
 		t.dir, t.cfg = o.Resume, cfg
+		if t.unlock, err = lockRun(t.dir); err != nil {
+			return nil, err
+		}
 	} else {
 		if o.Recipe == nil {
 			return nil, errors.New("train: no recipe")
@@ -220,6 +230,9 @@ func setup(o Options) (t *trainer, err error) {
 	default:
 		t.cfg.Device, t.cfg.DeviceName = t.be.Device().ID, t.be.Device().Name
 		if t.dir, err = createDir(o.Runs, t.r.Name, time.Now()); err != nil {
+			return nil, err
+		}
+		if t.unlock, err = lockRun(t.dir); err != nil {
 			return nil, err
 		}
 		if err := writeConfig(t.dir, t.cfg); err != nil {
@@ -348,6 +361,7 @@ func (t *trainer) restore(st *ckptState) error {
 
 func (t *trainer) close() {
 	t.be.Close()
+	t.unlock()
 }
 
 // stepSeed derives the dropout seed of a training step.

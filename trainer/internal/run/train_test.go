@@ -643,3 +643,35 @@ func TestMetricsWithoutValidation(t *testing.T) {
 		t.Errorf("read back %+v, %v", got, err)
 	}
 }
+
+// TestResumeRefusedWhileRunning: a second trainer on a run folder that
+// another process is training in stops at once and says why, touching
+// nothing; once the folder is free, the resume works.
+func TestResumeRefusedWhileRunning(t *testing.T) {
+	runs := t.TempDir()
+	if _, err := Train(context.Background(), options(t, tinyRecipe(1), runs)); err != nil {
+		t.Fatal(err)
+	}
+	dir := onlyRun(t, runs)
+	before, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockRun(dir) // the other process
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Train(context.Background(), Options{Resume: dir, Epochs: 2, Workers: 1})
+	if err == nil || !strings.Contains(err.Error(), "in use by another trainer process") {
+		t.Fatalf("resume of a locked run: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if !bytes.Equal(before, after) {
+		t.Error("the refused resume changed metrics.csv")
+	}
+	unlock()
+	res, err := Train(context.Background(), Options{Resume: dir, Epochs: 2, Workers: 1})
+	if err != nil || res.Epochs != 2 {
+		t.Fatalf("resume after the lock was released: %+v, %v", res, err)
+	}
+}
