@@ -38,6 +38,7 @@ type Provenance struct {
 	WallSeconds    float64 `json:"wall_seconds,omitempty"`  // the whole train command, set-up included, summed over resumes
 	Trainer        string  `json:"trainer,omitempty"`       // trainer version or commit
 	Device         string  `json:"device,omitempty"`        // where it was trained, e.g. "cuda:0 (NVIDIA H200)"
+	BaseModel      string  `json:"base_model,omitempty"`    // fine-tuned from: the base file's name and SHA-256
 	Created        string  `json:"created,omitempty"`       // UTC, RFC 3339
 	Notes          string  `json:"notes,omitempty"`
 }

@@ -1,0 +1,146 @@
+package finetune
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cifarnet-go/cifarnet/models"
+)
+
+func dataDir(t *testing.T) string {
+	dir := os.Getenv("CIFAR10_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "cifar10", "cifar-10-batches-bin")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "test_batch.bin")); err != nil {
+		t.Skipf("CIFAR-10 not found (set CIFAR10_DIR): %v", err)
+	}
+	return dir
+}
+
+// images returns the first per images of each wanted CIFAR-10 test class
+// after skip, normalised for base, with labels 0..len(want)-1.
+func images(t *testing.T, base *models.File, want []int, skip, per int) ([]float32, []int) {
+	data, err := os.ReadFile(filepath.Join(dataDir(t), "test_batch.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rec = 3073
+	seen := map[int]int{}
+	var x []float32
+	var labels []int
+	norm := base.Meta.Normalization
+	for r := 0; r+rec <= len(data); r += rec {
+		c := slices.Index(want, int(data[r]))
+		if c < 0 {
+			continue
+		}
+		seen[c]++
+		if seen[c] <= skip || seen[c] > skip+per {
+			continue
+		}
+		for ch := range 3 {
+			for _, v := range data[r+1+ch*1024 : r+1+(ch+1)*1024] {
+				x = append(x, (float32(v)/255-norm.Mean[ch])/norm.Std[ch])
+			}
+		}
+		labels = append(labels, c)
+	}
+	return x, labels
+}
+
+func shipped(t *testing.T) (*models.File, []byte) {
+	path := filepath.Join("..", "zoo", "cifarnet-fast", "cifarnet-fast.int8.cnw")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := models.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, data
+}
+
+// TestHeadOnKnownClasses: three CIFAR-10 classes, 20 images each, a new
+// head on the shipped model's features; the new weight file classifies
+// 100 held-out images per class through the ordinary forward pass.
+// (The hardest trio, cat/dog/horse, scores about 85 %: bench/RESULTS.md.)
+func TestHeadOnKnownClasses(t *testing.T) {
+	base, data := shipped(t)
+	want := []int{2, 4, 6} // bird, deer, frog
+	x, labels := images(t, base, want, 0, 20)
+	ex, err := NewExtractor(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, dim, err := ex.Features(x, len(labels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := 0
+	head, err := Train(rows, dim, labels, len(want), Options{Seed: 1}, func(int, float64) bool { losses++; return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Options{}).Defaults().Epochs; losses != want {
+		t.Errorf("progress called %d times", losses)
+	}
+	classes := []string{"bird", "deer", "frog"}
+	f, err := ex.NewFile(head, classes, "cifarnet-fast.int8.cnw", data, models.Provenance{Dataset: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Through the file format and the ordinary forward pass.
+	path := filepath.Join(t.TempDir(), "animals.cnw")
+	if err := models.WriteFile(path, f); err != nil {
+		t.Fatal(err)
+	}
+	back, err := models.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.Meta.Classes, classes) || back.Meta.Provenance.BaseModel == "" {
+		t.Errorf("classes %v, base %q", back.Meta.Classes, back.Meta.Provenance.BaseModel)
+	}
+	m, err := models.NewModel(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, tl := images(t, base, want, 20, 100)
+	probs, err := m.NewPredictor().PredictBatch(tx, len(tl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	correct := 0
+	for i, l := range tl {
+		row := probs[i*3 : (i+1)*3]
+		if slices.Index(row, slices.Max(row)) == l {
+			correct++
+		}
+	}
+	acc := float64(correct) / float64(len(tl))
+	t.Logf("3 classes × 20 training images: %.1f %% of %d held-out images", 100*acc, len(tl))
+	if acc < 0.85 {
+		t.Errorf("accuracy %.3f on held-out images, want ≥ 0.85", acc)
+	}
+}
+
+func TestTrainRefusesBadInput(t *testing.T) {
+	rows := []float32{1, 2, 3, 4}
+	for _, c := range []struct {
+		labels  []int
+		classes int
+	}{
+		{[]int{0, 1}, 1},
+		{[]int{0, 2}, 2},
+		{[]int{0}, 2},
+		{[]int{0, 1}, MaxClasses + 1},
+	} {
+		if _, err := Train(rows, 2, c.labels, c.classes, Options{}, nil); err == nil {
+			t.Errorf("labels %v of %d classes: no error", c.labels, c.classes)
+		}
+	}
+}
