@@ -25,13 +25,21 @@ named after its JSON path, e.g. --lr-schedule-patience 4 for
 "lr_schedule": {"patience": 4}. Ctrl-C stops after the current step and saves
 a checkpoint; --resume RUN continues a run where it stopped, on any device.
 --device auto trains on the first GPU of a CUDA build and otherwise on the
-CPU; "trainer devices" lists them.`, strings.Join(recipes.Names(), ", ")))
+CPU; "trainer devices" lists them.
+
+--init W.cnw --freeze head-only --data FOLDER teaches a trained model new
+classes from an image folder (FOLDER/<class>/<images>, or FOLDER/train and
+FOLDER/val): the images go through W once and a new classifier head is
+trained on their features; writes --out (default RUNS/<UTC time>-teach/
+final.cnw). Example:
+  trainer train --init models/zoo/cifarnet-fast/cifarnet-fast.cnw --freeze head-only --data my-photos`, strings.Join(recipes.Names(), ", ")))
 	recipe := fs.String("recipe", "", "built-in recipe `NAME` or recipe FILE.json")
 	resume := fs.String("resume", "", "continue the run in folder `RUN`")
 	runs := fs.String("runs", "runs", "`DIR` in which run folders are created")
 	workers := fs.Int("workers", min(runtime.NumCPU(), 4), "data-loading goroutines")
 	device := fs.String("device", backend.Auto, "`DEVICE` to train on: auto, cpu, cuda or cuda:N (see trainer devices)")
 	data := dataFlag(fs)
+	tf := teachFlags(fs)
 	overrides := training.RecipeFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -47,6 +55,12 @@ CPU; "trainer devices" lists them.`, strings.Join(recipes.Names(), ", ")))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *tf.init != "" || set["freeze"] {
+		if *recipe != "" || *resume != "" || len(overrides) > 0 {
+			return usagef("--init fine-tunes with its own settings: no --recipe, --resume or recipe flags")
+		}
+		return runTeach(e, tf, *data, *runs, args)
+	}
 	o := training.Options{
 		Runs: *runs, Workers: *workers, Command: commandLine("train", args), Device: *device,
 		Log: e.stderr, TTY: e.stderrTTY,

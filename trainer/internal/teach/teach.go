@@ -1,0 +1,189 @@
+// Package teach fine-tunes a trained network on an image folder with the
+// backbone frozen: the images go through the base model once, a new
+// classifier head is trained on their features (models/finetune, the code
+// the page's teach mode runs too), and the result is an ordinary weight
+// file with the folder's class names.
+package teach
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/finetune"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
+)
+
+// Options say what to fine-tune on.
+type Options struct {
+	Base    string  // the base weight file
+	Data    string  // the image folder
+	Out     string  // the weight file to write (must not exist)
+	HoldOut float64 // share of each class held out when the folder has no val/ (default 0.2)
+	Seed    uint64
+	// SkipUnreadable skips files that do not decode (each named in the
+	// log) instead of stopping at the first.
+	SkipUnreadable bool
+	Head           finetune.Options
+	Command        string // recorded in the provenance
+	Trainer        string // trainer version, recorded in the provenance
+	Log            io.Writer
+}
+
+// Result reports what was trained.
+type Result struct {
+	Out          string
+	Classes      []string
+	Train, Held  int      // images used
+	HeldAccuracy float64  // on the held-out images
+	Skipped      []string // unreadable files skipped
+	Seconds      float64
+}
+
+// Run fine-tunes and writes Options.Out.
+func Run(o Options) (*Result, error) {
+	start := time.Now()
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.HoldOut == 0 {
+		o.HoldOut = 0.2
+	}
+	if _, err := os.Stat(o.Out); err == nil {
+		return nil, fmt.Errorf("teach: %s exists: choose another --out or remove it", o.Out)
+	}
+	data, err := os.ReadFile(o.Base)
+	if err != nil {
+		return nil, fmt.Errorf("teach: base model: %w", err)
+	}
+	base, err := models.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("teach: base model %s: %w", o.Base, err)
+	}
+	ex, err := finetune.NewExtractor(base)
+	if err != nil {
+		return nil, err
+	}
+	train, held, err := imagefolder.Load(o.Data)
+	if err != nil {
+		return nil, err
+	}
+	if held == nil {
+		if train, held, err = train.Split(o.HoldOut, o.Seed); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Out: o.Out, Classes: train.Classes}
+	fmt.Fprintf(o.Log, "teach: %d classes (%s) from %s: %d images to train on, %d held out; base %s, head %q\n",
+		len(train.Classes), quoteList(train.Classes), o.Data, train.Len(), held.Len(), filepath.Base(o.Base), ex.Head)
+	xTrain, lTrain, err := load(train, base, o, res)
+	if err != nil {
+		return nil, err
+	}
+	xHeld, lHeld, err := load(held, base, o, res)
+	if err != nil {
+		return nil, err
+	}
+	for c := range train.Classes {
+		if !slices.Contains(lTrain, c) {
+			return nil, fmt.Errorf("teach: class %q has no readable training image", train.Classes[c])
+		}
+	}
+	fTrain, dim, err := ex.Features(xTrain, len(lTrain))
+	if err != nil {
+		return nil, err
+	}
+	head, err := finetune.Train(fTrain, dim, lTrain, len(train.Classes), o.Head, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(lHeld) > 0 {
+		fHeld, _, err := ex.Features(xHeld, len(lHeld))
+		if err != nil {
+			return nil, err
+		}
+		res.HeldAccuracy = accuracy(head, fHeld, lHeld)
+	}
+	res.Train, res.Held = len(lTrain), len(lHeld)
+	res.Seconds = time.Since(start).Seconds()
+	prov := models.Provenance{
+		Dataset: "image folder " + filepath.Base(filepath.Clean(o.Data)), Recipe: "head-only",
+		Command: o.Command, Epochs: o.Head.Defaults().Epochs, ValAccuracy: res.HeldAccuracy,
+		TrainSeconds: res.Seconds, Trainer: o.Trainer, Device: "cpu",
+		Created: time.Now().UTC().Format(time.RFC3339),
+		Notes:   fmt.Sprintf("classifier head fine-tuned on %d images, backbone frozen; val_accuracy on %d held-out images", res.Train, res.Held),
+	}
+	f, err := ex.NewFile(head, train.Classes, o.Base, data, prov)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
+		return nil, fmt.Errorf("teach: %w", err)
+	}
+	if err := models.WriteFile(o.Out, f); err != nil {
+		return nil, fmt.Errorf("teach: %w", err)
+	}
+	return res, nil
+}
+
+// load preprocesses a set's images as the page does.
+func load(s *imagefolder.Set, base *models.File, o Options, res *Result) ([]float32, []int, error) {
+	in := base.Meta.Spec.Input
+	var x []float32
+	var labels []int
+	for i, path := range s.Files {
+		data, err := os.ReadFile(path)
+		if err == nil && len(data) == 0 {
+			err = errors.New("empty file")
+		}
+		var t []float32
+		if err == nil {
+			t, _, err = models.PreprocessImage(data, in, base.Meta.Normalization)
+		}
+		if err != nil {
+			if !o.SkipUnreadable {
+				return nil, nil, fmt.Errorf("teach: %s: %w (--skip-unreadable skips such files)", path, err)
+			}
+			fmt.Fprintf(o.Log, "teach: skipped %s: %v\n", path, err)
+			res.Skipped = append(res.Skipped, path)
+			continue
+		}
+		x = append(x, t...)
+		labels = append(labels, s.Labels[i])
+	}
+	return x, labels, nil
+}
+
+func accuracy(h *finetune.Head, rows []float32, labels []int) float64 {
+	k := len(h.B)
+	correct := 0
+	for i, l := range labels {
+		f := rows[i*h.Dim : (i+1)*h.Dim]
+		best, arg := float32(0), -1
+		for c := range k {
+			s := h.B[c]
+			for j, v := range f {
+				s += h.W[c*h.Dim+j] * v
+			}
+			if arg < 0 || s > best {
+				best, arg = s, c
+			}
+		}
+		if arg == l {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(labels))
+}
+
+func quoteList(s []string) string {
+	if len(s) > 6 {
+		return fmt.Sprintf("%q … %d more", s[:6], len(s)-6)
+	}
+	return fmt.Sprintf("%q", s)
+}
