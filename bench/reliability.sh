@@ -189,7 +189,7 @@ class_fuzz() {
 		"./models FuzzOrientation"
 		"./models FuzzPreprocess"
 		"./trainer/internal/onnx FuzzImport"
-		"./trainer/internal/run FuzzParseRecipe"
+		"./trainer/internal/training FuzzParseRecipe"
 		"./trainer/internal/cifar FuzzLoadFile"
 	)
 	local t

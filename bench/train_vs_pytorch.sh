@@ -60,8 +60,8 @@ ours() {
 	(cd trainer/internal/nn && /usr/bin/time -o "$out/rss" -f %M "$out/nn.test" -test.run '^$' \
 		-test.bench "^BenchmarkTrainThroughput\$/^$1\$/^batch=$2\$" -test.benchtime "${3}x") >"$out/go.txt" ||
 		fail "Go benchmark failed on $1: $(cat "$out/go.txt")"
-	grep -q 'fastops accelerated: true' "$out/go.txt" ||
-		echo "    warning: fastops not accelerated (no AVX2+FMA or AVX-512 kernel); gorgonia's convolutions ran" >&2
+	grep -q 'layerops accelerated: true' "$out/go.txt" ||
+		echo "    warning: layerops not accelerated (no AVX2+FMA or AVX-512 kernel); gorgonia's convolutions ran" >&2
 	local ips
 	ips=$(awk '/^BenchmarkTrainThroughput/ { for (i = 3; i < NF; i++) if ($(i+1) == "images/s") print $i }' "$out/go.txt")
 	[[ -n $ips ]] || fail "no images/s in the Go benchmark's output: $(cat "$out/go.txt")"

@@ -18,7 +18,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/plots"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
 
 // Files written by eval, in --out.

@@ -15,7 +15,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/models/modeltest"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
 
 // syntheticCIFAR writes a small data set in the official binary layout:

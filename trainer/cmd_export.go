@@ -12,7 +12,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/onnx"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
 
 func runExport(e *env, args []string) error {

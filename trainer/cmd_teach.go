@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/teach"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
 
 // teachOpts are train's flags for fine-tuning from a weight file.

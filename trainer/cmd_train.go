@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 	"github.com/cifarnet-go/cifarnet/trainer/recipes"
 )
 

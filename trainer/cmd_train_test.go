@@ -9,7 +9,7 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
-	training "github.com/cifarnet-go/cifarnet/trainer/internal/run"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
 
 // trainData locates CIFAR-10 for the train and export tests or skips.

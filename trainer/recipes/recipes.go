@@ -1,7 +1,7 @@
 // Package recipes embeds the training recipes shipped with the trainer:
 // JSON files that users may copy, edit and pass to "trainer train
 // --recipe path.json". The recipe format is defined by package
-// trainer/internal/run.
+// trainer/internal/training.
 package recipes
 
 import (

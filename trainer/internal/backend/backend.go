@@ -1,5 +1,5 @@
 // Package backend is the seam between the training loop and the hardware
-// it trains on: the loop (package run) sees only the Backend interface,
+// it trains on: the loop (package training) sees only the Backend interface,
 // and each device (the CPU's gorgonia graph, a CUDA GPU) implements it,
 // opened from the network and the recipe's settings.
 package backend

@@ -6,15 +6,15 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cuda/device"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cuda/kernels"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
 // program is one gorgonia graph compiled for the device: a buffer per
 // node and a launch sequence in the graph's order. The nodes are the
-// trainer's ops; each is run by the kernel its gop.Desc names, so a new
+// trainer's ops; each is run by the kernel its opbase.Desc names, so a new
 // op needs its kernel here and nowhere else.
 type program struct {
 	b     *Backend
@@ -130,7 +130,7 @@ func (p *program) add(nd *G.Node) error {
 		}
 		in[i] = ptr
 	}
-	desc, ok := nd.Op().(gop.Describer)
+	desc, ok := nd.Op().(opbase.Describer)
 	if !ok {
 		return p.addGorgonia(nd, ch, in)
 	}
@@ -143,7 +143,7 @@ func (p *program) add(nd *G.Node) error {
 	ws := func() device.Ptr { return p.b.ws }
 	shape := func(i int) tensor.Shape { return ch[i].Shape() }
 	switch op.Kind {
-	case gop.Conv:
+	case opbase.Conv:
 		xs, wsh := shape(0), shape(1)
 		g := kernels.Conv{N: xs[0], C: xs[1], H: xs[2], W: xs[3], F: wsh[0], K: wsh[2], Stride: op.Stride, Pad: op.Pad}
 		var bias device.Ptr
@@ -154,42 +154,42 @@ func (p *program) add(nd *G.Node) error {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.ConvForward(d, g, out, in[0], in[1], bias, ws()) })
-	case gop.ConvFilterGrad:
+	case opbase.ConvFilterGrad:
 		xs, os := shape(0), nd.Shape()
 		g := kernels.Conv{N: xs[0], C: xs[1], H: xs[2], W: xs[3], F: os[0], K: os[2], Stride: op.Stride, Pad: op.Pad}
 		if err := p.workspace(g.Workspace()); err != nil {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.ConvFilterGrad(d, g, out, in[0], in[1], ws()) })
-	case gop.ConvInputGrad:
+	case opbase.ConvInputGrad:
 		xs, wsh := nd.Shape(), shape(0)
 		g := kernels.Conv{N: xs[0], C: xs[1], H: xs[2], W: xs[3], F: wsh[0], K: wsh[2], Stride: op.Stride, Pad: op.Pad}
 		if err := p.workspace(g.Workspace()); err != nil {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.ConvInputGrad(d, g, out, in[0], in[1], ws()) })
-	case gop.ConvBiasGrad, gop.ChannelSum:
+	case opbase.ConvBiasGrad, opbase.ChannelSum:
 		n, c, hw := channels(shape(0))
 		if err := p.workspace(kernels.ChannelSumWorkspace(n, c, hw)); err != nil {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.ChannelSum(d, out, in[0], n, c, hw, ws()) })
-	case gop.Bias:
+	case opbase.Bias:
 		n, c, hw := channels(shape(0))
 		p.run = append(p.run, func() error { return kernels.BiasAdd(d, out, in[0], in[1], n, c, hw) })
-	case gop.Linear:
+	case opbase.Linear:
 		xs, wsh := shape(0), shape(1)
 		n, k, f := xs[0], xs[1], wsh[0]
 		p.run = append(p.run, func() error { return kernels.LinearForward(d, out, in[0], in[1], n, k, f) })
-	case gop.LinearInputGrad:
+	case opbase.LinearInputGrad:
 		wsh, dys := shape(0), shape(1)
 		n, k, f := dys[0], wsh[1], wsh[0]
 		p.run = append(p.run, func() error { return kernels.LinearInputGrad(d, out, in[1], in[0], n, k, f) })
-	case gop.LinearWeightGrad:
+	case opbase.LinearWeightGrad:
 		xs, dys := shape(0), shape(1)
 		n, k, f := xs[0], xs[1], dys[1]
 		p.run = append(p.run, func() error { return kernels.LinearWeightGrad(d, out, in[1], in[0], n, k, f) })
-	case gop.MaxPool:
+	case opbase.MaxPool:
 		xs := shape(0)
 		g := kernels.Pool{N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: op.Kernel, Stride: op.Stride, Pad: op.Pad}
 		idx, err := p.alloc(size(nd.Shape()))
@@ -198,7 +198,7 @@ func (p *program) add(nd *G.Node) error {
 		}
 		p.aux[nd.Op()] = []device.Ptr{idx}
 		p.run = append(p.run, func() error { return kernels.MaxPool(d, g, out, idx, in[0]) })
-	case gop.MaxPoolGrad:
+	case opbase.MaxPoolGrad:
 		xs := shape(0)
 		g := kernels.Pool{N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: op.Kernel, Stride: op.Stride, Pad: op.Pad}
 		aux, err := p.auxOf(op.Forward, 1)
@@ -206,18 +206,18 @@ func (p *program) add(nd *G.Node) error {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.MaxPoolGrad(d, g, out, in[1], aux[0]) })
-	case gop.Activation, gop.ActivationGrad:
+	case opbase.Activation, opbase.ActivationGrad:
 		act, err := activation(op.Act)
 		if err != nil {
 			return err
 		}
 		n := size(nd.Shape())
-		if op.Kind == gop.Activation {
+		if op.Kind == opbase.Activation {
 			p.run = append(p.run, func() error { return kernels.Act(d, act, op.Alpha, out, in[0], n) })
 		} else {
 			p.run = append(p.run, func() error { return kernels.ActGrad(d, act, op.Alpha, out, in[0], in[1], n) })
 		}
-	case gop.BatchNorm:
+	case opbase.BatchNorm:
 		n, c, hw := channels(shape(0))
 		rm, ok1 := p.b.index[op.Layer+".running_mean"]
 		rv, ok2 := p.b.index[op.Layer+".running_var"]
@@ -246,7 +246,7 @@ func (p *program) add(nd *G.Node) error {
 		p.run = append(p.run, func() error {
 			return kernels.BatchNormTrain(d, out, in[0], in[1], in[2], runMean, runVar, mean, invStd, n, c, hw, op.Eps, op.Momentum, ws())
 		})
-	case gop.BatchNormGammaGrad:
+	case opbase.BatchNormGammaGrad:
 		n, c, hw := channels(shape(0))
 		aux, err := p.auxOf(op.Forward, 2)
 		if err != nil {
@@ -258,7 +258,7 @@ func (p *program) add(nd *G.Node) error {
 		p.run = append(p.run, func() error {
 			return kernels.BatchNormGammaGrad(d, out, in[0], in[1], aux[0], aux[1], n, c, hw, ws())
 		})
-	case gop.BatchNormInputGrad:
+	case opbase.BatchNormInputGrad:
 		n, c, hw := channels(shape(0))
 		aux, err := p.auxOf(op.Forward, 2)
 		if err != nil {
@@ -267,13 +267,13 @@ func (p *program) add(nd *G.Node) error {
 		p.run = append(p.run, func() error {
 			return kernels.BatchNormInputGrad(d, out, in[0], in[1], in[2], in[3], in[4], aux[0], aux[1], n, c, hw)
 		})
-	case gop.GlobalAvgPool:
+	case opbase.GlobalAvgPool:
 		n, c, hw := channels(shape(0))
 		p.run = append(p.run, func() error { return kernels.GlobalAvgPool(d, out, in[0], n, c, hw) })
-	case gop.GlobalAvgPoolGrad:
+	case opbase.GlobalAvgPoolGrad:
 		n, c, hw := channels(shape(0))
 		p.run = append(p.run, func() error { return kernels.GlobalAvgPoolGrad(d, out, in[1], n, c, hw) })
-	case gop.Dropout:
+	case opbase.Dropout:
 		n := size(nd.Shape())
 		mask, err := p.alloc(n)
 		if err != nil {
@@ -283,21 +283,21 @@ func (p *program) add(nd *G.Node) error {
 		p.run = append(p.run, func() error {
 			return kernels.Dropout(d, out, mask, in[0], n, op.Rate, p.seed, op.Stream)
 		})
-	case gop.DropoutGrad:
+	case opbase.DropoutGrad:
 		aux, err := p.auxOf(op.Forward, 1)
 		if err != nil {
 			return err
 		}
 		n := size(nd.Shape())
 		p.run = append(p.run, func() error { return kernels.Mul(d, out, in[0], aux[0], n) })
-	case gop.SoftmaxCrossEntropy:
+	case opbase.SoftmaxCrossEntropy:
 		s := shape(0)
 		n, k := s[0], s[1]
 		if err := p.workspace(kernels.SoftmaxXentWorkspace(n, k)); err != nil {
 			return err
 		}
 		p.run = append(p.run, func() error { return kernels.SoftmaxXent(d, out, in[0], in[1], n, k, ws()) })
-	case gop.SoftmaxCrossEntropyGrad:
+	case opbase.SoftmaxCrossEntropyGrad:
 		s := shape(0)
 		n, k := s[0], s[1]
 		p.run = append(p.run, func() error { return kernels.SoftmaxXentGrad(d, out, in[0], in[1], in[2], n, k) })

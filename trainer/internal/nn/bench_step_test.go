@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/fastops"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/layerops"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 )
 
@@ -33,7 +33,7 @@ var throughputCases = []struct {
 func BenchmarkTrainThroughput(b *testing.B) {
 	for _, c := range throughputCases {
 		b.Run(fmt.Sprintf("%s/batch=%d", c.preset, c.batch), func(b *testing.B) {
-			b.Logf("fastops accelerated: %v", fastops.Accelerated())
+			b.Logf("layerops accelerated: %v", layerops.Accelerated())
 			spec, err := models.Preset(c.preset)
 			if err != nil {
 				b.Fatal(err)

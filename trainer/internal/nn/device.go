@@ -8,7 +8,7 @@ import (
 
 // DeviceGraph is a network's graph for a backend that runs it with its own
 // kernels instead of gorgonia's machine: every layer uses the trainer's
-// ops, which describe themselves (gop.Describer), and the nodes come in
+// ops, which describe themselves (opbase.Describer), and the nodes come in
 // an order in which each node follows its inputs.
 type DeviceGraph struct {
 	Graph *G.ExprGraph

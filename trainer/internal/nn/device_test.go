@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 	"gorgonia.org/tensor"
 )
 
@@ -31,7 +31,7 @@ func TestDeviceGraphOrderAndOps(t *testing.T) {
 				t.Fatalf("%s train=%v: %v", name, train, err)
 			}
 			seen := map[int64]bool{}
-			kinds := map[gop.Kind]bool{}
+			kinds := map[opbase.Kind]bool{}
 			for _, nd := range dg.Order {
 				for _, c := range dg.Inputs(nd) {
 					if !seen[c.ID()] {
@@ -41,7 +41,7 @@ func TestDeviceGraphOrderAndOps(t *testing.T) {
 				seen[nd.ID()] = true
 				switch op := nd.Op().(type) {
 				case nil:
-				case gop.Describer:
+				case opbase.Describer:
 					kinds[op.Describe().Kind] = true
 				default:
 					s := op.String()
@@ -56,17 +56,17 @@ func TestDeviceGraphOrderAndOps(t *testing.T) {
 			if train && (dg.Loss == nil || dg.Target == nil || len(dg.Grads) != len(net.Trainable())) {
 				t.Errorf("%s: training graph without loss, target or a gradient per trainable parameter", name)
 			}
-			if !kinds[gop.Conv] {
+			if !kinds[opbase.Conv] {
 				t.Errorf("%s train=%v: no described convolution: the graph did not use the trainer's own ops", name, train)
 			}
 		}
 	}
 }
 
-// TestDropoutMaskFromCounterHash pins the dropout mask to gop.DropBits, the
+// TestDropoutMaskFromCounterHash pins the dropout mask to opbase.DropBits, the
 // draw the GPU kernel repeats per element.
 func TestDropoutMaskFromCounterHash(t *testing.T) {
-	op := &dropoutOp{Base: gop.Base{Name: "dropout:test"}, dims: 2, rate: 0.3, seed: 42, stream: 7}
+	op := &dropoutOp{Base: opbase.Base{Name: "dropout:test"}, dims: 2, rate: 0.3, seed: 42, stream: 7}
 	x := make([]float32, 1000)
 	for i := range x {
 		x[i] = 1
@@ -79,7 +79,7 @@ func TestDropoutMaskFromCounterHash(t *testing.T) {
 	dropped := 0
 	for i, m := range op.mask {
 		want := float32(1 / (1 - 0.3))
-		if gop.DropBits(42, 7, i) < threshold {
+		if opbase.DropBits(42, 7, i) < threshold {
 			want = 0
 			dropped++
 		}

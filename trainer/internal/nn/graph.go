@@ -3,10 +3,10 @@ package nn
 import (
 	"fmt"
 
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 
 	"github.com/cifarnet-go/cifarnet/models"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/fastops"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/layerops"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -35,7 +35,7 @@ type Graph struct {
 	grads    G.Nodes // aligned with net.Trainable()
 	dropouts []*dropoutOp
 	// ownOps builds every layer from the trainer's own ops, which
-	// describe themselves (gop.Describer), whatever this CPU has.
+	// describe themselves (opbase.Describer), whatever this CPU has.
 	ownOps bool
 }
 
@@ -113,7 +113,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 	// (AVX2 or AVX-512 GEMM) replace gorgonia's im2col convolution when
 	// this CPU has a vector kernel; without one gorgonia's, on gonum's
 	// assembly, is faster.
-	fast := gr.ownOps || fastops.Accelerated()
+	fast := gr.ownOps || layerops.Accelerated()
 	conv := func(name string, cur *G.Node, kernel, stride, pad int, hasBias bool) (*G.Node, error) {
 		cur, err := as4D(cur)
 		if err != nil {
@@ -124,16 +124,16 @@ func (gr *Graph) build(bnMomentum float64) error {
 			if hasBias {
 				b = param(name + ".bias")
 			}
-			return fastops.Conv2D(cur, param(name+".weight"), b, stride, pad)
+			return layerops.Conv2D(cur, param(name+".weight"), b, stride, pad)
 		}
 		out, err := G.Conv2d(cur, param(name+".weight"), tensor.Shape{kernel, kernel}, []int{pad, pad}, []int{stride, stride}, nil)
 		if err == nil && hasBias {
-			out, err = G.ApplyOp(&biasOp{gop.Base{Name: "bias:" + name}, out.Dims()}, out, param(name+".bias"))
+			out, err = G.ApplyOp(&biasOp{opbase.Base{Name: "bias:" + name}, out.Dims()}, out, param(name+".bias"))
 		}
 		return out, err
 	}
 	bias := func(name string, cur *G.Node) (*G.Node, error) {
-		return G.ApplyOp(&biasOp{gop.Base{Name: "bias:" + name}, cur.Dims()}, cur, param(name+".bias"))
+		return G.ApplyOp(&biasOp{opbase.Base{Name: "bias:" + name}, cur.Dims()}, cur, param(name+".bias"))
 	}
 
 	outs := make([]*G.Node, len(n.spec.Layers))
@@ -155,21 +155,21 @@ func (gr *Graph) build(bnMomentum float64) error {
 			if cur, err = as4D(cur); err == nil {
 				st := l.EffectiveStride()
 				if fast {
-					cur, err = fastops.MaxPool2D(cur, l.Kernel, st, 0)
+					cur, err = layerops.MaxPool2D(cur, l.Kernel, st, 0)
 				} else {
 					cur, err = G.MaxPool2D(cur, tensor.Shape{l.Kernel, l.Kernel}, []int{0, 0}, []int{st, st})
 				}
 			}
 		case models.GlobalAvgPool:
 			if cur, err = as4D(cur); err == nil {
-				cur, err = G.ApplyOp(&gapOp{gop.Base{Name: "gap:" + l.Name}}, cur)
+				cur, err = G.ApplyOp(&gapOp{opbase.Base{Name: "gap:" + l.Name}}, cur)
 			}
 		case models.Flatten:
 			cur, err = G.Reshape(cur, tensor.Shape{gr.batch, n.shapes[i].C})
 		case models.Linear:
 			if cur, err = asVector(cur); err == nil {
 				if fast {
-					cur, err = fastops.Linear(cur, param(l.Name+".weight"))
+					cur, err = layerops.Linear(cur, param(l.Name+".weight"))
 				} else {
 					cur, err = G.Mul(cur, G.Must(G.Transpose(param(l.Name+".weight"))))
 				}
@@ -179,7 +179,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 			}
 		case models.Dropout:
 			if gr.train && l.Rate > 0 {
-				op := &dropoutOp{Base: gop.Base{Name: "dropout:" + l.Name}, dims: cur.Dims(), rate: l.Rate, stream: uint64(i)}
+				op := &dropoutOp{Base: opbase.Base{Name: "dropout:" + l.Name}, dims: cur.Dims(), rate: l.Rate, stream: uint64(i)}
 				gr.dropouts = append(gr.dropouts, op)
 				cur, err = G.ApplyOp(op, cur)
 			}
@@ -209,7 +209,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 	gr.target = make([]float32, gr.batch*gr.classes)
 	td := tensor.New(tensor.WithShape(gr.batch, gr.classes), tensor.WithBacking(gr.target))
 	target := G.NewTensor(gr.g, tensor.Float32, 2, G.WithShape(gr.batch, gr.classes), G.WithName("target"), G.WithValue(td))
-	gr.loss, err = G.ApplyOp(&xentOp{gop.Base{Name: "xent:loss"}}, gr.logits, target)
+	gr.loss, err = G.ApplyOp(&xentOp{opbase.Base{Name: "xent:loss"}}, gr.logits, target)
 	return err
 }
 
@@ -287,7 +287,7 @@ func (gr *Graph) Forward(x []float32, n int) ([]float32, error) {
 	if err := gr.run(); err != nil {
 		return nil, err
 	}
-	logits, err := gop.Floats(gr.logits.Value())
+	logits, err := opbase.Floats(gr.logits.Value())
 	if err != nil {
 		return nil, fmt.Errorf("forward: logits: %w", err)
 	}
@@ -350,11 +350,11 @@ func (gr *Graph) Step(x []float32, labels []uint8, smoothing float64, seed uint6
 	if err := gr.run(); err != nil {
 		return 0, nil, fmt.Errorf("step: %w", err)
 	}
-	lv, err := gop.Floats(gr.loss.Value())
+	lv, err := opbase.Floats(gr.loss.Value())
 	if err != nil {
 		return 0, nil, fmt.Errorf("step: loss: %w", err)
 	}
-	if logits, err = gop.Floats(gr.logits.Value()); err != nil {
+	if logits, err = opbase.Floats(gr.logits.Value()); err != nil {
 		return 0, nil, fmt.Errorf("step: logits: %w", err)
 	}
 	return float64(lv[0]), logits, nil
@@ -368,7 +368,7 @@ func (gr *Graph) Grads() ([][]float32, error) {
 		if g.Value() == nil {
 			return nil, fmt.Errorf("gradient %d not computed: run Step first", i)
 		}
-		d, err := gop.Floats(g.Value())
+		d, err := opbase.Floats(g.Value())
 		if err != nil {
 			return nil, fmt.Errorf("gradient of %q: %w", gr.net.Trainable()[i].Name, err)
 		}

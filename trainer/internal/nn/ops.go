@@ -8,7 +8,7 @@ import (
 )
 
 // An op here is a forward Op with a SymDiff that applies one or more
-// backward ops; gop.Base gives each its Op methods and an output buffer
+// backward ops; opbase.Base gives each its Op methods and an output buffer
 // kept from one step to the next, so steady-state training steps do not
 // allocate. Names must be unique per op instance (kind and layer name):
 // gorgonia merges nodes whose op hash and inputs are equal, which would be

@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/cifarnet-go/cifarnet/models"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -14,7 +14,7 @@ import (
 
 // activation is an elementwise function with its derivative.
 type activation struct {
-	name  string  // gop.Desc's Act
+	name  string  // opbase.Desc's Act
 	alpha float32 // leaky ReLU's slope
 	f     func(x float32) float32
 	df    func(x float32) float32 // derivative at x
@@ -91,22 +91,22 @@ func geluAct() activation {
 
 // actOp applies an activation elementwise.
 type actOp struct {
-	gop.Base
+	opbase.Base
 	act  activation
 	dims int
 }
 
 func newActOp(name string, act activation, dims int) *actOp {
-	return &actOp{gop.Base{Name: "act:" + name}, act, dims}
+	return &actOp{opbase.Base{Name: "act:" + name}, act, dims}
 }
 
 func (op *actOp) Arity() int { return 1 }
-func (op *actOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.Activation, Act: op.act.name, Alpha: op.act.alpha}
+func (op *actOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.Activation, Act: op.act.name, Alpha: op.act.alpha}
 }
 func (op *actOp) Type() hm.Type {
-	t := gop.TensorType(op.dims)
-	return gop.FnType(t, t)
+	t := opbase.TensorType(op.dims)
+	return opbase.FnType(t, t)
 }
 func (op *actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 
@@ -132,7 +132,7 @@ func (op *actOp) Do(in ...G.Value) (G.Value, error) {
 func (op *actOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *actOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d := &actDiffOp{gop.Base{Name: "act'" + op.Name[len("act"):]}, op}
+	d := &actDiffOp{opbase.Base{Name: "act'" + op.Name[len("act"):]}, op}
 	dx, err := G.ApplyOp(d, in[0], grad)
 	if err != nil {
 		return nil, err
@@ -142,19 +142,19 @@ func (op *actOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // actDiffOp computes dy·f'(x) from (x, dy).
 type actDiffOp struct {
-	gop.Base
+	opbase.Base
 	fwd *actOp
 }
 
 func (op *actDiffOp) Arity() int { return 2 }
-func (op *actDiffOp) Describe() gop.Desc {
+func (op *actDiffOp) Describe() opbase.Desc {
 	d := op.fwd.Describe()
-	d.Kind, d.Forward = gop.ActivationGrad, op.fwd
+	d.Kind, d.Forward = opbase.ActivationGrad, op.fwd
 	return d
 }
 func (op *actDiffOp) Type() hm.Type {
-	t := gop.TensorType(op.fwd.dims)
-	return gop.FnType(t, t, t)
+	t := opbase.TensorType(op.fwd.dims)
+	return opbase.FnType(t, t, t)
 }
 func (op *actDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 

@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/parallel"
 
@@ -20,7 +20,7 @@ import (
 // BatchNorm keeps its statistics inside the op and its scale shaped like
 // the whole input, so it cannot hold a state_dict-shaped layer.
 type bnOp struct {
-	gop.Base
+	opbase.Base
 	dims     int
 	layer    string // names the running statistics
 	training bool
@@ -37,20 +37,20 @@ type bnOp struct {
 func newBNOp(name string, dims int, training bool, eps, momentum float64, runMean, runVar []float32) *bnOp {
 	c := len(runMean)
 	return &bnOp{
-		Base: gop.Base{Name: "batchnorm:" + name}, dims: dims, layer: name, training: training,
+		Base: opbase.Base{Name: "batchnorm:" + name}, dims: dims, layer: name, training: training,
 		eps: eps, momentum: momentum, runMean: runMean, runVar: runVar,
 		mean: make([]float32, c), invStd: make([]float32, c),
 	}
 }
 
 func (op *bnOp) Arity() int { return 3 }
-func (op *bnOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.BatchNorm, Layer: op.layer, Training: op.training, Eps: op.eps, Momentum: op.momentum}
+func (op *bnOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.BatchNorm, Layer: op.layer, Training: op.training, Eps: op.eps, Momentum: op.momentum}
 }
 func (op *bnOp) Type() hm.Type {
-	t := gop.TensorType(op.dims)
-	v := gop.TensorType(1)
-	return gop.FnType(t, v, v, t)
+	t := opbase.TensorType(op.dims)
+	v := opbase.TensorType(1)
+	return opbase.FnType(t, v, v, t)
 }
 func (op *bnOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 
@@ -165,7 +165,7 @@ func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 		return nil, op.Errorf("cannot differentiate batchnorm in evaluation mode")
 	}
 	x, gamma := in[0], in[1]
-	dGamma, err := G.ApplyOp(&bnGammaGradOp{gop.Base{Name: "batchnorm.dgamma:" + op.Name}, op}, x, grad)
+	dGamma, err := G.ApplyOp(&bnGammaGradOp{opbase.Base{Name: "batchnorm.dgamma:" + op.Name}, op}, x, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx, err := G.ApplyOp(&bnInputGradOp{gop.Base{Name: "batchnorm.dx:" + op.Name}, op}, x, gamma, grad, dGamma, dBeta)
+	dx, err := G.ApplyOp(&bnInputGradOp{opbase.Base{Name: "batchnorm.dx:" + op.Name}, op}, x, gamma, grad, dGamma, dBeta)
 	if err != nil {
 		return nil, err
 	}
@@ -182,17 +182,17 @@ func (op *bnOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // bnGammaGradOp computes dγ = Σ dy·x̂ per channel from (x, dy).
 type bnGammaGradOp struct {
-	gop.Base
+	opbase.Base
 	fwd *bnOp
 }
 
 func (op *bnGammaGradOp) Arity() int { return 2 }
-func (op *bnGammaGradOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.BatchNormGammaGrad, Forward: op.fwd}
+func (op *bnGammaGradOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.BatchNormGammaGrad, Forward: op.fwd}
 }
 func (op *bnGammaGradOp) Type() hm.Type {
-	t := gop.TensorType(op.fwd.dims)
-	return gop.FnType(t, t, gop.TensorType(1))
+	t := opbase.TensorType(op.fwd.dims)
+	return opbase.FnType(t, t, opbase.TensorType(1))
 }
 func (op *bnGammaGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
@@ -221,18 +221,18 @@ func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) {
 // bnInputGradOp computes dx = γ·σ⁻¹/M·(M·dy − dβ − x̂·dγ) from
 // (x, γ, dy, dγ, dβ), M being the number of values per channel.
 type bnInputGradOp struct {
-	gop.Base
+	opbase.Base
 	fwd *bnOp
 }
 
 func (op *bnInputGradOp) Arity() int { return 5 }
-func (op *bnInputGradOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.BatchNormInputGrad, Forward: op.fwd}
+func (op *bnInputGradOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.BatchNormInputGrad, Forward: op.fwd}
 }
 func (op *bnInputGradOp) Type() hm.Type {
-	t := gop.TensorType(op.fwd.dims)
-	v := gop.TensorType(1)
-	return gop.FnType(t, v, t, v, v, t)
+	t := opbase.TensorType(op.fwd.dims)
+	v := opbase.TensorType(1)
+	return opbase.FnType(t, v, t, v, v, t)
 }
 func (op *bnInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 

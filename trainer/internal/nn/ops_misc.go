@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -13,15 +13,15 @@ import (
 // biasOp adds a per-channel bias b[C] to an NC or NCHW input. gorgonia's
 // broadcasting add materialises the repeated bias and is much slower.
 type biasOp struct {
-	gop.Base
+	opbase.Base
 	dims int
 }
 
-func (op *biasOp) Arity() int         { return 2 }
-func (op *biasOp) Describe() gop.Desc { return gop.Desc{Kind: gop.Bias} }
+func (op *biasOp) Arity() int            { return 2 }
+func (op *biasOp) Describe() opbase.Desc { return opbase.Desc{Kind: opbase.Bias} }
 func (op *biasOp) Type() hm.Type {
-	t := gop.TensorType(op.dims)
-	return gop.FnType(t, gop.TensorType(1), t)
+	t := opbase.TensorType(op.dims)
+	return opbase.FnType(t, opbase.TensorType(1), t)
 }
 func (op *biasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 
@@ -61,17 +61,19 @@ func (op *biasOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // channelSumOp sums an NC or NCHW tensor over all axes but the channel
 // axis: the gradient of a bias or of batchnorm's β.
 type channelSumOp struct {
-	gop.Base
+	opbase.Base
 	dims int
 }
 
 func newChannelSumOp(name string, dims int) *channelSumOp {
-	return &channelSumOp{gop.Base{Name: "channelsum:" + name}, dims}
+	return &channelSumOp{opbase.Base{Name: "channelsum:" + name}, dims}
 }
 
-func (op *channelSumOp) Arity() int         { return 1 }
-func (op *channelSumOp) Describe() gop.Desc { return gop.Desc{Kind: gop.ChannelSum} }
-func (op *channelSumOp) Type() hm.Type      { return gop.FnType(gop.TensorType(op.dims), gop.TensorType(1)) }
+func (op *channelSumOp) Arity() int            { return 1 }
+func (op *channelSumOp) Describe() opbase.Desc { return opbase.Desc{Kind: opbase.ChannelSum} }
+func (op *channelSumOp) Type() hm.Type {
+	return opbase.FnType(opbase.TensorType(op.dims), opbase.TensorType(1))
+}
 func (op *channelSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return channelShape(in...)
 }
@@ -96,11 +98,11 @@ func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 // gapOp averages an NCHW tensor over H and W, giving NC.
-type gapOp struct{ gop.Base }
+type gapOp struct{ opbase.Base }
 
-func (op *gapOp) Arity() int         { return 1 }
-func (op *gapOp) Describe() gop.Desc { return gop.Desc{Kind: gop.GlobalAvgPool} }
-func (op *gapOp) Type() hm.Type      { return gop.FnType(gop.TensorType(4), gop.TensorType(2)) }
+func (op *gapOp) Arity() int            { return 1 }
+func (op *gapOp) Describe() opbase.Desc { return opbase.Desc{Kind: opbase.GlobalAvgPool} }
+func (op *gapOp) Type() hm.Type         { return opbase.FnType(opbase.TensorType(4), opbase.TensorType(2)) }
 func (op *gapOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := firstShape(in...)
 	if err != nil {
@@ -129,7 +131,7 @@ func (op *gapOp) Do(in ...G.Value) (G.Value, error) {
 func (op *gapOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&gapDiffOp{gop.Base{Name: "gap'" + op.Name[len("gap"):]}}, in[0], grad)
+	dx, err := G.ApplyOp(&gapDiffOp{opbase.Base{Name: "gap'" + op.Name[len("gap"):]}}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -137,12 +139,12 @@ func (op *gapOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 // gapDiffOp spreads dy[N,C] evenly over the H×W positions of x.
-type gapDiffOp struct{ gop.Base }
+type gapDiffOp struct{ opbase.Base }
 
-func (op *gapDiffOp) Arity() int         { return 2 }
-func (op *gapDiffOp) Describe() gop.Desc { return gop.Desc{Kind: gop.GlobalAvgPoolGrad} }
+func (op *gapDiffOp) Arity() int            { return 2 }
+func (op *gapDiffOp) Describe() opbase.Desc { return opbase.Desc{Kind: opbase.GlobalAvgPoolGrad} }
 func (op *gapDiffOp) Type() hm.Type {
-	return gop.FnType(gop.TensorType(4), gop.TensorType(2), gop.TensorType(4))
+	return opbase.FnType(opbase.TensorType(4), opbase.TensorType(2), opbase.TensorType(4))
 }
 func (op *gapDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return firstShape(in...)
@@ -152,7 +154,7 @@ func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) {
 	if len(in) != 2 {
 		return nil, op.Errorf("got %d inputs, want 2", len(in))
 	}
-	dy, err := gop.Floats(in[1])
+	dy, err := opbase.Floats(in[1])
 	if err != nil {
 		return nil, op.Errorf("%v", err)
 	}
@@ -172,7 +174,7 @@ func (op *gapDiffOp) Do(in ...G.Value) (G.Value, error) {
 // sets every step, so that training is reproducible and resumable.
 // (gorgonia's Dropout seeds itself from the clock.)
 type dropoutOp struct {
-	gop.Base
+	opbase.Base
 	dims         int
 	rate         float64
 	seed, stream uint64
@@ -180,12 +182,12 @@ type dropoutOp struct {
 }
 
 func (op *dropoutOp) Arity() int { return 1 }
-func (op *dropoutOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.Dropout, Rate: op.rate, Stream: op.stream}
+func (op *dropoutOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.Dropout, Rate: op.rate, Stream: op.stream}
 }
 func (op *dropoutOp) Type() hm.Type {
-	t := gop.TensorType(op.dims)
-	return gop.FnType(t, t)
+	t := opbase.TensorType(op.dims)
+	return opbase.FnType(t, t)
 }
 func (op *dropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 
@@ -203,7 +205,7 @@ func (op *dropoutOp) Do(in ...G.Value) (G.Value, error) {
 	out, y := op.Output(in[0].Shape())
 	for i, v := range x {
 		m := keep
-		if gop.DropBits(op.seed, op.stream, i) < threshold {
+		if opbase.DropBits(op.seed, op.stream, i) < threshold {
 			m = 0
 		}
 		op.mask[i] = m
@@ -215,7 +217,7 @@ func (op *dropoutOp) Do(in ...G.Value) (G.Value, error) {
 func (op *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&dropoutDiffOp{gop.Base{Name: "dropout'" + op.Name[len("dropout"):]}, op}, grad)
+	dx, err := G.ApplyOp(&dropoutDiffOp{opbase.Base{Name: "dropout'" + op.Name[len("dropout"):]}, op}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -224,17 +226,17 @@ func (op *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // dropoutDiffOp multiplies dy by the forward pass's mask.
 type dropoutDiffOp struct {
-	gop.Base
+	opbase.Base
 	fwd *dropoutOp
 }
 
 func (op *dropoutDiffOp) Arity() int { return 1 }
-func (op *dropoutDiffOp) Describe() gop.Desc {
-	return gop.Desc{Kind: gop.DropoutGrad, Rate: op.fwd.rate, Stream: op.fwd.stream, Forward: op.fwd}
+func (op *dropoutDiffOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.DropoutGrad, Rate: op.fwd.rate, Stream: op.fwd.stream, Forward: op.fwd}
 }
 func (op *dropoutDiffOp) Type() hm.Type {
-	t := gop.TensorType(op.fwd.dims)
-	return gop.FnType(t, t)
+	t := opbase.TensorType(op.fwd.dims)
+	return opbase.FnType(t, t)
 }
 func (op *dropoutDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 
@@ -256,13 +258,13 @@ func (op *dropoutDiffOp) Do(in ...G.Value) (G.Value, error) {
 
 // xentOp is the mean softmax cross-entropy of logits [N,K] against target
 // distributions [N,K] (one-hot or label-smoothed): a scalar.
-type xentOp struct{ gop.Base }
+type xentOp struct{ opbase.Base }
 
-func (op *xentOp) Arity() int         { return 2 }
-func (op *xentOp) Describe() gop.Desc { return gop.Desc{Kind: gop.SoftmaxCrossEntropy} }
+func (op *xentOp) Arity() int            { return 2 }
+func (op *xentOp) Describe() opbase.Desc { return opbase.Desc{Kind: opbase.SoftmaxCrossEntropy} }
 func (op *xentOp) Type() hm.Type {
-	t := gop.TensorType(2)
-	return gop.FnType(t, t, hm.TypeVariable('a'))
+	t := opbase.TensorType(2)
+	return opbase.FnType(t, t, hm.TypeVariable('a'))
 }
 func (op *xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 
@@ -293,7 +295,7 @@ func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
 func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 
 func (op *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dl, err := G.ApplyOp(&xentDiffOp{gop.Base{Name: "xent'" + op.Name[len("xent"):]}}, in[0], in[1], grad)
+	dl, err := G.ApplyOp(&xentDiffOp{opbase.Base{Name: "xent'" + op.Name[len("xent"):]}}, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -315,13 +317,15 @@ func logSumExp(row []float32) float64 {
 
 // xentDiffOp computes (softmax(logits) − target)·dloss/N from
 // (logits, target, dloss).
-type xentDiffOp struct{ gop.Base }
+type xentDiffOp struct{ opbase.Base }
 
-func (op *xentDiffOp) Arity() int         { return 3 }
-func (op *xentDiffOp) Describe() gop.Desc { return gop.Desc{Kind: gop.SoftmaxCrossEntropyGrad} }
+func (op *xentDiffOp) Arity() int { return 3 }
+func (op *xentDiffOp) Describe() opbase.Desc {
+	return opbase.Desc{Kind: opbase.SoftmaxCrossEntropyGrad}
+}
 func (op *xentDiffOp) Type() hm.Type {
-	t := gop.TensorType(2)
-	return gop.FnType(t, t, hm.TypeVariable('a'), t)
+	t := opbase.TensorType(2)
+	return opbase.FnType(t, t, hm.TypeVariable('a'), t)
 }
 func (op *xentDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return firstShape(in...) }
 

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/cifarnet-go/cifarnet/trainer/internal/gop"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -72,7 +72,7 @@ func checkOpGradients(t *testing.T, build func(in []*G.Node) (*G.Node, error), s
 		if err := vm.RunAll(); err != nil {
 			t.Fatal(err)
 		}
-		v, err := gop.Floats(cost.Value())
+		v, err := opbase.Floats(cost.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func checkOpGradients(t *testing.T, build func(in []*G.Node) (*G.Node, error), s
 		if !d {
 			continue
 		}
-		a, err := gop.Floats(grads[k].Value())
+		a, err := opbase.Floats(grads[k].Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,18 +258,18 @@ func TestPoolAndBiasGradients(t *testing.T) {
 	})
 	t.Run("global_avg_pool", func(t *testing.T) {
 		checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
-			return G.ApplyOp(&gapOp{gop.Base{Name: "gap:x"}}, in[0])
+			return G.ApplyOp(&gapOp{opbase.Base{Name: "gap:x"}}, in[0])
 		}, []tensor.Shape{{2, 3, 2, 2}}, [][]float32{awayFromKinks(24, 5)}, []bool{true})
 	})
 	t.Run("bias", func(t *testing.T) {
 		checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
-			return G.ApplyOp(&biasOp{gop.Base{Name: "bias:x"}, 4}, in[0], in[1])
+			return G.ApplyOp(&biasOp{opbase.Base{Name: "bias:x"}, 4}, in[0], in[1])
 		}, []tensor.Shape{{2, 3, 2, 2}, {3}}, [][]float32{awayFromKinks(24, 6), {0.1, 0.2, 0.3}}, []bool{true, true})
 	})
 }
 
 func TestDropoutGradientAndRate(t *testing.T) {
-	op := &dropoutOp{Base: gop.Base{Name: "dropout:x"}, dims: 2, rate: 0.3, seed: 1, stream: 2}
+	op := &dropoutOp{Base: opbase.Base{Name: "dropout:x"}, dims: 2, rate: 0.3, seed: 1, stream: 2}
 	checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
 		return G.ApplyOp(op, in[0])
 	}, []tensor.Shape{{4, 5}}, [][]float32{awayFromKinks(20, 7)}, []bool{true})
@@ -306,10 +306,10 @@ func TestCrossEntropy(t *testing.T) {
 	logits := []float32{1, 2, 0.5, -1, 0, 3}
 	target := []float32{0, 1, 0, 0.05, 0.05, 0.9}
 	checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
-		return G.ApplyOp(&xentOp{gop.Base{Name: "xent:x"}}, in[0], in[1])
+		return G.ApplyOp(&xentOp{opbase.Base{Name: "xent:x"}}, in[0], in[1])
 	}, []tensor.Shape{{2, 3}, {2, 3}}, [][]float32{logits, target}, []bool{true, false})
 
-	op := &xentOp{gop.Base{Name: "xent:y"}}
+	op := &xentOp{opbase.Base{Name: "xent:y"}}
 	v, err := op.Do(tensor.New(tensor.WithShape(2, 3), tensor.WithBacking(logits)), tensor.New(tensor.WithShape(2, 3), tensor.WithBacking(target)))
 	if err != nil {
 		t.Fatal(err)

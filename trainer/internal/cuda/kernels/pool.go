@@ -27,7 +27,7 @@ func (g Pool) args() []any {
 
 // MaxPool sets y (N×C×OutH×OutW) to the window maxima of x, padding
 // counting as −∞, and idx (int32, like y) to each maximum's index within
-// its H×W input plane, the first on ties as fastops' op.
+// its H×W input plane, the first on ties as layerops' op.
 func MaxPool(d device.Device, g Pool, y, idx, x device.Ptr) error {
 	if err := g.check(); err != nil {
 		return err

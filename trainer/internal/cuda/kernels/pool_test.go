@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// refPool is fastops' poolPlane over every plane: the first maximum wins.
+// refPool is layerops' poolPlane over every plane: the first maximum wins.
 func refPool(g Pool, x []float32) ([]float32, []int32) {
 	oh, ow := g.OutH(), g.OutW()
 	y, idx := make([]float32, g.N*g.C*oh*ow), make([]int32, g.N*g.C*oh*ow)
@@ -32,7 +32,7 @@ func refPool(g Pool, x []float32) ([]float32, []int32) {
 	return y, idx
 }
 
-// refPoolGrad scatters dy in output order, as fastops' maxPoolGradOp.
+// refPoolGrad scatters dy in output order, as layerops' maxPoolGradOp.
 func refPoolGrad(g Pool, dy []float32, idx []int32) []float32 {
 	plane := g.OutH() * g.OutW()
 	dx := make([]float32, g.N*g.C*g.H*g.W)
