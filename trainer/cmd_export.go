@@ -95,16 +95,6 @@ const (
 	formatONNX = "onnx"
 )
 
-// parseDType checks a --dtype value; "" stays "" (keep the source's).
-func parseDType(s string) (models.DType, error) {
-	switch d := models.DType(s); d {
-	case "", models.Float32, models.Float16, models.Int8:
-		return d, nil
-	default:
-		return "", usagef("--dtype %q: want %s, %s or %s", s, models.Float32, models.Float16, models.Int8)
-	}
-}
-
 // readExportSource reads the weights of a run folder (best.cnw) or a
 // checkpoint file and fills in missing provenance from the run's
 // config.json when there is one.

@@ -143,40 +143,6 @@ func paramsPerLayer(spec *models.Spec, params []models.Param) []int64 {
 	return counts
 }
 
-// percent formats an accuracy stored as a fraction; empty when unset.
-func percent(v float64) string {
-	if v == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%.2f%%", 100*v)
-}
-
-func floats(v []float32) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprintf("%.4f", x)
-	}
-	return strings.Join(s, " ")
-}
-
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
 // shapeText writes a layer's output shape: "64×16×16", or "256" for a
 // vector (flatten, linear, pooled outputs).
 func shapeText(s models.Shape) string {

@@ -109,16 +109,3 @@ final.cnw). Example:
 	}
 	return nil
 }
-
-// commandLine is the command that reproduces a run, shell-quoted where
-// needed.
-func commandLine(cmd string, args []string) string {
-	parts := []string{"trainer", cmd}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
-}
