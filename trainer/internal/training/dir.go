@@ -1,4 +1,4 @@
-// Package run is one training run: its recipe, its folder (config.json,
+// Package training is one training run: its recipe, its folder (config.json,
 // metrics.csv, checkpoints), the training loop and resuming after an
 // interruption.
 package training
