@@ -54,6 +54,7 @@ atomically), so that trainer info and the web page show them.`)
 	splitSeed := fs.Int64("split-seed", 42, "`SEED` of that split, when the run's config.json does not say")
 	tta := fs.Bool("tta", true, "also measure accuracy with the test-time augmentations MODEL names")
 	record := fs.Bool("record", false, "write the test accuracies into MODEL's provenance")
+	limit := fs.Int("limit", 0, "score only the first `N` test images (0: all 10,000), for a quick look")
 	resample := fs.Int("resampled", 4, "also measure accuracy on the test images enlarged `N`× and resized back by the page's preprocessing, as in a photo (0 skips it)")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -71,6 +72,8 @@ atomically), so that trainer info and the web page show them.`)
 		return usagef("--latency-images %d: must not be negative", *latency)
 	case *resample < 0:
 		return usagef("--resampled %d: must not be negative", *resample)
+	case *limit < 0:
+		return usagef("--limit %d: must not be negative", *limit)
 	case !(*valSplit >= 0 && *valSplit < 1):
 		return usagef("--val-split %g: must be in [0, 1)", *valSplit)
 	}
@@ -116,8 +119,11 @@ atomically), so that trainer info and the web page show them.`)
 	if latencyImages == 0 {
 		latencyImages = -1 // Options: negative skips the batch-1 pass
 	}
-	fmt.Fprintf(e.stderr, "evaluating %s on %d test images with %d workers...\n", filepath.Base(modelPath), test.Len(), *workers)
-	res, err := evaluate.Run(model, test, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: latencyImages, TTA: *tta})
+	if *limit > 0 && *limit < test.Len() {
+		test = &cifar.Set{Images: test.Images[:*limit*cifar.ImageSize], Labels: test.Labels[:*limit], Classes: test.Classes}
+	}
+	fmt.Fprintf(e.stderr, "evaluating %s on %d test images with %d workers\n", filepath.Base(modelPath), test.Len(), *workers)
+	res, err := evaluate.Run(model, test, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: latencyImages, TTA: *tta, Log: e.stderr})
 	if err != nil {
 		return err
 	}
@@ -138,7 +144,8 @@ atomically), so that trainer info and the web page show them.`)
 		if err != nil {
 			return err
 		}
-		rres, err := evaluate.Run(model, rs, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: -1})
+		fmt.Fprintf(e.stderr, "  the same images enlarged %d× and resized back, as photos are:\n", *resample)
+		rres, err := evaluate.Run(model, rs, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: -1, Log: e.stderr})
 		if err != nil {
 			return err
 		}

@@ -277,6 +277,22 @@ func TestEvalDefaultsToNewFolder(t *testing.T) {
 	}
 }
 
+// TestEvalLimit scores a subset and says what each pass is doing.
+func TestEvalLimit(t *testing.T) {
+	data := syntheticCIFAR(t, 20, 30)
+	model := tinyModelFile(t, t.TempDir())
+	code, stdout, stderr := trainer(t, "eval", "--data", data, "--out", t.TempDir(), "--limit", "7", "--latency-images", "3", "--resampled", "0", model)
+	if code != 0 {
+		t.Fatalf("status %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "on 7 test images") || !strings.Contains(stderr, "accuracy, batches of 64: done in") || !strings.Contains(stderr, "batch-1 timing: 3 images") {
+		t.Errorf("progress lines:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, "/7)") {
+		t.Errorf("summary does not score 7 images:\n%s", stdout)
+	}
+}
+
 func TestEvalErrors(t *testing.T) {
 	data := syntheticCIFAR(t, 10, 10)
 	model := tinyModelFile(t, t.TempDir())
@@ -289,6 +305,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"eval", "--workers", "0", model}, 2, "--workers"},
 		{[]string{"eval", "--val-split", "1", model}, 2, "--val-split"},
 		{[]string{"eval", "--resampled", "-1", model}, 2, "--resampled"},
+		{[]string{"eval", "--limit", "-1", model}, 2, "--limit"},
 		{[]string{"eval", "--data", data, "--run", t.TempDir(), model}, 2, "metrics.csv"},
 		{[]string{"eval", "--data", data, filepath.Join(t.TempDir(), "none.cnw")}, 1, "none.cnw"},
 		{[]string{"eval", "--data", t.TempDir(), model}, 1, "no CIFAR-10"},

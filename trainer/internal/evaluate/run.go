@@ -3,7 +3,9 @@ package evaluate
 import (
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,22 @@ type Options struct {
 	// the model's metadata names (models.Predictor.PredictTTA, as the
 	// browser does), when it names any.
 	TTA bool
+	// Log, when not nil, gets a line as each pass starts and ends, with
+	// its time, so that a long evaluation shows where it is.
+	Log io.Writer
+}
+
+// pass logs a pass's start and returns the function that logs its end.
+func (o Options) pass(what string, images int) func() {
+	if o.Log == nil {
+		return func() {}
+	}
+	start := time.Now()
+	fmt.Fprintf(o.Log, "  %s: %d images...\n", what, images)
+	return func() {
+		d := time.Since(start)
+		fmt.Fprintf(o.Log, "  %s: done in %.1f s (%.0f images/s)\n", what, d.Seconds(), float64(images)/d.Seconds())
+	}
 }
 
 // DefaultBatchSize is the batch of the accuracy pass.
@@ -139,10 +157,12 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	k := len(m.Meta.Classes)
 
 	pred := make([]int, set.Len())
+	done := opts.pass(fmt.Sprintf("accuracy, batches of %d", bs), set.Len())
 	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred, predictBatch)
 	if err != nil {
 		return nil, err
 	}
+	done()
 	metrics, err := score(set, pred, m.Meta.Classes)
 	if err != nil {
 		return nil, err
@@ -156,10 +176,12 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	if nSingle > 0 {
 		nSingle = min(nSingle, set.Len())
 		single := make([]int, nSingle)
+		done := opts.pass("batch-1 timing", nSingle)
 		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single, predictBatch)
 		if err != nil {
 			return nil, err
 		}
+		done()
 		res.Single = &sp
 		for i, p := range single {
 			if p != pred[i] {
@@ -168,9 +190,11 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 		}
 	}
 	if opts.TTA && len(m.Meta.Inference.TTA) > 0 {
+		done := opts.pass("test-time augmentation ("+strings.Join(m.Meta.Inference.TTA, ", ")+")", set.Len())
 		if res.TTA, err = TTA(m, set, workers); err != nil {
 			return nil, err
 		}
+		done()
 	}
 	return res, nil
 }
