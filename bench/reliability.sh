@@ -126,7 +126,7 @@ class_kill() {
 		if timeout 300 "$work/bin/trainer" train --resume "$dir" >>"$runs.log" 2>&1 &&
 			[ "$(weights "$dir")" = "$ref" ]; then
 			ok=$((ok + 1))
-			echo "kill $i at ${at} ms ($lines epochs logged): resumed, weights identical" >>"$work/kill.txt"
+			echo "kill $i at ${at} ms, $((lines < 0 ? 0 : lines)) epochs logged: resumed, weights identical" >>"$work/kill.txt"
 		else
 			echo "kill $i at ${at} ms: FAILED (log: $runs.log)" >>"$work/kill.txt"
 			tail -5 "$runs.log" >&2
