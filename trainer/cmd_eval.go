@@ -17,6 +17,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/plots"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
@@ -152,7 +153,7 @@ atomically), so that trainer info and the web page show them.`)
 		report.Resampled = &evaluate.ResampledResult{Factor: *resample, Metrics: rres.Metrics}
 	}
 	if history != nil {
-		report.Training = summarizeHistory(history.file, history.epochs)
+		report.Training = summarizeHistory(pathtext.Of(absPath(history.file)), history.epochs)
 	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
 // JPEGTestMD5 is the md5 of test_batch.bin in the JPEG-derived copy of
@@ -41,8 +42,8 @@ func DescribeData(dir string) (*DataInfo, error) {
 	}
 	info := &DataInfo{Dir: d, TestFile: path, TestMD5: sum}
 	if abs, err := filepath.Abs(d); err == nil {
-		info.Dir = abs
-		info.TestFile = filepath.Join(abs, cifar.TestFile)
+		info.Dir = pathtext.Of(abs)
+		info.TestFile = pathtext.Of(filepath.Join(abs, cifar.TestFile))
 	}
 	if sum == JPEGTestMD5 {
 		info.JPEGDerived = true

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
 // ModelInfo identifies the evaluated weight file.
@@ -53,7 +54,7 @@ func DescribeModel(path string, meta *models.Meta) (*ModelInfo, error) {
 		Classes: meta.Classes, Normalization: meta.Normalization, Provenance: meta.Provenance,
 	}
 	if abs, err := filepath.Abs(path); err == nil {
-		info.Path = abs
+		info.Path = pathtext.Of(abs)
 	}
 	return info, nil
 }

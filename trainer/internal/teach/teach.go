@@ -17,6 +17,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/finetune"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
 // Options say what to fine-tune on.
@@ -113,7 +114,7 @@ func Run(o Options) (*Result, error) {
 	res.Seconds = time.Since(start).Seconds()
 	prov := models.Provenance{
 		Dataset: "image folder " + filepath.Base(filepath.Clean(o.Data)), Recipe: "head-only",
-		Command: o.Command, Epochs: o.Head.Defaults().Epochs, ValAccuracy: res.HeldAccuracy,
+		Command: pathtext.Command(o.Command), Epochs: o.Head.Defaults().Epochs, ValAccuracy: res.HeldAccuracy,
 		TrainSeconds: res.Seconds, Trainer: o.Trainer, Device: "cpu",
 		Created: time.Now().UTC().Format(time.RFC3339),
 		Notes:   fmt.Sprintf("classifier head fine-tuned on %d images, backbone frozen; val_accuracy on %d held-out images", res.Train, res.Held),

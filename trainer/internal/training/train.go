@@ -18,6 +18,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
 // Options are a training run's settings that do not change its result.
@@ -683,7 +684,7 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 		Provenance: models.Provenance{
 			Dataset:      "CIFAR-10",
 			Recipe:       t.r.Name,
-			Command:      t.cfg.Command,
+			Command:      pathtext.Command(t.cfg.Command),
 			Epochs:       epochs,
 			ValAccuracy:  valAcc,
 			TrainSeconds: math.Round(t.st.TrainSeconds),
