@@ -14,7 +14,7 @@ func cifarDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("CIFAR10_DIR")
 	if dir == "" {
-		dir = "/work/shared/cifar10/cifar-10-batches-bin"
+		dir = filepath.Join("..", "..", "..", "shared", "cifar10", "cifar-10-batches-bin")
 	}
 	if _, err := os.Stat(filepath.Join(dir, trainFiles[0])); err != nil {
 		t.Skipf("no CIFAR-10 at %s (set CIFAR10_DIR): %v", dir, err)
