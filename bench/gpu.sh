@@ -54,6 +54,8 @@
 #                   batch 128 and 512)
 #   -steps N        timed steps per round of a speed case (default 20)
 #   -rounds N       rounds per speed case, the median reported (default 3)
+#   -precision "P…" speed at fp32 (default) and/or tf32: cuBLAS TF32 tensor
+#                   ops for ours (CIFARNET_TF32=1), --tf32 for PyTorch
 #   -work DIR       where the bundle and data are unpacked (default bin/gpu/work)
 #   -budget S       seconds for all the stages together (default 560)
 #
@@ -112,6 +114,7 @@ rounds=3
 parallel=0
 keep=all
 keep_best=
+precisions=fp32
 budget=560
 work=bin/gpu/work
 stages=()
@@ -122,7 +125,7 @@ while [ $# -gt 0 ]; do
 		parallel=1
 		shift
 		;;
-	-out | -device | -recipes | -epochs | -limit | -speed | -steps | -rounds | -work | -budget | -keep | -keep-best)
+	-out | -device | -recipes | -epochs | -limit | -speed | -steps | -rounds | -work | -budget | -keep | -keep-best | -precision)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		case $1 in
 		-out) out=$2 ;;
@@ -135,6 +138,7 @@ while [ $# -gt 0 ]; do
 		-rounds) rounds=$2 ;;
 		-keep) keep=$2 ;;
 		-keep-best) keep_best=$2 ;;
+		-precision) precisions=$2 ;;
 		-work) work=$2 ;;
 		-budget) budget=$2 ;;
 		esac
@@ -173,6 +177,9 @@ for r in $recipes; do
 done
 for c in $speed_cases; do
 	[[ $c =~ ^[a-z0-9-]+:[0-9]+$ ]] || die "-speed $c: want preset:batch"
+done
+for p in $precisions; do
+	[[ $p == fp32 || $p == tf32 ]] || die "-precision $p: want fp32 or tf32"
 done
 
 mkdir -p "$out" "$work" || die "cannot create $out or $work"
@@ -365,14 +372,17 @@ median() {
 stage_speed() {
 	need_setup || return 1
 	local rc=0 c
-	printf '%-14s %5s %12s %14s %6s\n' preset batch "ours img/s" "pytorch img/s" ratio >"$res/speed.table"
-	for c in $speed_cases; do
+	printf '%-14s %5s %-5s %12s %14s %6s\n' preset batch prec "ours img/s" "pytorch img/s" ratio >"$res/speed.table"
+	local prec pc
+	for pc in $(for prec in $precisions; do for c in $speed_cases; do echo "$prec/$c"; done; done); do
+		prec=${pc%%/*} c=${pc#*/}
 		local preset=${c%%:*} batch=${c##*:}
-		local ours=- pt=- l=$res/logs/speed-$preset-$batch.log
+		local ours=- pt=- l=$res/logs/speed-$preset-$batch-$prec.log tf=0 ptf=()
+		[ "$prec" = tf32 ] && tf=1 && ptf=(--tf32)
 		# Ours: the driver test binary's benchmark (needs a GPU), one
 		# result per round.
 		if [ "$device" != cpu ]; then
-			(cd "$bin" && limited "$l" ./driver.test -test.v -test.run '^$' -test.bench "BenchmarkStep/^$preset\$/^batch=$batch\$" \
+			(cd "$bin" && CIFARNET_TF32=$tf limited "$l" ./driver.test -test.v -test.run '^$' -test.bench "BenchmarkStep/^$preset\$/^batch=$batch\$" \
 				-test.benchtime "${steps}x" -test.count "$rounds" -test.timeout "$((deadline - SECONDS + 30))s") || rc=$?
 			# shellcheck disable=SC2046
 			ours=$(median $(awk '/^BenchmarkStep/ { for (i = 3; i < NF; i++) if ($(i+1) == "images/s") print $i }' "$l"))
@@ -380,15 +390,15 @@ stage_speed() {
 		local dev=$device
 		[ "$dev" = cuda ] && dev=cuda:0
 		limited "$l" "$py" bench/pytorch_train.py --device "$dev" --spec "models/testdata/reference/$preset.spec.json" \
-			--batch "$batch" --steps "$steps" --warmup 3 --rounds "$rounds" || rc=$?
+			--batch "$batch" --steps "$steps" --warmup 3 --rounds "$rounds" "${ptf[@]}" || rc=$?
 		pt=$(sed -n 's/.*"images_per_s": \([0-9.]*\).*/\1/p' "$l" | tail -1)
 		pt=${pt:--}
 		local ratio=-
 		[[ $ours != - && $pt != - ]] && ratio=$(awk -v a="$ours" -v b="$pt" 'BEGIN { printf "%.2f", a / b }')
-		printf '%-14s %5d %12s %14s %6s\n' "$preset" "$batch" "$ours" "$pt" "$ratio" >>"$res/speed.table"
+		printf '%-14s %5d %-5s %12s %14s %6s\n' "$preset" "$batch" "$prec" "$ours" "$pt" "$ratio" >>"$res/speed.table"
 	done
 	local how="pytorch_train.py --device $device"
-	[ "$device" != cpu ] && how+=", TF32 off, cuDNN autotuner off, loss read after the last step"
+	[ "$device" != cpu ] && how+=", cuDNN autotuner off, loss read after the last step; fp32: TF32 off for both, tf32: TF32 on for both"
 	note speed "ours: BenchmarkStep (driver.test), full steps with the loss read back each step; pytorch: $how; medians of $rounds rounds of $steps timed steps"
 	[ "$device" = cpu ] && note speed "ours: not measured on the CPU here (BenchmarkStep needs a GPU; bench/train_vs_pytorch.sh is the CPU comparison)"
 	return $rc
