@@ -1,35 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"image/color"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
-	"github.com/cifarnet-go/cifarnet/models/atomicfile"
-
-	"gonum.org/v1/plot/vg"
-
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/evalreport"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/plots"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
-)
-
-// Files written by eval, in --out.
-const (
-	evalJSON          = "report.json"
-	evalMarkdown      = "report.md"
-	plotConfusion     = "confusion_matrix.png"
-	plotCurves        = "training_curves.png"
-	plotDistribution  = "class_distribution.png"
-	plotMeanIntensity = "class_mean_intensity.png"
 )
 
 func runEval(e *env, args []string) error {
@@ -79,7 +64,7 @@ atomically), so that trainer info and the web page show them.`)
 		return usagef("--val-split %g: must be in [0, 1)", *valSplit)
 	}
 	modelPath := pos[0]
-	reportFiles := []string{evalJSON, evalMarkdown, plotConfusion, plotCurves, plotDistribution, plotMeanIntensity}
+	reportFiles := []string{evalreport.JSONFile, evalreport.MarkdownFile, evalreport.ConfusionPlot, evalreport.CurvesPlot, evalreport.DistributionPlot, evalreport.MeanIntensityPlot}
 	if *out == "" {
 		stem := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
 		*out = filepath.Join(*runs, "eval-"+time.Now().UTC().Format("20060102T150405Z")+"-"+stem)
@@ -108,7 +93,10 @@ atomically), so that trainer info and the web page show them.`)
 	}
 
 	// The run folder gives training curves and the split that was used.
-	history, runCfg, err := readRun(*runDir, modelPath)
+	history, runCfg, err := evalreport.ReadRun(*runDir, modelPath)
+	if errors.Is(err, evalreport.ErrNoHistory) {
+		return &usageError{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -130,7 +118,7 @@ atomically), so that trainer info and the web page show them.`)
 	}
 	meta := &model.Meta
 	if *record {
-		if meta, err = recordAccuracy(modelPath, res); err != nil {
+		if meta, err = evalreport.RecordAccuracy(modelPath, res); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "recorded the test accuracy in %s\n", modelPath)
@@ -153,23 +141,23 @@ atomically), so that trainer info and the web page show them.`)
 		report.Resampled = &evaluate.ResampledResult{Factor: *resample, Metrics: rres.Metrics}
 	}
 	if history != nil {
-		report.Training = summarizeHistory(pathtext.Of(absPath(history.file)), history.epochs)
+		report.Training = evalreport.Summarize(pathtext.Of(absPath(history.File)), history.Epochs)
 	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	if report.Plots, err = evalPlots(*out, res.Metrics, history, train, *valSplit, *splitSeed); err != nil {
+	if report.Plots, err = evalreport.Plots(*out, res.Metrics, history, train, *valSplit, *splitSeed); err != nil {
 		return err
 	}
 	js, err := report.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(*out, evalJSON), js); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, evalreport.JSONFile), js); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(*out, evalMarkdown), report.Markdown()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*out, evalreport.MarkdownFile), report.Markdown()); err != nil {
 		return err
 	}
 	if err := report.WriteSummary(e.stdout); err != nil {
@@ -178,173 +166,6 @@ atomically), so that trainer info and the web page show them.`)
 	if dataInfo.JPEGDerived {
 		fmt.Fprintln(e.stdout, "\nnote: the test set is the JPEG-derived copy; accuracy is close to, not equal to, a published CIFAR-10 figure")
 	}
-	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalJSON, evalMarkdown, len(report.Plots), *out)
+	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalreport.JSONFile, evalreport.MarkdownFile, len(report.Plots), *out)
 	return nil
-}
-
-// recordAccuracy rewrites the weight file at path with the test
-// accuracies of res in its provenance and returns its new metadata. The
-// file is read afresh (the model evaluated may have folded its tensors)
-// and keeps its dtype.
-func recordAccuracy(path string, res *evaluate.Result) (*models.Meta, error) {
-	f, err := models.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	p := &f.Meta.Provenance
-	p.TestAccuracy = res.Metrics.Accuracy
-	p.TestAccuracyTT = 0
-	if res.TTA != nil {
-		p.TestAccuracyTT = res.TTA.Metrics.Accuracy
-	}
-	if err := models.WriteFile(path, f); err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	return &f.Meta, nil
-}
-
-// runHistory is a run's metrics.csv.
-type runHistory struct {
-	file   string
-	epochs []training.EpochMetrics
-}
-
-// readRun reads the training history and config of the run folder dir, or
-// of the model's folder when dir is empty and that folder holds a
-// metrics.csv. Naming a folder without a history is an error.
-func readRun(dir, modelPath string) (*runHistory, *training.Config, error) {
-	explicit := dir != ""
-	if !explicit {
-		dir = filepath.Dir(modelPath)
-		if _, err := os.Stat(filepath.Join(dir, training.MetricsFile)); err != nil {
-			return nil, nil, nil
-		}
-	}
-	epochs, err := training.ReadMetrics(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(epochs) == 0 {
-		if explicit {
-			return nil, nil, &usageError{fmt.Errorf("--run %s: no %s with epochs there", dir, training.MetricsFile)}
-		}
-		return nil, nil, nil
-	}
-	h := &runHistory{file: filepath.Join(dir, training.MetricsFile), epochs: epochs}
-	cfg, err := training.ReadConfig(dir)
-	if err != nil {
-		cfg = nil // curves without the split: the flags' defaults apply
-	}
-	return h, cfg, nil
-}
-
-// summarizeHistory condenses a run's epochs for the report.
-func summarizeHistory(file string, h []training.EpochMetrics) *evaluate.TrainingSummary {
-	s := &evaluate.TrainingSummary{File: file, Epochs: len(h)}
-	found := false
-	for _, e := range h {
-		if !math.IsNaN(e.ValAcc) && (!found || e.ValAcc > s.BestValAcc) {
-			s.BestValAcc, s.BestEpoch, found = e.ValAcc, e.Epoch, true
-		}
-		s.TrainSeconds += e.EpochSeconds
-	}
-	last := h[len(h)-1]
-	s.FinalTrain = last.TrainAcc
-	if !math.IsNaN(last.ValAcc) { // NaN: trained without a validation set
-		s.FinalVal = last.ValAcc
-	}
-	return s
-}
-
-// evalPlots draws the report's charts into dir and lists them.
-func evalPlots(dir string, m *evaluate.Metrics, h *runHistory, train *cifar.Set, valSplit float64, seed int64) ([]evaluate.Plot, error) {
-	var out []evaluate.Plot
-	save := func(title, file string, fig *plots.Figure, w, ht vg.Length) error {
-		png, err := fig.PNG(w, ht)
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", file, err)
-		}
-		if err := atomicfile.WriteFile(filepath.Join(dir, file), png); err != nil {
-			return err
-		}
-		out = append(out, evaluate.Plot{Title: title, File: file})
-		return nil
-	}
-	classes := make([]string, len(m.PerClass))
-	for i, c := range m.PerClass {
-		classes[i] = c.Class
-	}
-
-	fig, err := plots.ConfusionMatrix(fmt.Sprintf("Confusion matrix, test set (accuracy %.2f %%)", 100*m.Accuracy), m.Confusion, classes)
-	if err != nil {
-		return nil, err
-	}
-	if err := save("Confusion matrix", plotConfusion, fig, 9*vg.Inch, 7.5*vg.Inch); err != nil {
-		return nil, err
-	}
-
-	if h != nil {
-		n := len(h.epochs)
-		ep, tl, vl, ta, va := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-		for i, e := range h.epochs {
-			ep[i], tl[i], vl[i], ta[i], va[i] = float64(e.Epoch), e.TrainLoss, e.ValLoss, e.TrainAcc, e.ValAcc
-		}
-		fig, err := plots.TrainingCurves(ep, tl, vl, ta, va)
-		if err != nil {
-			return nil, err
-		}
-		if err := save("Training curves", plotCurves, fig, 11*vg.Inch, 4.2*vg.Inch); err != nil {
-			return nil, err
-		}
-	}
-
-	trainPart, valPart, err := cifar.Split(train, valSplit, seed)
-	if err != nil {
-		return nil, err
-	}
-	series := []plots.Series{{Name: fmt.Sprintf("train (%d)", trainPart.Len()), Values: counts(trainPart, len(classes))}}
-	if valPart.Len() > 0 {
-		series = append(series, plots.Series{Name: fmt.Sprintf("validation (%d)", valPart.Len()), Values: counts(valPart, len(classes))})
-	}
-	title := fmt.Sprintf("Class distribution of the training split (%.0f %% validation, seed %d)", 100*valSplit, seed)
-	if fig, err = plots.GroupedBars(title, "images", classes, series); err != nil {
-		return nil, err
-	}
-	if err := save("Class distribution of the train/validation split", plotDistribution, fig, 9*vg.Inch, 4.5*vg.Inch); err != nil {
-		return nil, err
-	}
-
-	means := evaluate.ClassChannelMeans(train)
-	rgb := []plots.Series{
-		{Name: "red", Color: color.NRGBA{215, 48, 39, 255}},
-		{Name: "green", Color: color.NRGBA{26, 152, 80, 255}},
-		{Name: "blue", Color: color.NRGBA{49, 104, 189, 255}},
-	}
-	for c := range rgb {
-		rgb[c].Values = make([]float64, len(classes))
-		for y := range classes {
-			if y < len(means) {
-				rgb[c].Values[y] = means[y][c]
-			}
-		}
-	}
-	title = fmt.Sprintf("Mean pixel intensity per class and channel (%d training images)", train.Len())
-	if fig, err = plots.GroupedBars(title, "mean pixel value (0–255)", classes, rgb); err != nil {
-		return nil, err
-	}
-	if err := save("Mean pixel intensity per class and channel", plotMeanIntensity, fig, 9*vg.Inch, 4.5*vg.Inch); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// counts returns the images per class of s as floats, for bar charts.
-func counts(s *cifar.Set, k int) []float64 {
-	out := make([]float64, k)
-	for y, n := range s.ClassCounts() {
-		if y < k {
-			out[y] = float64(n)
-		}
-	}
-	return out
 }

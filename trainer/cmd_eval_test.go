@@ -14,6 +14,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/modeltest"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/evalreport"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
 )
@@ -120,11 +121,11 @@ func TestEval(t *testing.T) {
 	if rep.Training == nil || rep.Training.Epochs != 3 || rep.Training.BestValAcc != 0.45 || rep.Training.BestEpoch != 3 {
 		t.Errorf("training summary %+v", rep.Training)
 	}
-	md, err := os.ReadFile(filepath.Join(out, evalMarkdown))
+	md, err := os.ReadFile(filepath.Join(out, evalreport.MarkdownFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{plotConfusion, plotCurves, plotDistribution, plotMeanIntensity} {
+	for _, p := range []string{evalreport.ConfusionPlot, evalreport.CurvesPlot, evalreport.DistributionPlot, evalreport.MeanIntensityPlot} {
 		if !strings.Contains(string(md), "("+p+")") {
 			t.Errorf("report.md does not show %s", p)
 		}
@@ -192,7 +193,7 @@ func TestEvalRecord(t *testing.T) {
 func readReport(t *testing.T, dir string) evaluate.Report {
 	t.Helper()
 	var rep evaluate.Report
-	js, err := os.ReadFile(filepath.Join(dir, evalJSON))
+	js, err := os.ReadFile(filepath.Join(dir, evalreport.JSONFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestEvalRunWithoutValidation(t *testing.T) {
 	if tr := rep.Training; tr == nil || tr.Epochs != 2 || tr.FinalTrain != 0.40 || tr.FinalVal != 0 || tr.BestValAcc != 0 {
 		t.Errorf("training summary %+v", rep.Training)
 	}
-	md, err := os.ReadFile(filepath.Join(out, evalMarkdown))
+	md, err := os.ReadFile(filepath.Join(out, evalreport.MarkdownFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,33 +244,33 @@ func TestEvalDefaultsToNewFolder(t *testing.T) {
 	if code, _, stderr := trainer(t, "eval", "--data", data, "--runs", runs, "--latency-images", "0", "--resampled", "0", model); code != 0 {
 		t.Fatalf("status %d, stderr %s", code, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(dir, evalMarkdown)); err == nil {
-		t.Errorf("%s written beside the model", evalMarkdown)
+	if _, err := os.Stat(filepath.Join(dir, evalreport.MarkdownFile)); err == nil {
+		t.Errorf("%s written beside the model", evalreport.MarkdownFile)
 	}
 	made, err := filepath.Glob(filepath.Join(runs, "eval-*"))
 	if err != nil || len(made) != 1 {
 		t.Fatalf("report folders under --runs: %v (%v), want one", made, err)
 	}
 	out := made[0]
-	for _, f := range []string{evalJSON, evalMarkdown, plotConfusion, plotDistribution, plotMeanIntensity} {
+	for _, f := range []string{evalreport.JSONFile, evalreport.MarkdownFile, evalreport.ConfusionPlot, evalreport.DistributionPlot, evalreport.MeanIntensityPlot} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("%s not written in the report folder: %v", f, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, plotCurves)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, evalreport.CurvesPlot)); err == nil {
 		t.Error("training curves drawn without a metrics.csv")
 	}
-	js, _ := os.ReadFile(filepath.Join(out, evalJSON))
+	js, _ := os.ReadFile(filepath.Join(out, evalreport.JSONFile))
 	if strings.Contains(string(js), `"single"`) {
 		t.Error("--latency-images 0 still ran the batch-1 pass")
 	}
 
-	before, _ := os.ReadFile(filepath.Join(out, evalMarkdown))
+	before, _ := os.ReadFile(filepath.Join(out, evalreport.MarkdownFile))
 	code, _, stderr := trainer(t, "eval", "--data", data, "--out", out, "--latency-images", "0", "--resampled", "0", model)
 	if code != 1 || !strings.Contains(stderr, "--overwrite") {
 		t.Errorf("eval into a folder holding a report: status %d, stderr %q; want 1 naming --overwrite", code, stderr)
 	}
-	if after, _ := os.ReadFile(filepath.Join(out, evalMarkdown)); string(after) != string(before) {
+	if after, _ := os.ReadFile(filepath.Join(out, evalreport.MarkdownFile)); string(after) != string(before) {
 		t.Error("the refused eval changed the existing report")
 	}
 	if code, _, stderr := trainer(t, "eval", "--data", data, "--out", out, "--overwrite", "--latency-images", "0", "--resampled", "0", model); code != 0 {
