@@ -37,6 +37,7 @@ the CNN's row when --model is given, and writes baselines.json and
 baselines.md into --out.`)
 	data := dataFlag(fs)
 	out := fs.String("out", filepath.Join("runs", "baselines"), "write baselines.json and baselines.md into `DIR`")
+	overwrite := fs.Bool("overwrite", false, "replace baselines.json and baselines.md when --out already holds them")
 	modelPath := fs.String("model", "", "also evaluate the CNN weight file `MODEL` on the test set, for comparison")
 	only := fs.String("only", strings.Join(baselineNames, ","), "`LIST` of classifiers to run, comma-separated: "+strings.Join(baselineNames, ", "))
 	valSplit := fs.Float64("val-split", 0.2, "`FRACTION` of the training images held out (stratified) for validation; 0 trains on all 50000")
@@ -74,6 +75,10 @@ baselines.md into --out.`)
 		return usagef("--max-features %d: must be in 0..%d", *maxFeatures, cifar.ImageSize)
 	case *workers < 1:
 		return usagef("--workers %d: must be at least 1", *workers)
+	}
+	// Before minutes of training: the results must have somewhere to go.
+	if err := refuseOverwrite(*overwrite, *out, baselinesJSON, baselinesMarkdown); err != nil {
+		return err
 	}
 
 	// Read the model first: a bad path should fail before minutes of work.

@@ -68,6 +68,14 @@ func TestBaselinesOnlyAndLimits(t *testing.T) {
 	if r := rep.Results[0]; r.TrainImages != 50 || r.Metrics.N != 20 || r.ValAccuracy != nil {
 		t.Errorf("limits not applied: %d training, %d test images, val %v", r.TrainImages, r.Metrics.N, r.ValAccuracy)
 	}
+	// The same --out again: refused before any training, files kept.
+	code, _, stderr = trainer(t, "baselines", "--data", data, "--out", out, "--only", "svm", "--epochs", "1")
+	if code != 1 || !strings.Contains(stderr, "--overwrite") {
+		t.Errorf("baselines into a folder holding results: status %d, stderr %q", code, stderr)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, baselinesJSON)); string(again) != string(js) {
+		t.Error("the refused run changed baselines.json")
+	}
 }
 
 func TestBaselinesUsageErrors(t *testing.T) {
