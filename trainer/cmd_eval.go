@@ -14,6 +14,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evalreport"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
@@ -83,13 +84,19 @@ atomically), so that trainer info and the web page show them.`)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", modelPath, err)
 	}
-	dataInfo, err := evaluate.DescribeData(*data)
-	if err != nil {
-		return err
-	}
-	train, test, err := cifar.Load(*data)
-	if err != nil {
-		return err
+	var dataInfo *evaluate.DataInfo
+	var train, test *cifar.Set // train: nil for an image folder
+	if imagefolder.Is(*data) {
+		if dataInfo, test, err = folderTestSet(*data, model); err != nil {
+			return err
+		}
+	} else {
+		if dataInfo, err = evaluate.DescribeData(*data); err != nil {
+			return err
+		}
+		if train, test, err = cifar.Load(*data); err != nil {
+			return err
+		}
 	}
 
 	// The run folder gives training curves and the split that was used.
@@ -168,4 +175,46 @@ atomically), so that trainer info and the web page show them.`)
 	}
 	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalreport.JSONFile, evalreport.MarkdownFile, len(report.Plots), *out)
 	return nil
+}
+
+// folderTestSet reads an image folder (its val/ or test/ part when it has
+// train/) as the test set, its class folders matched to the model's
+// classes by name.
+func folderTestSet(dir string, m *models.Model) (*evaluate.DataInfo, *cifar.Set, error) {
+	all, held, err := imagefolder.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	part := dir
+	if held != nil {
+		all, part = held, filepath.Join(dir, "val or test")
+	}
+	in := m.Meta.Spec.Input
+	if len(m.Meta.Classes) > 256 {
+		return nil, nil, fmt.Errorf("eval: the model has %d classes; image folders are evaluated for up to 256", len(m.Meta.Classes))
+	}
+	if in.C != 3 || in.H != 32 || in.W != 32 {
+		return nil, nil, fmt.Errorf("eval: model input %v: image folders are evaluated at 3×32×32", in)
+	}
+	index := map[string]int{}
+	for i, c := range m.Meta.Classes {
+		index[c] = i
+	}
+	for _, c := range all.Classes {
+		if _, ok := index[c]; !ok {
+			return nil, nil, fmt.Errorf("eval: %s has class %q, which the model does not know (its classes: %s)", dir, c, strings.Join(m.Meta.Classes, ", "))
+		}
+	}
+	pix, labels, _, err := all.Pixels(32, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := &cifar.Set{Images: pix, Labels: make([]uint8, len(labels)), Classes: m.Meta.Classes}
+	for i, l := range labels {
+		set.Labels[i] = uint8(index[all.Classes[l]])
+	}
+	abs, _ := filepath.Abs(dir)
+	info := &evaluate.DataInfo{Dir: pathtext.Of(abs), TestFile: pathtext.Of(abs),
+		Note: fmt.Sprintf("image folder %s: %d images of %d classes, reduced to 32×32 as the page does", part, len(labels), len(all.Classes))}
+	return info, set, nil
 }

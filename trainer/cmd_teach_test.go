@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -101,6 +102,15 @@ func TestTeachShapes(t *testing.T) {
 	}
 	if code, info, _ := trainer(t, "info", out); code != 0 || !strings.Contains(info, "cross, disc, square") || !strings.Contains(info, "head-only") {
 		t.Errorf("info: status %d:\n%s", code, info)
+	}
+	// eval takes the image folder too: its val/ part, with the model's
+	// classes matched by name, at the accuracy train reported.
+	code, evalOut, stderr := trainer(t, "eval", "--data", dir, "--out", t.TempDir(), "--latency-images", "0", "--resampled", "0", out)
+	if code != 0 {
+		t.Fatalf("eval on the image folder: status %d: %s", code, stderr)
+	}
+	if want := fmt.Sprintf("(%d/60)", int(math.Round(p.ValAccuracy*60))); !strings.Contains(evalOut, want) {
+		t.Errorf("eval on the folder's 60 held-out images does not say %s:\n%s", want, evalOut)
 	}
 	// Never replaces a file.
 	if code, _, stderr := trainer(t, "train", "--init", base, "--freeze", "head-only", "--data", dir, "--out", out); code == 0 || !strings.Contains(stderr, "exists") {

@@ -55,7 +55,7 @@ const defaultDataDir = "data"
 
 // dataFlag defines --data with the shared default and meaning.
 func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", defaultDataDir, "CIFAR-10 `DIR`: the folder holding cifar-10-batches-bin, or that folder itself")
+	return fs.String("data", defaultDataDir, "CIFAR-10 `DIR`: the folder holding cifar-10-batches-bin, or that folder itself; eval and train --init also take an image folder (DIR/<class>/<images>)")
 }
 
 // env is what a subcommand gets besides its arguments.

@@ -152,6 +152,10 @@ func Plots(dir string, m *evaluate.Metrics, h *History, train *cifar.Set, valSpl
 		}
 	}
 
+	// The training set's charts need a CIFAR-10 training set.
+	if train == nil {
+		return out, nil
+	}
 	trainPart, valPart, err := cifar.Split(train, valSplit, seed)
 	if err != nil {
 		return nil, err

@@ -6,12 +6,15 @@ package imagefolder
 import (
 	"errors"
 	"fmt"
+	"image"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/cifarnet-go/cifarnet/models"
 )
 
 // MaxClasses bounds the number of class folders.
@@ -163,4 +166,40 @@ func (s *Set) Split(frac float64, seed uint64) (train, held *Set, err error) {
 		}
 	}
 	return train, held, nil
+}
+
+// Pixels decodes every image and reduces it to size×size as the page
+// does (models.DecodeImage, models.ModelInput), returning the images'
+// planar RGB bytes back to back and their labels. An unreadable file
+// stops it with an error naming the file, or, with skip, is left out and
+// listed in skipped.
+func (s *Set) Pixels(size int, skip bool) (pix []byte, labels []int, skipped []string, err error) {
+	plane := size * size
+	for i, path := range s.Files {
+		data, err := os.ReadFile(path)
+		if err == nil && len(data) == 0 {
+			err = errors.New("empty file")
+		}
+		var img image.Image
+		if err == nil {
+			img, _, err = models.DecodeImage(data)
+		}
+		if err != nil {
+			if !skip {
+				return nil, nil, nil, fmt.Errorf("imagefolder: %s: %w", path, err)
+			}
+			skipped = append(skipped, path)
+			continue
+		}
+		m := models.ModelInput(img, size)
+		at := len(pix)
+		pix = append(pix, make([]byte, 3*plane)...)
+		for p := range plane {
+			for c := range 3 {
+				pix[at+c*plane+p] = m.Pix[4*p+c]
+			}
+		}
+		labels = append(labels, s.Labels[i])
+	}
+	return pix, labels, skipped, nil
 }
