@@ -6,7 +6,6 @@
 package teach
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/models/finetune"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
@@ -132,30 +132,29 @@ func Run(o Options) (*Result, error) {
 	return res, nil
 }
 
-// load preprocesses a set's images as the page does.
+// load reads a set's images as the page does (imagefolder.Pixels) and
+// normalises them for the base model.
 func load(s *imagefolder.Set, base *models.File, o Options, res *Result) ([]float32, []int, error) {
 	in := base.Meta.Spec.Input
-	var x []float32
-	var labels []int
-	for i, path := range s.Files {
-		data, err := os.ReadFile(path)
-		if err == nil && len(data) == 0 {
-			err = errors.New("empty file")
-		}
-		var t []float32
-		if err == nil {
-			t, _, err = models.PreprocessImage(data, in, base.Meta.Normalization)
-		}
-		if err != nil {
-			if !o.SkipUnreadable {
-				return nil, nil, fmt.Errorf("teach: %s: %w (--skip-unreadable skips such files)", path, err)
-			}
-			fmt.Fprintf(o.Log, "teach: skipped %s: %v\n", path, err)
-			res.Skipped = append(res.Skipped, path)
-			continue
-		}
-		x = append(x, t...)
-		labels = append(labels, s.Labels[i])
+	if in.C != 3 || in.H != in.W {
+		return nil, nil, fmt.Errorf("teach: base model input %v: want square RGB images", in)
+	}
+	pix, labels, skipped, err := s.Pixels(in.H, o.SkipUnreadable)
+	if err != nil {
+		return nil, nil, fmt.Errorf("teach: %w (--skip-unreadable skips such files)", err)
+	}
+	for _, path := range skipped {
+		fmt.Fprintf(o.Log, "teach: skipped %s: not a readable image\n", path)
+	}
+	res.Skipped = append(res.Skipped, skipped...)
+	norm, err := evaluate.NewNormalizer(base.Meta.Normalization)
+	if err != nil {
+		return nil, nil, fmt.Errorf("teach: base model: %w", err)
+	}
+	size := in.Size()
+	x := make([]float32, len(labels)*size)
+	for i := range labels {
+		norm.Normalize(x[i*size:(i+1)*size], pix[i*size:(i+1)*size])
 	}
 	return x, labels, nil
 }
