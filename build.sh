@@ -22,9 +22,19 @@ root=$PWD
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# The one Go version of the project (go.mod's toolchain line): an older go
+# command fetches it, and the WebAssembly SIMD128 build needs it.
+go_version=go1.27.3
+export GOTOOLCHAIN=${GOTOOLCHAIN:-$go_version}
+if [ "$(go env GOVERSION)" != "$go_version" ]; then
+	echo "build.sh: needs $go_version, go env GOVERSION says $(go env GOVERSION) (GOTOOLCHAIN=$GOTOOLCHAIN)" >&2
+	exit 1
+fi
+
 # Native amd64 binaries use the AVX2+FMA or AVX-512 assembly matrix kernel
 # on CPUs that have it; GOEXPERIMENT=simd (simd/archsimd) adds the vector
-# GELU. The WebAssembly module is always portable.
+# GELU. The WebAssembly module is built with GOEXPERIMENT=simd too: its
+# matrix kernel, packing and GELU use SIMD128 (every current browser has it).
 native_goexperiment=""
 if [ "$(go env GOARCH)" = amd64 ]; then
 	native_goexperiment=simd
@@ -40,7 +50,7 @@ build() {
 	local tmp
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' RETURN
-	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$tmp/cifarnet.wasm" ./wasm
+	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$tmp/cifarnet.wasm" ./wasm
 
 	log "assemble dist/"
 	rm -rf dist.new
@@ -67,6 +77,7 @@ run_tests() {
 	log "go vet ./..."
 	go vet ./...
 	GOOS=js GOARCH=wasm go vet ./wasm ./models/...
+	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go vet ./wasm ./models/...
 	log "go test ./..."
 	go test -count=1 ./...
 	if [ -n "$native_goexperiment" ]; then
@@ -75,6 +86,8 @@ run_tests() {
 	fi
 	log "wasm tests under Node"
 	GOOS=js GOARCH=wasm go test -count=1 -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./models/ ./wasm/
+	log "wasm SIMD128 tests under Node"
+	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go test -count=1 -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./models/... ./wasm/
 }
 
 # The GPU build. Its tag is not "cuda": that tag would switch

@@ -1,6 +1,8 @@
 module github.com/cifarnet-go/cifarnet
 
-go 1.26.0
+go 1.27.0
+
+toolchain go1.27.3
 
 require (
 	github.com/chewxy/hm v1.0.0

@@ -35,7 +35,7 @@ func erf8(x f8) f8 {
 func exp8(x f8) f8 {
 	keep := x.GreaterEqual(bc8(-87))
 	x = x.Max(bc8(-87))
-	n := x.Mul(bc8(math.Log2E)).RoundToEven()
+	n := x.Mul(bc8(math.Log2E)).Round()
 	r := n.MulAdd(bc8(-ln2Hi), x)
 	r = n.MulAdd(bc8(-ln2Lo), r)
 	p := bc8(expP[0])
@@ -49,9 +49,9 @@ func exp8(x f8) f8 {
 func geluAVX2(y, x []float32) {
 	i := 0
 	for ; i+8 <= len(x); i += 8 {
-		v := archsimd.LoadFloat32x8Slice(x[i:])
+		v := archsimd.LoadFloat32x8(x[i:])
 		e := erf8(v.Mul(bc8(1 / math.Sqrt2)))
-		v.Mul(bc8(0.5)).Mul(e.Add(bc8(1))).StoreSlice(y[i:])
+		v.Mul(bc8(0.5)).Mul(e.Add(bc8(1))).Store(y[i:])
 	}
 	geluScalar(y[i:], x[i:])
 }
@@ -59,11 +59,11 @@ func geluAVX2(y, x []float32) {
 func geluGradAVX2(dx, dy, x []float32) {
 	i := 0
 	for ; i+8 <= len(x); i += 8 {
-		v := archsimd.LoadFloat32x8Slice(x[i:])
+		v := archsimd.LoadFloat32x8(x[i:])
 		cdf := erf8(v.Mul(bc8(1/math.Sqrt2))).MulAdd(bc8(0.5), bc8(0.5))
 		pdf := exp8(v.Mul(v).Mul(bc8(-0.5))).Mul(bc8(1 / 2.5066282746310002))
 		g := v.MulAdd(pdf, cdf)
-		g.Mul(archsimd.LoadFloat32x8Slice(dy[i:])).StoreSlice(dx[i:])
+		g.Mul(archsimd.LoadFloat32x8(dy[i:])).Store(dx[i:])
 	}
 	geluGradScalar(dx[i:], dy[i:], x[i:])
 }

@@ -46,7 +46,7 @@ func erf16(x f16) f16 {
 // negative x by itself.
 func exp16(x f16) f16 {
 	x = x.Max(bc(-100))
-	n := x.Mul(bc(math.Log2E)).RoundToEvenScaled(0)
+	n := x.Mul(bc(math.Log2E)).RoundScaled(0)
 	r := n.MulAdd(bc(-ln2Hi), x)
 	r = n.MulAdd(bc(-ln2Lo), r)
 	p := bc(expP[0])
@@ -59,9 +59,9 @@ func exp16(x f16) f16 {
 func geluAVX512(y, x []float32) {
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
-		v := archsimd.LoadFloat32x16Slice(x[i:])
+		v := archsimd.LoadFloat32x16(x[i:])
 		e := erf16(v.Mul(bc(1 / math.Sqrt2)))
-		v.Mul(bc(0.5)).Mul(e.Add(bc(1))).StoreSlice(y[i:])
+		v.Mul(bc(0.5)).Mul(e.Add(bc(1))).Store(y[i:])
 	}
 	geluScalar(y[i:], x[i:])
 }
@@ -69,11 +69,11 @@ func geluAVX512(y, x []float32) {
 func geluGradAVX512(dx, dy, x []float32) {
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
-		v := archsimd.LoadFloat32x16Slice(x[i:])
+		v := archsimd.LoadFloat32x16(x[i:])
 		cdf := erf16(v.Mul(bc(1/math.Sqrt2))).MulAdd(bc(0.5), bc(0.5))
 		pdf := exp16(v.Mul(v).Mul(bc(-0.5))).Mul(bc(1 / 2.5066282746310002))
 		g := v.MulAdd(pdf, cdf)
-		g.Mul(archsimd.LoadFloat32x16Slice(dy[i:])).StoreSlice(dx[i:])
+		g.Mul(archsimd.LoadFloat32x16(dy[i:])).Store(dx[i:])
 	}
 	geluGradScalar(dx[i:], dy[i:], x[i:])
 }
