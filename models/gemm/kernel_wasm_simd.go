@@ -1,0 +1,67 @@
+//go:build wasm && goexperiment.simd
+
+package gemm
+
+import "simd/archsimd"
+
+// In a GOEXPERIMENT=simd WebAssembly build a 4×12 SIMD128 micro-kernel
+// replaces the scalar one: twelve 4-lane accumulators, three B vectors and
+// the broadcast A value fill the sixteen vector registers the browser's
+// compiler has on x86-64. A 4×8 kernel ran faster alone (BenchmarkKernel)
+// but slower in Mul, re-reading A from L2 for every 8 columns. Multiply and
+// add stay separate (SIMD128 has no fused form) and run in the scalar
+// kernel's order, so each sum is the scalar kernel's.
+func init() {
+	register(microKernel{"wasm simd128 4×12", 12, kernel4x12SIMD})
+}
+
+type f4 = archsimd.Float32x4
+
+func kernel4x12SIMD(ap, bp, c []float32, ldc int) {
+	n := len(ap) / mr
+	ap = ap[:n*4]
+	bp = bp[:n*12]
+	var c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 f4
+	for k := 0; k < n; k++ {
+		b := bp[k*12 : k*12+12 : k*12+12]
+		b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
+		b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
+		b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
+		a := ap[k*4 : k*4+4 : k*4+4]
+		a0 := archsimd.BroadcastFloat32x4(a[0])
+		c00 = c00.Add(a0.Mul(b0))
+		c01 = c01.Add(a0.Mul(b1))
+		c02 = c02.Add(a0.Mul(b2))
+		a1 := archsimd.BroadcastFloat32x4(a[1])
+		c10 = c10.Add(a1.Mul(b0))
+		c11 = c11.Add(a1.Mul(b1))
+		c12 = c12.Add(a1.Mul(b2))
+		a2 := archsimd.BroadcastFloat32x4(a[2])
+		c20 = c20.Add(a2.Mul(b0))
+		c21 = c21.Add(a2.Mul(b1))
+		c22 = c22.Add(a2.Mul(b2))
+		a3 := archsimd.BroadcastFloat32x4(a[3])
+		c30 = c30.Add(a3.Mul(b0))
+		c31 = c31.Add(a3.Mul(b1))
+		c32 = c32.Add(a3.Mul(b2))
+	}
+	addRow3(c[0:12:12], c00, c01, c02)
+	addRow3(c[ldc:ldc+12:ldc+12], c10, c11, c12)
+	addRow3(c[2*ldc:2*ldc+12:2*ldc+12], c20, c21, c22)
+	addRow3(c[3*ldc:3*ldc+12:3*ldc+12], c30, c31, c32)
+}
+
+// addRow3 adds three accumulators to twelve consecutive floats of C.
+func addRow3(r []float32, x, y, z f4) {
+	addRow(r[0:8], x, y)
+	p := (*[4]float32)(r[8:12])
+	archsimd.LoadFloat32x4Array(p).Add(z).StoreArray(p)
+}
+
+// addRow adds two accumulators to eight consecutive floats of C.
+func addRow(r []float32, lo, hi f4) {
+	p0 := (*[4]float32)(r[0:4])
+	p1 := (*[4]float32)(r[4:8])
+	archsimd.LoadFloat32x4Array(p0).Add(lo).StoreArray(p0)
+	archsimd.LoadFloat32x4Array(p1).Add(hi).StoreArray(p1)
+}
