@@ -6,7 +6,12 @@
 // the end-to-end tests read.
 
 const WORKER_URL = 'worker.js'; // rewritten by static/assemble.sh
-const MAX_FILE_BYTES = 100 * 1024 * 1024;
+const MAX_FILE_BYTES = 100e6; // 100 MB, the unit rule of trainer info: MB = 10^6 bytes
+
+// A result whose top probability is under this is shown as unsure. Chosen
+// by bench/confidence on the default model so that 90 % of the correctly
+// classified CIFAR-10 test images pass (bench/RESULTS.md has the figures).
+const UNSURE_BELOW = 0.48;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -27,6 +32,14 @@ const ui = {
   results: $('#results'),
   empty: $('#empty'),
   clear: $('#clear'),
+  exportCSV: $('#export-csv'),
+  exportJSON: $('#export-json'),
+  cameraOpen: $('#camera-open'),
+  camera: $('#camera'),
+  cameraVideo: $('#camera-video'),
+  cameraCapture: $('#camera-capture'),
+  cameraClose: $('#camera-close'),
+  cameraMessage: $('#camera-message'),
   announce: $('#announce'),
   template: $('#result-template'),
 };
@@ -65,8 +78,9 @@ function hideProgress() {
   ui.progress.hidden = true;
 }
 
-const mb = (n) => `${(n / 1048576).toFixed(n < 10 * 1048576 ? 1 : 0)} MB`;
-const fmtSize = (n) => (n >= 1048576 ? mb(n) : `${Math.max(1, Math.round(n / 1024))} kB`);
+// Sizes in decimal units with one decimal, as trainer info prints them.
+const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+const fmtSize = (n) => (n >= 1e6 ? mb(n) : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} bytes`);
 const pct = (p, digits = 1) => `${(p * 100).toFixed(digits)}%`;
 // sentence capitalises a Go error message and ends it with a full stop.
 const sentence = (m) => `${m.charAt(0).toUpperCase()}${m.slice(1)}${/[.!?]$/.test(m) ? '' : '.'}`;
@@ -77,28 +91,121 @@ function progressText(what, loaded, total) {
 
 // ---------------------------------------------------------------- worker
 
-const worker = new Worker(WORKER_URL);
+// A pool of workers, each holding the module and the model once; images go
+// to the least busy one, so a drop of many images uses every core. The
+// first worker downloads and compiles the module and drives the status
+// line; the others start from its compiled module once the first model is
+// in, so that they do not compete with the first image for the CPU.
+const POOL_SIZE = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4));
+const pool = []; // {w, primary, ready, jobs: Map id → message}
+let compiledModule = null;
+let lastLoad = null; // the model load every worker must run, replayed to late joiners
+let lastTTA = null;
+
 let loadStarted = 0;
 let modelName = ''; // the model in use, if any
+let modelInfo = null; // its info (cifarnet.info()), for the export
 const pending = new Map(); // id → card
 // Images given before a model was asked for wait here, so that the worker
 // (which runs requests in order) sees the load first.
 let modelRequested = false;
 let held = [];
 
-worker.onmessage = (e) => {
-  const msg = e.data;
+function spawn(primary) {
+  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map()};
+  slot.w.onmessage = (e) => (primary ? onPrimaryMessage(slot, e.data) : onHelperMessage(slot, e.data));
+  slot.w.onerror = (e) => {
+    if (primary) {
+      hideProgress();
+      setStatus(`The classifier failed to start (${e.message || 'worker error'}). Reload the page to try again.`, 'error');
+    } else {
+      retire(slot);
+    }
+  };
+  pool.push(slot);
+  return slot;
+}
+
+// broadcast posts a load or setting to every worker, each with its own copy of
+// any bytes.
+function broadcast(msg) {
+  for (const slot of pool) slot.w.postMessage(msg.bytes ? {...msg, bytes: msg.bytes.slice(0)} : msg);
+}
+
+// dispatch gives an image to the ready worker with the fewest waiting.
+function dispatch(msg) {
+  let best = pool[0];
+  for (const slot of pool) {
+    if (slot.ready && slot.jobs.size < best.jobs.size) best = slot;
+  }
+  best.jobs.set(msg.id, msg);
+  best.w.postMessage(msg);
+}
+
+// grow starts the other workers from the compiled module, with the model
+// and TTA choice the first one has.
+function grow() {
+  if (!compiledModule || !lastLoad) return;
+  while (pool.length < POOL_SIZE) {
+    const slot = spawn(false);
+    slot.w.postMessage({type: 'init', module: compiledModule});
+    slot.w.postMessage(lastLoad.bytes ? {...lastLoad, bytes: lastLoad.bytes.slice(0)} : lastLoad);
+    if (lastTTA !== null) slot.w.postMessage({type: 'setTTA', on: lastTTA});
+  }
+}
+
+// retire drops a helper worker that failed; its images go to the others.
+function retire(slot) {
+  slot.w.terminate();
+  pool.splice(pool.indexOf(slot), 1);
+  for (const msg of slot.jobs.values()) dispatch(msg);
+}
+
+function finishJob(slot, msg) {
+  slot.jobs.delete(msg.id);
+  const card = pending.get(msg.id);
+  pending.delete(msg.id);
+  if (!card) return;
+  if (msg.type === 'result') {
+    showResult(card, msg.result);
+    mark('firstResult');
+  } else {
+    showError(card, msg.code, friendly(msg.code, msg.message));
+  }
+}
+
+function onHelperMessage(slot, msg) {
   switch (msg.type) {
+    case 'ready':
+      slot.ready = true;
+      break;
+    case 'loadError':
+      // One that never got a model cannot classify; one that had the
+      // model keeps it, as the first worker does after a bad weight file.
+      if (!slot.ready) retire(slot);
+      break;
+    case 'result':
+    case 'error':
+      finishJob(slot, msg);
+      break;
+  }
+}
+
+function onPrimaryMessage(slot, msg) {
+  switch (msg.type) {
+    case 'module':
+      compiledModule = msg.module;
+      break;
     case 'progress':
       if (msg.phase === 'compile') mark('wasmDownloaded');
       if (msg.phase !== 'model' && ui.status.dataset.code === 'no_model') {
         // The model list can come back empty before the classifier has
         // compiled: its progress must not hide the no-model message.
       } else if (msg.phase === 'wasm') {
-        setStatus(progressText('Downloading the classifier', msg.loaded, msg.total));
+        setStatus(msg.total > 0 ? progressText('Downloading the classifier', msg.loaded, msg.total) : 'Downloading and compiling the classifier…');
         setProgress(msg.loaded, msg.total);
       } else if (msg.phase === 'compile') {
-        setStatus('Compiling the classifier…');
+        setStatus('Starting the classifier…');
         setProgress(0, -1);
       } else {
         mark('wasmReady');
@@ -108,12 +215,16 @@ worker.onmessage = (e) => {
       break;
     case 'ready':
       mark('modelReady');
+      slot.ready = true;
       modelName = msg.info.name;
+      modelInfo = msg.info;
       registerServiceWorker();
       showModel(msg.info);
       applyTTAChoice(msg.info);
       hideProgress();
       setStatus(`Ready. ${msg.info.name} loaded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
+      // After the first image, so that the helpers do not slow it down.
+      setTimeout(grow, 0);
       break;
     case 'tta':
       showModel(msg.info);
@@ -123,65 +234,67 @@ worker.onmessage = (e) => {
       setStatus(`${sentence(msg.message)}${modelName ? ` Still using ${modelName}.` : ''}`, 'error');
       ui.status.dataset.code = msg.code;
       break;
-    case 'result': {
-      const card = pending.get(msg.id);
-      pending.delete(msg.id);
-      if (card) showResult(card, msg.result);
-      mark('firstResult');
+    case 'result':
+    case 'error':
+      finishJob(slot, msg);
       break;
-    }
-    case 'error': {
-      const card = pending.get(msg.id);
-      pending.delete(msg.id);
-      if (card) showError(card, msg.code, friendly(msg.code, msg.message));
-      break;
-    }
   }
-};
+}
 
-worker.onerror = (e) => {
-  hideProgress();
-  setStatus(`The classifier failed to start (${e.message || 'worker error'}). Reload the page to try again.`, 'error');
-};
+spawn(true).w.postMessage({type: 'start'}); // download and compile while the model list loads
 
 function loadModel(entry) {
   loadStarted = performance.now();
   setStatus(`Loading ${entry.file}…`);
   setProgress(0, entry.size || -1);
-  worker.postMessage({type: 'load', url: entry.url, size: entry.size});
+  lastLoad = {type: 'load', url: entry.url, size: entry.size};
+  broadcast(lastLoad);
   modelRequested = true;
   flushHeld();
 }
 
 function flushHeld() {
-  for (const msg of held) worker.postMessage(msg);
+  for (const msg of held) dispatch(msg);
   held = [];
 }
 
 // ---------------------------------------------------------------- models
 
-// The server lists models at api/models; a static host has the same list
-// in models/manifest.json. Both are {models: [{file, url, size, latest, default, ...}]}.
+// The site lists its models in models/manifest.json; bin/server also
+// lists a live models directory at api/models and says so with the
+// X-Cifarnet-Models header on every response. Asking api/models only when
+// told keeps a plain static host free of an expected 404 in the console.
+// Both lists are {models: [{file, url, size, latest, default, ...}]}.
 async function listModels() {
-  for (const url of ['api/models', 'models/manifest.json']) {
-    try {
-      const resp = await fetch(url, {headers: {Accept: 'application/json'}});
-      if (!resp.ok || !(resp.headers.get('Content-Type') || '').includes('json')) continue;
-      const body = await resp.json();
-      if (body && Array.isArray(body.models)) {
-        return body.models.filter((m) => !m.error && m.url);
-      }
-    } catch {
-      // Offline or not served: try the next source.
-    }
+  const read = async (url) => {
+    const resp = await fetch(url, {headers: {Accept: 'application/json'}});
+    if (!resp.ok || !(resp.headers.get('Content-Type') || '').includes('json')) return {resp, list: null};
+    const body = await resp.json();
+    return {resp, list: body && Array.isArray(body.models) ? body.models.filter((m) => !m.error && m.url) : null};
+  };
+  let live = '';
+  let built = null;
+  try {
+    const {resp, list} = await read('models/manifest.json');
+    live = resp.headers.get('X-Cifarnet-Models') || '';
+    if (list && !live) return list;
+    built = list;
+  } catch {
+    // Offline or not served: the live list may still answer.
   }
-  return [];
+  try {
+    const {list} = await read(live || 'api/models');
+    if (list) return list;
+  } catch {
+    // Offline with no cached live list: the site's own list will do.
+  }
+  return built || [];
 }
 
+// Short enough for the selector's width; the option's title has the rest.
 function describeEntry(m) {
-  const parts = [m.dtype, fmtSize(m.size)];
-  if (m.provenance && m.provenance.test_accuracy) parts.push(`${pct(m.provenance.test_accuracy)} accurate`);
-  return `${m.file} (${parts.filter(Boolean).join(', ')})`;
+  const acc = m.provenance && m.provenance.test_accuracy ? `${pct(m.provenance.test_accuracy)} test` : 'accuracy not recorded';
+  return `${m.file.replace(/\.cnw$/, '')} · ${acc} · ${fmtSize(m.size)}`;
 }
 
 function showModel(info) {
@@ -214,7 +327,10 @@ function applyTTAChoice(info) {
   } catch {
     // Storage blocked: keep the default.
   }
-  if (off && info.ttaOn) worker.postMessage({type: 'setTTA', on: false});
+  if (off && info.ttaOn) {
+    lastTTA = false;
+    broadcast({type: 'setTTA', on: false});
+  }
 }
 ui.tta.addEventListener('change', () => {
   const on = ui.tta.checked;
@@ -223,7 +339,8 @@ ui.tta.addEventListener('change', () => {
   } catch {
     // Storage blocked: the choice lasts for this visit.
   }
-  worker.postMessage({type: 'setTTA', on});
+  lastTTA = on;
+  broadcast({type: 'setTTA', on});
 });
 
 async function initModels() {
@@ -244,6 +361,7 @@ async function initModels() {
       const opt = document.createElement('option');
       opt.value = m.url;
       opt.textContent = describeEntry(m);
+      opt.title = `${m.file}: ${m.dtype || ''} weights, ${fmtSize(m.size)}`;
       opt.selected = m === chosen;
       ui.select.append(opt);
     }
@@ -270,6 +388,8 @@ function friendly(code, message) {
       return message;
     case 'no_model':
       return 'No model is loaded, so nothing can be classified yet.';
+    case 'empty_file':
+      return 'This file is empty (0 bytes): there is no image in it.';
     default:
       return message;
   }
@@ -298,6 +418,7 @@ function newCard(name, blob) {
   ui.results.prepend(card);
   ui.empty.hidden = true;
   ui.clear.disabled = false;
+  card.dataset.time = new Date().toISOString();
   return card;
 }
 
@@ -307,12 +428,15 @@ function showError(card, code, message) {
   card.dataset.errorCode = code;
   $('.answer .label', card).textContent = 'Not classified';
   $('.message', card).textContent = message;
+  finished(card);
 }
 
 function showResult(card, r) {
   const probs = Array.from(r.probs);
   const classes = r.classes;
   card.dataset.state = 'done';
+  card.dataset.model = modelName;
+  if (modelInfo && modelInfo.provenance && modelInfo.provenance.created) card.dataset.modelVersion = modelInfo.provenance.created;
   card.dataset.topIndex = String(r.top.index);
   card.dataset.topLabel = r.top.label;
   card.dataset.probs = JSON.stringify(probs);
@@ -321,7 +445,12 @@ function showResult(card, r) {
 
   $('.answer .label', card).textContent = r.top.label;
   $('.answer .confidence', card).textContent = pct(r.top.p);
-  ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}`;
+  const unsure = r.top.p < UNSURE_BELOW;
+  card.dataset.unsure = String(unsure);
+  $('.sureness', card).textContent = unsure
+    ? `Unsure: under ${pct(UNSURE_BELOW, 0)}, so this may not be one of the ten classes, or is hard to tell.`
+    : 'Confident';
+  ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}${unsure ? ', unsure' : ''}`;
   card.dataset.tta = String(Boolean(r.tta));
   const via = r.decodedBy === 'browser' ? ' · decoded by the browser' : '';
   const tta = r.tta ? ' (test-time augmentation)' : '';
@@ -373,34 +502,62 @@ function showResult(card, r) {
     li.append(name, track, value);
     bars.append(li);
   }
+  finished(card);
 }
 
 // classify queues one image; the worker runs them in order.
 function classify(file, name = file.name || 'pasted image') {
   const card = newCard(name, file);
+  if (file.size === 0) {
+    showError(card, 'empty_file', friendly('empty_file'));
+    return card;
+  }
   if (file.size > MAX_FILE_BYTES) {
     showError(card, 'too_large', `This file is ${mb(file.size)}; the limit is 100 MB.`);
-    return;
+    return card;
   }
   const id = nextId++;
   pending.set(id, card);
   const msg = {type: 'classify', id, file};
-  if (modelRequested) worker.postMessage(msg);
+  if (modelRequested) dispatch(msg);
   else held.push(msg);
+  return card;
+}
+
+// The first card of what the user just gave is brought into view and
+// focused when it is done, so that on a phone the answer is not left far
+// below the picker.
+let revealNext = null;
+function finished(card) {
+  updateExportButtons();
+  if (card !== revealNext) return;
+  revealNext = null;
+  card.focus({preventScroll: true});
+  const r = card.getBoundingClientRect();
+  if (r.top < 0 || r.bottom > window.innerHeight) {
+    // An instant jump: a smooth scroll would move whatever the user is
+    // about to tap next.
+    card.scrollIntoView({block: r.height > window.innerHeight ? 'start' : 'nearest'});
+  }
 }
 
 async function handleFiles(files) {
+  let first = true;
   for (const f of files) {
     if (/\.cnw$/i.test(f.name)) {
       loadStarted = performance.now();
       setStatus(`Loading ${f.name}…`);
       const bytes = await f.arrayBuffer();
-      worker.postMessage({type: 'loadBytes', bytes, name: f.name}, [bytes]);
+      lastLoad = {type: 'loadBytes', bytes, name: f.name};
+      broadcast(lastLoad);
       modelRequested = true;
       flushHeld();
       continue;
     }
-    classify(f);
+    const card = classify(f);
+    if (first) revealNext = card;
+    first = false;
+    if (card.dataset.state !== 'pending') finished(card);
   }
 }
 
@@ -466,9 +623,10 @@ for (const btn of document.querySelectorAll('.sample')) {
       const resp = await fetch(`samples/${name}`);
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       const blob = await resp.blob();
-      classify(new File([blob], name, {type: 'image/png'}));
+      revealNext = classify(new File([blob], name, {type: 'image/png'}));
     } catch (err) {
       const card = newCard(name, null);
+      revealNext = card;
       showError(card, 'network', `The sample could not be fetched (${err.message}).`);
     }
   });
@@ -479,6 +637,172 @@ ui.clear.addEventListener('click', () => {
   const left = ui.results.children.length > 0;
   ui.empty.hidden = left;
   ui.clear.disabled = !left;
+  updateExportButtons();
+});
+
+// ---------------------------------------------------------------- export
+
+// The finished results, oldest first, as plain records: what the CSV and
+// JSON downloads hold. Built from the cards alone; nothing is sent anywhere.
+function exportRecords() {
+  const cards = Array.from(ui.results.querySelectorAll('.result:not([data-state="pending"])')).reverse();
+  return cards.map((card) => {
+    const done = card.dataset.state === 'done';
+    const probs = done ? JSON.parse(card.dataset.probs) : [];
+    const classes = done && modelInfo ? modelInfo.classes : [];
+    return {
+      file: $('.file', card).textContent,
+      status: done ? 'classified' : 'error',
+      error: done ? '' : card.dataset.errorCode || '',
+      top_class: done ? card.dataset.topLabel : '',
+      top_probability: done ? probs[Number(card.dataset.topIndex)] : null,
+      unsure: done ? card.dataset.unsure === 'true' : null,
+      probabilities: Object.fromEntries(classes.map((c, i) => [c, probs[i]])),
+      model: card.dataset.model || '',
+      model_version: card.dataset.modelVersion || '',
+      tta: done ? card.dataset.tta === 'true' : null,
+      inference_ms: done ? Number(card.dataset.ms) : null,
+      time: card.dataset.time,
+    };
+  });
+}
+
+function csvCell(v) {
+  let s = v === null || v === undefined ? '' : String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`; // never a formula in a spreadsheet
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function toCSV(records) {
+  const classes = modelInfo ? modelInfo.classes : [];
+  const head = ['file', 'status', 'error', 'top_class', 'top_probability', 'unsure', ...classes.map((c) => `p_${c}`),
+    'model', 'model_version', 'tta', 'inference_ms', 'time'];
+  const rows = records.map((r) => [r.file, r.status, r.error, r.top_class, r.top_probability, r.unsure,
+    ...classes.map((c) => r.probabilities[c]), r.model, r.model_version, r.tta, r.inference_ms, r.time]);
+  return [head, ...rows].map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
+}
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], {type}));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+const exportName = (ext) => `cifarnet-results-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.${ext}`;
+
+function updateExportButtons() {
+  const any = ui.results.querySelector('.result:not([data-state="pending"])') !== null;
+  ui.exportCSV.disabled = !any;
+  ui.exportJSON.disabled = !any;
+}
+
+ui.exportCSV.addEventListener('click', () => download(exportName('csv'), 'text/csv', toCSV(exportRecords())));
+ui.exportJSON.addEventListener('click', () => download(exportName('json'), 'application/json',
+  `${JSON.stringify({classes: modelInfo ? modelInfo.classes : [], unsure_below: UNSURE_BELOW, results: exportRecords()}, null, 2)}\n`));
+
+// ---------------------------------------------------------------- camera
+
+let cameraStream = null;
+
+function cameraMessage(text) {
+  ui.cameraMessage.textContent = text;
+}
+
+// cameraError puts a getUserMedia failure in plain words.
+function cameraError(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Camera permission was refused. Allow the camera for this site in your browser\u2019s settings, then press Camera again.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No camera was found on this device.';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'The camera could not be started: another app may be using it.';
+    default:
+      return `The camera could not be started (${err && err.message ? err.message : err}).`;
+  }
+}
+
+async function openCamera() {
+  if (!globalThis.isSecureContext) {
+    cameraMessage('The camera only works on a secure page: open this site over https:// (or on localhost).');
+    return;
+  }
+  if (!navigator.mediaDevices || typeof navigator.mediaDevices.getUserMedia !== 'function') {
+    cameraMessage('This browser cannot use a camera here.');
+    return;
+  }
+  cameraMessage('Asking for the camera…');
+  ui.cameraOpen.disabled = true;
+  try {
+    // The rear camera where there is one (phones); any camera otherwise.
+    cameraStream = await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: {facingMode: {ideal: 'environment'}, width: {ideal: 1280}, height: {ideal: 720}},
+    });
+  } catch (err) {
+    ui.cameraOpen.disabled = false;
+    cameraMessage(cameraError(err));
+    return;
+  }
+  ui.cameraVideo.srcObject = cameraStream;
+  ui.camera.hidden = false;
+  ui.cameraOpen.setAttribute('aria-expanded', 'true');
+  try {
+    await ui.cameraVideo.play();
+  } catch {
+    // Autoplay refused: the preview starts when the video is clicked.
+  }
+  cameraMessage('Camera on. Nothing is recorded or sent; a capture is classified on this device.');
+  ui.cameraCapture.focus();
+}
+
+function closeCamera() {
+  if (cameraStream) for (const track of cameraStream.getTracks()) track.stop();
+  cameraStream = null;
+  ui.cameraVideo.srcObject = null;
+  ui.camera.hidden = true;
+  ui.cameraOpen.disabled = false;
+  ui.cameraOpen.setAttribute('aria-expanded', 'false');
+  cameraMessage('');
+}
+
+// capture classifies the current frame as a PNG file, like any upload.
+function capture() {
+  const v = ui.cameraVideo;
+  if (!cameraStream || !v.videoWidth) {
+    cameraMessage('The camera has no picture yet; try again in a moment.');
+    return;
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = v.videoWidth;
+  canvas.height = v.videoHeight;
+  canvas.getContext('2d').drawImage(v, 0, 0);
+  canvas.toBlob((blob) => {
+    if (!blob) {
+      cameraMessage('The frame could not be captured.');
+      return;
+    }
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+    revealNext = classify(new File([blob], `camera-${stamp}.png`, {type: 'image/png'}));
+  }, 'image/png');
+}
+
+ui.cameraOpen.setAttribute('aria-expanded', 'false');
+ui.cameraOpen.addEventListener('click', openCamera);
+ui.cameraClose.addEventListener('click', closeCamera);
+ui.cameraCapture.addEventListener('click', capture);
+// A hidden tab gives the camera back.
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden && cameraStream) closeCamera();
 });
 
 // ---------------------------------------------------------------- offline

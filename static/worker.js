@@ -2,12 +2,17 @@
 // so that downloading, compiling and classifying never freeze the page.
 //
 // Messages from the page:
+//   {type: 'init', module}              start from a compiled WebAssembly.Module
+//                                       (the pool's other workers); without it the
+//                                       worker downloads and compiles the module itself
 //   {type: 'load', url, size}           download a weight file and use it
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
 //   {type: 'classify', id, file}        classify a Blob/File
 //   {type: 'setTTA', on}                turn the model's test-time augmentation on or off
 // Messages to the page:
-//   {type: 'progress', phase, loaded, total}   phase: 'wasm', 'compile', 'model'
+//   {type: 'progress', phase, loaded, total}   phase: 'wasm' (downloading and compiling),
+//                                              'compile' (compiled), 'model'
+//   {type: 'module', module}                   the compiled module, for the pool
 //   {type: 'ready', info}                      a model is loaded (info as cifarnet.info())
 //   {type: 'tta', info}                        test-time augmentation switched
 //   {type: 'loadError', code, message}
@@ -23,7 +28,7 @@ const WASM_URL = 'cifarnet.wasm';
 const WASM_SIZE = 0; // bytes, set by assemble.sh: the response may be compressed
 
 // Limits stated on the page.
-const MAX_FILE_BYTES = 100 * 1024 * 1024;
+const MAX_FILE_BYTES = 100e6; // 100 MB (MB = 10^6 bytes, as the page and trainer info count)
 const GO_MAX_PIXELS = 40e6; // models.MaxImagePixels
 const MAX_BROWSER_PIXELS = 100e6; // what we ask the browser to decode at all
 const DOWNSCALE_TO = 2048; // long side handed to the classifier after downscaling
@@ -68,19 +73,47 @@ async function fetchWithProgress(url, phase, expected) {
   return out;
 }
 
-// The Go module starts once; every request waits for it.
-const started = (async () => {
-  const bytes = await fetchWithProgress(WASM_URL, 'wasm', WASM_SIZE);
-  post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
-  const go = new Go();
-  const {instance} = await WebAssembly.instantiate(bytes, go.importObject);
-  const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
-  go.run(instance).then(
-    () => post({type: 'loadError', code: 'internal', message: 'The classifier stopped unexpectedly. Reload the page.'}),
-  );
-  await ready;
-  return self.cifarnet;
-})();
+// compileWasm compiles the module while it downloads. The response is
+// handed over untouched so that the browser can keep the compiled code
+// with its cached copy for the next visit; a host that sends the wrong
+// Content-Type gets the module compiled from its bytes instead.
+async function compileWasm() {
+  if (typeof WebAssembly.compileStreaming === 'function') {
+    try {
+      return await WebAssembly.compileStreaming(fetch(WASM_URL));
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // not a MIME type or fetch problem
+    }
+  }
+  return WebAssembly.compile(await fetchWithProgress(WASM_URL, 'wasm', WASM_SIZE));
+}
+
+// The Go module starts once, on the first message; every request waits
+// for it.
+let started = null;
+function start(module) {
+  started = (async () => {
+    let mod = module;
+    if (!mod) {
+      post({type: 'progress', phase: 'wasm', loaded: 0, total: -1});
+      mod = await compileWasm();
+      post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
+      post({type: 'module', module: mod});
+    }
+    const go = new Go();
+    const instance = await WebAssembly.instantiate(mod, go.importObject);
+    const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
+    go.run(instance).then(
+      () => post({type: 'loadError', code: 'internal', message: 'The classifier stopped unexpectedly. Reload the page.'}),
+    );
+    await ready;
+    return self.cifarnet;
+  })();
+  started.catch((err) => {
+    post({type: 'loadError', code: err.code || 'network',
+      message: `The classifier could not start: ${err.message || err}. Check your connection and reload.`});
+  });
+}
 
 // One thing at a time: loads and classifications run in arrival order.
 let queue = Promise.resolve();
@@ -115,7 +148,7 @@ async function loadModel(msg) {
 // decodes and scales them and Go gets the pixels.
 async function classifyFile(api, file) {
   if (file.size > MAX_FILE_BYTES) {
-    throw new CodedError('too_large', `The file is ${(file.size / 1048576).toFixed(0)} MB; the limit is 100 MB.`);
+    throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   try {
@@ -164,6 +197,7 @@ async function classifyWithBrowserDecoder(api, file, goErr) {
 
 self.onmessage = (e) => {
   const msg = e.data;
+  if (!started) start(msg.type === 'init' ? msg.module : null);
   switch (msg.type) {
     case 'load':
     case 'loadBytes':
@@ -194,7 +228,3 @@ self.onmessage = (e) => {
   }
 };
 
-started.catch((err) => {
-  post({type: 'loadError', code: err.code || 'network',
-    message: `The classifier could not start: ${err.message || err}. Check your connection and reload.`});
-});

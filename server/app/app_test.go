@@ -31,7 +31,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		"Cross-Origin-Opener-Policy":   "same-origin",
 		"Cross-Origin-Embedder-Policy": "require-corp",
 		"Cross-Origin-Resource-Policy": "same-origin",
-		"Permissions-Policy":           "camera=(), microphone=(), geolocation=()",
+		"Permissions-Policy":           "camera=(self), microphone=(), geolocation=()",
+		"X-Cifarnet-Models":            "api/models",
 	}
 	for _, c := range []struct {
 		method, path string

@@ -32,7 +32,12 @@ var securityResponseHeaders = map[string]string{
 	"Cross-Origin-Opener-Policy":   "same-origin",
 	"Cross-Origin-Embedder-Policy": "require-corp",
 	"Cross-Origin-Resource-Policy": "same-origin",
-	"Permissions-Policy":           "camera=(), microphone=(), geolocation=()",
+	// The page's Camera button needs the camera on our own origin only.
+	"Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+	// Tells the page that this server lists its models at /api/models, so
+	// that the page asks for it only here and a plain static host, which
+	// lacks it, never answers the page with a 404.
+	"X-Cifarnet-Models": "api/models",
 }
 
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {

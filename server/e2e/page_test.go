@@ -404,6 +404,12 @@ func TestStaticHost(t *testing.T) {
 	}
 
 	openReady(t, ctx, "http://"+addr+"/")
+	// The page asks for /api/models only where the server says it has one,
+	// so a static host shows no 404 in the console.
+	asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname.endsWith('/api/models'))`))
+	if err != nil || asked {
+		t.Errorf("on a static host the page asked for api/models (%v)", err)
+	}
 	frog, frogData := sample(t, "frog")
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{frog})); err != nil {
 		t.Fatal(err)
