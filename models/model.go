@@ -19,7 +19,6 @@ type Model struct {
 	output  int   // value holding the logits
 	softmax bool  // the spec ends with softmax
 	classes int
-	scratch int // per-image scratch floats: im2col columns and GEMM panels
 }
 
 // step is one operation of the compiled network, reading value in (and
@@ -241,19 +240,6 @@ func (c *compiler) compile() error {
 	}
 	m.output = cur
 	m.nvalues = len(m.sizes)
-	for _, st := range m.steps {
-		for _, s := range []*step{&st, st.proj} {
-			switch {
-			case s == nil || s.kind != Conv2D:
-			case s.wino != nil:
-				m.scratch = max(m.scratch, winogradScratch(s.inShape, s.shape))
-			default:
-				k := s.inShape.C * s.kernel * s.kernel
-				n := s.shape.H * s.shape.W
-				m.scratch = max(m.scratch, k*n+gemm.ScratchSize(k, n))
-			}
-		}
-	}
 	return nil
 }
 
@@ -286,7 +272,7 @@ func (p *Predictor) ensure(n int) {
 	for v := 1; v < m.nvalues; v++ {
 		p.values[v] = make([]float32, n*m.sizes[v])
 	}
-	p.scratch = make([]float32, m.scratch)
+	p.scratch = make([]float32, m.scratchSize(min(n, convGroup)))
 	p.probs = make([]float32, n*m.classes)
 	p.batch = n
 }
@@ -337,12 +323,17 @@ func (p *Predictor) Logits() []float32 {
 func (p *Predictor) run(st *step, n int) {
 	in, out := p.values[st.in], p.values[st.out]
 	isz, osz := st.inShape.Size(), st.shape.Size()
+	switch {
+	case st.kind == Conv2D:
+		convBatch(st, in, out, n, p.scratch)
+		return
+	case st.kind == Add && st.proj != nil:
+		convBatch(st.proj, p.values[st.skip], p.values[st.proj.out], n, p.scratch)
+	}
 	for b := 0; b < n; b++ {
 		x := in[b*isz : (b+1)*isz]
 		y := out[b*osz : (b+1)*osz]
 		switch st.kind {
-		case Conv2D:
-			conv(st, x, y, p.scratch)
 		case BatchNorm:
 			affine(x, y, st.scale, st.shift, st.shape.H*st.shape.W)
 		case ReLU:
@@ -367,9 +358,7 @@ func (p *Predictor) run(st *step, n int) {
 		case Add:
 			skip := p.values[st.skip][b*p.m.sizes[st.skip] : (b+1)*p.m.sizes[st.skip]]
 			if st.proj != nil {
-				proj := p.values[st.proj.out][b*osz : (b+1)*osz]
-				conv(st.proj, skip, proj, p.scratch)
-				skip = proj
+				skip = p.values[st.proj.out][b*osz : (b+1)*osz]
 			}
 			for i := range y {
 				y[i] = x[i] + skip[i]
@@ -378,34 +367,105 @@ func (p *Predictor) run(st *step, n int) {
 	}
 }
 
-// conv computes one image's convolution as a matrix product of the packed
-// weights [out, in·k·k] and the im2col columns [in·k·k, outH·outW].
-func conv(st *step, x, y, scratch []float32) {
-	in, out := st.inShape, st.shape
+// convGroup is how many images convBatch puts side by side in one matrix
+// product: enough for the six views of test-time augmentation, while the
+// scratch stays a few MB for any batch size.
+const convGroup = 8
+
+// scratchSize is the scratch the largest convolution needs for g images
+// side by side: im2col columns, GEMM output and panels.
+func (m *Model) scratchSize(g int) int {
+	size := 0
+	for _, st := range m.steps {
+		for _, s := range []*step{&st, st.proj} {
+			if s != nil && s.kind == Conv2D {
+				size = max(size, convScratch(s, g))
+			}
+		}
+	}
+	return size
+}
+
+// convScratch is the scratch convBatch needs for g images side by side.
+func convScratch(st *step, g int) int {
 	if st.wino != nil {
-		st.wino.conv(x, y, in, out, st.pad, st.bias, scratch)
+		return winogradScratch(st.inShape, st.shape, g)
+	}
+	k := st.inShape.C * st.kernel * st.kernel
+	cols := g * st.shape.H * st.shape.W
+	return k*cols + st.shape.C*cols + gemm.ScratchSize(k, cols)
+}
+
+// convBatch computes the convolution of n images stored back to back,
+// up to convGroup of them in one matrix product of the packed weights
+// [out, in·k·k] and their im2col columns side by side [in·k·k, g·outH·outW]:
+// single images gain nothing, but the panels of A are read once per group
+// instead of once per image. Each column's sum is the one a single image
+// gets, in the same order.
+func convBatch(st *step, x, y []float32, n int, scratch []float32) {
+	isz, osz := st.inShape.Size(), st.shape.Size()
+	for b := 0; b < n; b += convGroup {
+		g := min(convGroup, n-b)
+		xs, ys := x[b*isz:(b+g)*isz], y[b*osz:(b+g)*osz]
+		if st.wino != nil {
+			st.wino.conv(xs, ys, g, st.inShape, st.shape, st.pad, st.bias, scratch)
+		} else {
+			conv(st, xs, ys, g, scratch)
+		}
+	}
+}
+
+// conv computes the convolution of g images as one matrix product; the
+// product of several images is [out, g·hw] and is scattered into each
+// image's [out, hw] afterwards.
+func conv(st *step, x, y []float32, g int, scratch []float32) {
+	in, out := st.inShape, st.shape
+	hw := out.H * out.W
+	k := in.C * st.kernel * st.kernel
+	ld := g * hw
+	direct := st.kernel == 1 && st.stride == 1 && st.pad == 0
+	if g == 1 {
+		cols := x
+		if !direct {
+			cols = scratch[:k*hw]
+			im2col(x, cols, hw, in, out, st.kernel, st.stride, st.pad)
+		}
+		st.w.Mul(y, hw, cols, hw, hw, st.bias, scratch[k*hw:])
 		return
 	}
-	n := out.H * out.W
-	k := in.C * st.kernel * st.kernel
-	cols := x
-	if st.kernel != 1 || st.stride != 1 || st.pad != 0 {
-		cols = scratch[:k*n]
-		im2col(x, cols, in, out, st.kernel, st.stride, st.pad)
+	cols := scratch[:k*ld]
+	isz := in.Size()
+	for b := range g {
+		xb := x[b*isz : (b+1)*isz]
+		if direct {
+			for r := range k {
+				copy(cols[r*ld+b*hw:r*ld+(b+1)*hw], xb[r*hw:(r+1)*hw])
+			}
+		} else {
+			im2col(xb, cols[b*hw:], ld, in, out, st.kernel, st.stride, st.pad)
+		}
 	}
-	st.w.Mul(y, n, cols, n, n, st.bias, scratch[k*n:])
+	c := scratch[k*ld : k*ld+out.C*ld]
+	st.w.Mul(c, ld, cols, ld, ld, st.bias, scratch[k*ld+out.C*ld:])
+	osz := out.Size()
+	for b := range g {
+		yb := y[b*osz : (b+1)*osz]
+		for o := range out.C {
+			copy(yb[o*hw:(o+1)*hw], c[o*ld+b*hw:o*ld+(b+1)*hw])
+		}
+	}
 }
 
 // im2col lays out every receptive field as a column: row (c, ky, kx),
-// column (oy, ox), zero outside the padded input.
-func im2col(x, cols []float32, in, out Shape, kernel, stride, pad int) {
+// column (oy, ox), zero outside the padded input; rows are ld apart.
+func im2col(x, cols []float32, ld int, in, out Shape, kernel, stride, pad int) {
 	n := out.H * out.W
 	row := 0
 	for c := 0; c < in.C; c++ {
 		plane := x[c*in.H*in.W : (c+1)*in.H*in.W]
 		for ky := 0; ky < kernel; ky++ {
 			for kx := 0; kx < kernel; kx++ {
-				dst := cols[row*n : (row+1)*n]
+				dst := cols[row*ld : row*ld+n]
 				row++
 				for oy := 0; oy < out.H; oy++ {
 					iy := oy*stride + ky - pad

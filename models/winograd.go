@@ -41,24 +41,32 @@ func newWinograd(w []float32, out, in int) *wino {
 	return wg
 }
 
-// winogradScratch is the scratch one image needs: V, M and GEMM panels.
-func winogradScratch(in, out Shape) int {
+// winogradScratch is the scratch g images side by side need: V, M and GEMM
+// panels.
+func winogradScratch(in, out Shape, g int) int {
 	th, tw := winograd.Tiles(out.H, out.W)
-	tiles := th * tw
-	return 16*winograd.Stride(in.C, tiles) + 16*winograd.Stride(out.C, tiles) + gemm.ScratchSize(in.C, tiles)
+	cols := g * th * tw
+	return 16*winograd.Stride(in.C, cols) + 16*winograd.Stride(out.C, cols) + gemm.ScratchSize(in.C, cols)
 }
 
-// conv computes one image's convolution with padding pad.
-func (wg *wino) conv(x, y []float32, in, out Shape, pad int, bias, scratch []float32) {
+// conv computes the convolution of g images with padding pad: their tiles
+// side by side make each of the 16 matrix products g times wider.
+func (wg *wino) conv(x, y []float32, g int, in, out Shape, pad int, bias, scratch []float32) {
 	th, tw := winograd.Tiles(out.H, out.W)
 	tiles := th * tw
-	vs, ms := winograd.Stride(in.C, tiles), winograd.Stride(out.C, tiles)
+	ld := g * tiles
+	vs, ms := winograd.Stride(in.C, ld), winograd.Stride(out.C, ld)
 	v := scratch[:16*vs]
 	m := scratch[len(v) : len(v)+16*ms]
 	gs := scratch[len(v)+len(m):]
-	winograd.Input(v, tiles, vs, x, in.C, in.H, in.W, pad, out.H, out.W)
-	for xi := 0; xi < 16; xi++ {
-		wg.u[xi].Mul(m[xi*ms:], tiles, v[xi*vs:], tiles, tiles, nil, gs)
+	isz, osz := in.Size(), out.Size()
+	for b := range g {
+		winograd.Input(v[b*tiles:], ld, vs, x[b*isz:(b+1)*isz], in.C, in.H, in.W, pad, out.H, out.W)
 	}
-	winograd.Output(y, m, tiles, ms, out.C, out.H, out.W, bias)
+	for xi := 0; xi < 16; xi++ {
+		wg.u[xi].Mul(m[xi*ms:], ld, v[xi*vs:], ld, ld, nil, gs)
+	}
+	for b := range g {
+		winograd.Output(y[b*osz:(b+1)*osz], m[b*tiles:], ld, ms, out.C, out.H, out.W, bias)
+	}
 }
