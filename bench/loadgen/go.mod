@@ -1,6 +1,8 @@
 module github.com/cifarnet-go/cifarnet/bench/loadgen
 
-go 1.26
+go 1.27.0
+
+toolchain go1.27.3
 
 require github.com/tsenart/vegeta/v12 v12.13.0
 
