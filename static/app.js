@@ -303,7 +303,7 @@ function showModel(info) {
   };
   fact('name', info.name);
   fact('arch', `${info.spec}, ${info.layers} layers`);
-  fact('params', info.params.toLocaleString('en-US'));
+  fact('params', commas(info.params));
   let acc = info.testAccuracy ? pct(info.testAccuracy) : 'not measured';
   if (info.testAccuracyTTA) acc += ` (${pct(info.testAccuracyTTA)} with TTA)`;
   fact('accuracy', acc);
@@ -314,6 +314,10 @@ function showModel(info) {
   ui.tta.checked = info.ttaOn;
   ui.ttaViews.textContent = String(ttaViews(tta));
 }
+
+// commas groups digits as en-US does; toLocaleString would first load the
+// locale data, a main-thread pause of 100 ms or more on a phone.
+const commas = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
 // ttaViews is how many forward passes models.Predictor.PredictTTA runs.
 const ttaViews = (tta) => (tta.includes('flip') ? 2 : 1) * (tta.includes('translate') ? 3 : 1);
