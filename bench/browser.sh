@@ -5,8 +5,40 @@
 # navigation to the first prediction (cold and warm, through the service
 # worker) and the median inference time per image; then the same model's
 # inference time without and with test-time augmentation, side by side.
+#
+# bench/browser.sh ort [rounds]: our module against onnxruntime-web 1.30
+# (wasm execution provider, SIMD, 1 thread and navigator.hardwareConcurrency
+# threads, cross-origin isolated) on the ONNX export of the shipped default
+# weight file, the same sample pixels, in headless Chromium: a fresh browser
+# per engine and round (default 5 rounds), warm-up excluded, medians and
+# ratios last (bench/ortweb). Needs npm (onnxruntime-web is installed into
+# ${ORT_CACHE:-~/.cache/cifarnet-bench}) and bin/trainer for the export.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = ort ]; then
+	rounds=${2:-5}
+	export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
+	cache=${ORT_CACHE:-$HOME/.cache/cifarnet-bench}
+	if [ ! -f "$cache/node_modules/onnxruntime-web/dist/ort.wasm.min.js" ]; then
+		echo "==> npm install onnxruntime-web@1.30.0 into $cache" >&2
+		mkdir -p "$cache"
+		npm install --no-save --silent --prefix "$cache" onnxruntime-web@1.30.0
+	fi
+	[ -x bin/trainer ] || ./build.sh
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	model=models/zoo/cifarnet-fast/$(cat models/zoo/DEFAULT)
+	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$tmp/cifarnet.wasm" ./wasm
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" bench/ortweb/page.html bench/ortweb/bench.js "$tmp/"
+	cp "$model" "$tmp/model.cnw"
+	cp static/samples/cat.png "$tmp/sample.png"
+	bin/trainer export --format onnx --out "$tmp/model.onnx" "$model" >&2
+	mkdir "$tmp/ort"
+	cp "$cache"/node_modules/onnxruntime-web/dist/{ort.wasm.min.js,ort-wasm-simd-threaded.mjs,ort-wasm-simd-threaded.wasm} "$tmp/ort/"
+	echo "model $model; CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
+	go run ./bench/ortweb -dir "$tmp" -rounds "$rounds"
+	exit
+fi
 count=${1:-3}
 go test -run '^$' -bench '^BenchmarkBrowser$' -benchtime "${count}x" ./server/e2e/ |
 	awk '/^BenchmarkBrowser/ {
