@@ -114,6 +114,19 @@ func TestExportAndEmptyFile(t *testing.T) {
 		t.Errorf("a 0-byte file: %+v, want the empty-file message", e)
 	}
 
+	// Side by side at 1280 px, an error card is as tall as its neighbour,
+	// leaving no hole in the grid.
+	boxes, err := chromedp.Run(ctx, chromedp.Evaluate[[][2]float64](`Array.from(document.querySelectorAll('#results .result')).map((li) => {
+		const r = li.getBoundingClientRect();
+		return [r.top, r.height];
+	})`))
+	if err != nil || len(boxes) != 2 {
+		t.Fatalf("card boxes: %v, %v", boxes, err)
+	}
+	if boxes[0][0] == boxes[1][0] && math.Abs(boxes[0][1]-boxes[1][1]) > 0.5 {
+		t.Errorf("cards in one row differ in height: %v", boxes)
+	}
+
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](captureDownloadsJS)); err != nil {
 		t.Fatal(err)
 	}
@@ -301,5 +314,23 @@ func TestPhoneLayout(t *testing.T) {
 	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 	if err != nil || width > 390 {
 		t.Errorf("at 390 px the page is %d px wide (%v)", width, err)
+	}
+}
+
+// The desktop model selector shows each option's whole label.
+func TestModelLabelsFit(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+	over, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const sel = document.getElementById('model-select');
+		const g = document.createElement('canvas').getContext('2d');
+		g.font = getComputedStyle(sel).font;
+		const room = sel.clientWidth - 40; // padding and the arrow
+		return Array.from(sel.options).filter((o) => g.measureText(o.textContent).width > room)
+			.map((o) => o.textContent + ' (' + Math.round(g.measureText(o.textContent).width) + ' px of ' + room + ')');
+	})()`))
+	if err != nil || len(over) > 0 {
+		t.Errorf("options cut in the selector: %q (%v)", over, err)
 	}
 }
