@@ -277,6 +277,30 @@ func TestUnsureOnShippedModel(t *testing.T) {
 	if horse.P >= threshold && grey.Colour == horse.Colour {
 		t.Errorf("unsure and sure results share the colour %s", grey.Colour)
 	}
+	phoneScreenshot(t, ctx, "-phone")
+}
+
+// phoneScreenshot saves what a 390×844 phone screen shows from the top of
+// the page, when CIFARNET_SCREENSHOT names a file (see screenshot).
+func phoneScreenshot(t *testing.T, ctx context.Context, suffix string) {
+	t.Helper()
+	path := os.Getenv("CIFARNET_SCREENSHOT")
+	if path == "" {
+		return
+	}
+	path = strings.TrimSuffix(path, ".png") + suffix + ".png"
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }
 
 // On a phone-sized screen the picker is on the first screen, and a new
