@@ -175,6 +175,7 @@ function finishJob(slot, msg) {
 }
 
 function onHelperMessage(slot, msg) {
+  if (onSaliencyMessage(slot, msg)) return;
   switch (msg.type) {
     case 'ready':
       slot.ready = true;
@@ -192,6 +193,7 @@ function onHelperMessage(slot, msg) {
 }
 
 function onPrimaryMessage(slot, msg) {
+  if (onSaliencyMessage(slot, msg)) return;
   switch (msg.type) {
     case 'module':
       compiledModule = msg.module;
@@ -461,10 +463,16 @@ function showResult(card, r) {
   $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
   // The model input, drawn at 32×32 and scaled up crisply by CSS.
-  const canvas = $('.seen canvas', card);
+  const canvas = $('.seen canvas.input', card);
   canvas.width = r.inputWidth;
   canvas.height = r.inputHeight;
   canvas.getContext('2d').putImageData(new ImageData(r.input, r.inputWidth, r.inputHeight), 0, 0);
+
+  // Kept for the saliency map: the 32×32 input only, not the file.
+  inputs.set(card, {pixels: r.input.slice(), width: r.inputWidth, height: r.inputHeight, index: r.top.index, label: r.top.label});
+  const explain = $('.explain', card);
+  explain.hidden = false;
+  explain.setAttribute('aria-label', `Show which parts of ${$('.file', card).textContent} mattered for ${r.top.label}`);
 
   // Heat strip in class order.
   const heat = $('.heat', card);
@@ -642,6 +650,70 @@ ui.clear.addEventListener('click', () => {
   ui.empty.hidden = left;
   ui.clear.disabled = !left;
   updateExportButtons();
+});
+
+// ---------------------------------------------------------------- saliency
+
+// Occlusion sensitivity, computed in a worker: an 8×8 grey square slid
+// over the 32×32 input in steps of 4 (49 positions), each cell showing how
+// much the top class's probability falls with that part hidden.
+const inputs = new WeakMap(); // card → its model input and top class
+const explaining = new Map(); // job id → card
+
+function onSaliencyMessage(slot, msg) {
+  const card = explaining.get(msg.id);
+  if (!card) return false;
+  if (msg.type === 'saliencyProgress') {
+    $('.explain-note', card).textContent = `Working: ${msg.done} of ${msg.total} positions…`;
+    return true;
+  }
+  if (msg.type !== 'saliency' && msg.type !== 'error') return false;
+  slot.jobs.delete(msg.id);
+  explaining.delete(msg.id);
+  if (msg.type === 'error') {
+    card.dataset.saliency = 'error';
+    $('.explain-note', card).textContent = `The map could not be made: ${msg.message}`;
+    $('.explain', card).disabled = false;
+    return true;
+  }
+  drawSaliency(card, msg.result);
+  return true;
+}
+
+function drawSaliency(card, s) {
+  const max = Math.max(1e-6, ...s.drop);
+  for (const overlay of card.querySelectorAll('canvas.overlay')) {
+    overlay.width = s.cols;
+    overlay.height = s.rows;
+    const g = overlay.getContext('2d');
+    const img = g.createImageData(s.cols, s.rows);
+    s.drop.forEach((d, i) => {
+      img.data.set([220, 38, 38, Math.round(200 * Math.max(0, d) / max)], 4 * i);
+    });
+    g.putImageData(img, 0, 0);
+    overlay.hidden = false;
+  }
+  card.dataset.saliency = 'done';
+  card.dataset.saliencyDrop = JSON.stringify(Array.from(s.drop));
+  const what = inputs.get(card);
+  const btn = $('.explain', card);
+  btn.hidden = true;
+  $('.explain-note', card).textContent = `Red: hiding it lowers ${what ? what.label : 'the answer'} most (up to ${pct(max)}). ` +
+    `${s.passes} forward passes without TTA, ${(s.ms / 1000).toFixed(1)} s.`;
+}
+
+ui.results.addEventListener('click', (e) => {
+  const btn = e.target.closest('.explain');
+  if (!btn) return;
+  const card = btn.closest('.result');
+  const input = inputs.get(card);
+  if (!input) return;
+  btn.disabled = true;
+  card.dataset.saliency = 'running';
+  $('.explain-note', card).textContent = 'Working…';
+  const id = nextId++;
+  explaining.set(id, card);
+  dispatch({type: 'saliency', id, pixels: input.pixels.slice(), width: input.width, height: input.height, patch: 8, stride: 4, index: input.index});
 });
 
 // ---------------------------------------------------------------- export

@@ -9,6 +9,8 @@
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
 //   {type: 'classify', id, file}        classify a Blob/File
 //   {type: 'setTTA', on}                turn the model's test-time augmentation on or off
+//   {type: 'saliency', id, pixels, width, height, patch, stride, index}
+//                                       occlusion sensitivity of class index
 // Messages to the page:
 //   {type: 'progress', phase, loaded, total}   phase: 'wasm' (downloading and compiling),
 //                                              'compile' (compiled), 'model'
@@ -18,6 +20,8 @@
 //   {type: 'loadError', code, message}
 //   {type: 'result', id, result}
 //   {type: 'error', id, code, message}
+//   {type: 'saliencyProgress', id, done, total}
+//   {type: 'saliency', id, result}             {base, drop, cols, rows, patch, stride, passes, ms}
 //
 // static/assemble.sh rewrites the three names below to content-hashed ones.
 'use strict';
@@ -195,6 +199,42 @@ async function classifyWithBrowserDecoder(api, file, goErr) {
   }
 }
 
+// saliency measures occlusion sensitivity on the model input (msg.pixels,
+// RGBA, msg.width × msg.height): a grey square of msg.patch pixels is slid
+// over it in steps of msg.stride, and each cell gets how much the
+// probability of class msg.index falls with that part hidden. One plain
+// forward pass per position (test-time augmentation is switched off for
+// the run and restored), so the cost is known up front.
+async function saliency(api, msg) {
+  const {width: w, height: h, patch, stride, index} = msg;
+  const t0 = performance.now();
+  const wasOn = Boolean(api.info() && api.info().ttaOn);
+  if (wasOn) await api.setTTA(false);
+  try {
+    const base = (await api.classifyRGBA(msg.pixels, w, h)).probs[index];
+    const cols = Math.floor((w - patch) / stride) + 1;
+    const rows = Math.floor((h - patch) / stride) + 1;
+    const drop = new Float32Array(cols * rows);
+    const work = new Uint8ClampedArray(msg.pixels.length);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        work.set(msg.pixels);
+        for (let y = r * stride; y < r * stride + patch; y++) {
+          for (let x = c * stride; x < c * stride + patch; x++) {
+            const o = 4 * (y * w + x);
+            work[o] = work[o + 1] = work[o + 2] = 128;
+          }
+        }
+        drop[r * cols + c] = base - (await api.classifyRGBA(work, w, h)).probs[index];
+      }
+      post({type: 'saliencyProgress', id: msg.id, done: (r + 1) * cols, total: rows * cols});
+    }
+    return {base, drop, cols, rows, patch, stride, passes: rows * cols + 1, ms: performance.now() - t0};
+  } finally {
+    if (wasOn) await api.setTTA(true);
+  }
+}
+
 self.onmessage = (e) => {
   const msg = e.data;
   if (!started) start(msg.type === 'init' ? msg.module : null);
@@ -211,6 +251,16 @@ self.onmessage = (e) => {
         } catch {
           // No model yet: the next load starts with TTA on, and the page
           // applies the remembered choice when it is ready.
+        }
+      });
+      break;
+    case 'saliency':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          post({type: 'saliency', id: msg.id, result: await saliency(api, msg)});
+        } catch (err) {
+          post({type: 'error', id: msg.id, ...errorMessage(err)});
         }
       });
       break;

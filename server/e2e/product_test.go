@@ -358,3 +358,49 @@ func TestModelLabelsFit(t *testing.T) {
 		t.Errorf("options cut in the selector: %q (%v)", over, err)
 	}
 }
+
+// A result's saliency map is computed in a worker and drawn over both
+// pictures with its cost; the model's settings are the same afterwards.
+func TestSaliency(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('button[data-sample="deer"]').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitCards(t, ctx, 1)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#results .result .explain').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.querySelector('#results .result').dataset.saliency === 'done'`,
+		chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+		t.Fatalf("no saliency map: %v", err)
+	}
+	type shown struct {
+		Drop     []float64 `json:"drop"`
+		Overlays int       `json:"overlays"`
+		Note     string    `json:"note"`
+	}
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[shown](`(() => {
+		const li = document.querySelector('#results .result');
+		return {
+			drop: JSON.parse(li.dataset.saliencyDrop),
+			overlays: Array.from(li.querySelectorAll('canvas.overlay')).filter((c) => !c.hidden && c.width === 7 && c.height === 7).length,
+			note: li.querySelector('.explain-note').textContent,
+		};
+	})()`))
+	if err != nil || len(s.Drop) != 49 || s.Overlays != 2 || !strings.Contains(s.Note, "50 forward passes") {
+		t.Errorf("saliency: %+v, %v; want 49 cells drawn over both pictures and the cost", s, err)
+	}
+	for _, d := range s.Drop {
+		if math.IsNaN(d) || d < -1 || d > 1 {
+			t.Errorf("saliency cell %v is not a change of probability", d)
+		}
+	}
+	// The next image still gets the model's own settings (TTA restored).
+	_, ship := sample(t, "ship")
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('button[data-sample="ship"]').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 2)[1], defaultID, ship)
+}
