@@ -192,6 +192,26 @@ function onHelperMessage(slot, msg) {
   }
 }
 
+let latestProgress = null;
+function showProgress() {
+  const msg = latestProgress;
+  latestProgress = null;
+  if (ui.status.dataset.state !== 'loading') return; // the model is in, or failed
+  if (msg.phase !== 'model' && ui.status.dataset.code === 'no_model') {
+    // The model list can come back empty before the classifier has
+    // compiled: its progress must not hide the no-model message.
+  } else if (msg.phase === 'wasm') {
+    setStatus(msg.total > 0 ? progressText('Downloading the classifier', msg.loaded, msg.total) : 'Downloading and compiling the classifier…');
+    setProgress(msg.loaded, msg.total);
+  } else if (msg.phase === 'compile') {
+    setStatus('Starting the classifier…');
+    setProgress(0, -1);
+  } else {
+    setStatus(progressText('Downloading the model weights', msg.loaded, msg.total));
+    setProgress(msg.loaded, msg.total);
+  }
+}
+
 function onPrimaryMessage(slot, msg) {
   if (onSaliencyMessage(slot, msg)) return;
   switch (msg.type) {
@@ -200,20 +220,11 @@ function onPrimaryMessage(slot, msg) {
       break;
     case 'progress':
       if (msg.phase === 'compile') mark('wasmDownloaded');
-      if (msg.phase !== 'model' && ui.status.dataset.code === 'no_model') {
-        // The model list can come back empty before the classifier has
-        // compiled: its progress must not hide the no-model message.
-      } else if (msg.phase === 'wasm') {
-        setStatus(msg.total > 0 ? progressText('Downloading the classifier', msg.loaded, msg.total) : 'Downloading and compiling the classifier…');
-        setProgress(msg.loaded, msg.total);
-      } else if (msg.phase === 'compile') {
-        setStatus('Starting the classifier…');
-        setProgress(0, -1);
-      } else {
-        mark('wasmReady');
-        setStatus(progressText('Downloading the model weights', msg.loaded, msg.total));
-        setProgress(msg.loaded, msg.total);
-      }
+      if (msg.phase === 'model') mark('wasmReady');
+      // A download sends a message per chunk; the status line is redrawn
+      // at most once a frame.
+      if (!latestProgress) requestAnimationFrame(showProgress);
+      latestProgress = msg;
       break;
     case 'ready':
       mark('modelReady');
@@ -472,7 +483,8 @@ function showResult(card, r) {
   inputs.set(card, {pixels: r.input.slice(), width: r.inputWidth, height: r.inputHeight, index: r.top.index, label: r.top.label});
   const explain = $('.explain', card);
   explain.hidden = false;
-  explain.setAttribute('aria-label', `Show which parts of ${$('.file', card).textContent} mattered for ${r.top.label}`);
+  // The name starts with the visible words, as speech input expects.
+  explain.setAttribute('aria-label', `Show what mattered for ${r.top.label} in ${$('.file', card).textContent}`);
 
   // Heat strip in class order.
   const heat = $('.heat', card);
