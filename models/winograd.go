@@ -7,8 +7,8 @@ import (
 
 // Winograd F(2×2, 3×3) for stride-1 3×3 convolutions (package
 // models/winograd has the transforms): it halves the work of the layers
-// that dominate inference (single images in WebAssembly have no SIMD and
-// no threads, so arithmetic is what we can save). The filter transform is
+// that dominate inference (in WebAssembly, single-threaded with 4-lane
+// SIMD at most, arithmetic is what we can save). The filter transform is
 // done once at load time; per image the 16 element positions become 16
 // matrix products.
 

@@ -40,7 +40,8 @@ func register(k microKernel) {
 func Kernel() string { return kern.name }
 
 // KernelWidth is the number of columns of C the micro-kernel in use
-// computes at once: 4 for the portable one, 24 for AVX2, 48 for AVX-512.
+// computes at once: 4 for the portable one, 12 for WebAssembly SIMD128,
+// 24 for AVX2, 48 for AVX-512.
 func KernelWidth() int { return kern.nr }
 
 // kc bounds the depth of one packed panel so that a panel of B stays in L1/L2.
