@@ -22,6 +22,7 @@ const limits = {performance: 95, accessibility: 100, 'best-practices': 100, tbtM
 
 const flags = ['--headless=new', '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
 const failures = [];
+const warnings = [];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -53,10 +54,15 @@ for (let i = 0; i < runs; i++) {
 }
 const med = Object.fromEntries(Object.keys(results[0]).map((k) => [k, median(results.map((r) => r[k]))]));
 console.log(`lighthouse median of ${runs}: ${JSON.stringify(med)}`);
+// Speed depends on the machine: PAGECHECK_SPEED=report (what CI sets, on
+// shared machines) prints a missed performance score or blocking time
+// instead of failing; accessibility, best practices, layout shift and axe
+// always gate.
+const speed = process.env.PAGECHECK_SPEED === 'report' ? warnings : failures;
 for (const k of ['performance', 'accessibility', 'best-practices']) {
-  if (med[k] < limits[k]) failures.push(`lighthouse ${k} ${med[k]} < ${limits[k]}`);
+  if (med[k] < limits[k]) (k === 'performance' ? speed : failures).push(`lighthouse ${k} ${med[k]} < ${limits[k]}`);
 }
-if (med.tbtMs > limits.tbtMs) failures.push(`total blocking time ${med.tbtMs.toFixed(0)} ms > ${limits.tbtMs}`);
+if (med.tbtMs > limits.tbtMs) speed.push(`total blocking time ${med.tbtMs.toFixed(0)} ms > ${limits.tbtMs}`);
 if (med.cls > limits.cls) failures.push(`cumulative layout shift ${med.cls.toFixed(3)} > ${limits.cls}`);
 
 // axe-core in each state of the page.
@@ -106,6 +112,7 @@ try {
   await browser.close();
 }
 
+if (warnings.length) console.log(`speed not met (PAGECHECK_SPEED=report):\n  ${warnings.join('\n  ')}`);
 if (failures.length) {
   console.log(`FAIL\n  ${failures.join('\n  ')}`);
   process.exit(1);
