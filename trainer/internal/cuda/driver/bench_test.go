@@ -46,20 +46,7 @@ func BenchmarkStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer g.Close()
-				x, labels := images(net, batch, 1)
-				in := backend.Batch{X: x, Labels: labels, N: batch}
-				for i := range 2 { // warm-up: the first steps allocate and JIT-compile
-					if _, err := g.Step(in, 1e-3, int64(i+1), uint64(i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ResetTimer()
-				for i := range b.N {
-					if _, err := g.Step(in, 1e-3, int64(i+3), uint64(i+2)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StopTimer()
+				timeSteps(b, g, net, batch, nil)
 				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
 			})
 		}
@@ -87,21 +74,7 @@ func BenchmarkStepProfile(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer g.Close()
-				x, labels := images(net, batch, 1)
-				in := backend.Batch{X: x, Labels: labels, N: batch}
-				for i := range 2 {
-					if _, err := g.Step(in, 1e-3, int64(i+1), uint64(i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				prof.Reset()
-				b.ResetTimer()
-				for i := range b.N {
-					if _, err := g.Step(in, 1e-3, int64(i+3), uint64(i+2)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StopTimer()
+				timeSteps(b, g, net, batch, prof.Reset)
 				fmt.Printf("== %s, batch %d\n", preset, batch)
 				if err := prof.Report(os.Stdout, b.N); err != nil {
 					b.Fatal(err)
@@ -109,6 +82,30 @@ func BenchmarkStepProfile(b *testing.B) {
 			})
 		}
 	}
+}
+
+// timeSteps runs two untimed steps (the first allocate and JIT-compile),
+// then b.N timed ones on one batch of random images; started, when not
+// nil, runs between the two.
+func timeSteps(b *testing.B, g backend.Backend, net *nn.Net, batch int, started func()) {
+	b.Helper()
+	x, labels := images(net, batch, 1)
+	in := backend.Batch{X: x, Labels: labels, N: batch}
+	for i := range 2 {
+		if _, err := g.Step(in, 1e-3, int64(i+1), uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if started != nil {
+		started()
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := g.Step(in, 1e-3, int64(i+3), uint64(i+2)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
 }
 
 func benchNet(b *testing.B, preset string) *nn.Net {

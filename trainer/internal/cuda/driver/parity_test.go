@@ -104,6 +104,21 @@ func parityCases() []parityCase {
 	return cases
 }
 
+// open builds the case's network from parityInitSd and its backend
+// configuration.
+func (c parityCase) open(t *testing.T) (*nn.Net, backend.Config) {
+	t.Helper()
+	spec, err := models.Preset(c.preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := nn.New(spec, parityInitSd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, c.cfg(net)
+}
+
 // run trains b for paritySteps steps at lr and returns the losses.
 func run(t *testing.T, b backend.Backend, net *nn.Net, scales optim.Scales, lr float64) []backend.StepResult {
 	t.Helper()
@@ -128,15 +143,7 @@ func TestParityWithCPU(t *testing.T) {
 	skipWithoutGPU(t)
 	for _, c := range parityCases() {
 		t.Run(c.name, func(t *testing.T) {
-			spec, err := models.Preset(c.preset)
-			if err != nil {
-				t.Fatal(err)
-			}
-			net, err := nn.New(spec, parityInitSd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := c.cfg(net)
+			net, cfg := c.open(t)
 			var scales optim.Scales
 			if c.scales {
 				scales = make(optim.Scales, len(net.Trainable()))
@@ -206,20 +213,13 @@ func TestDeterminism(t *testing.T) {
 	skipWithoutGPU(t)
 	for _, c := range parityCases() {
 		t.Run(c.name, func(t *testing.T) {
-			spec, err := models.Preset(c.preset)
-			if err != nil {
-				t.Fatal(err)
-			}
-			net, err := nn.New(spec, parityInitSd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := c.cfg(net)
+			net, cfg := c.open(t)
 			var params [2][][]float32
 			var losses [2][]backend.StepResult
 			for i := range 2 {
 				g := open(t, "cuda:0", cfg)
 				losses[i] = run(t, g, net, nil, c.lr)
+				var err error
 				if params[i], err = g.Params(); err != nil {
 					t.Fatal(err)
 				}
