@@ -92,11 +92,21 @@ async function compileWasm() {
   return WebAssembly.compile(await fetchWithProgress(WASM_URL, 'wasm', WASM_SIZE));
 }
 
+// hasSIMD reports whether this browser runs WebAssembly SIMD128, which
+// the module is built with: a one-function module using i8x16.popcnt
+// (the test wasm-feature-detect uses) validates only where it does.
+const hasSIMD = WebAssembly.validate(new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]));
+
 // The Go module starts once, on the first message; every request waits
 // for it.
 let started = null;
 function start(module) {
   started = (async () => {
+    if (!hasSIMD) {
+      throw new CodedError('unsupported', 'This browser cannot run the classifier: it needs WebAssembly SIMD (Chrome or Edge 91+, Firefox 89+, Safari 16.4+). Update the browser or open the page in another one.');
+    }
     let mod = module;
     if (!mod) {
       post({type: 'progress', phase: 'wasm', loaded: 0, total: -1});
@@ -114,6 +124,10 @@ function start(module) {
     return self.cifarnet;
   })();
   started.catch((err) => {
+    if (err.code === 'unsupported') {
+      post({type: 'loadError', code: err.code, message: err.message});
+      return;
+    }
     post({type: 'loadError', code: err.code || 'network',
       message: `The classifier could not start: ${err.message || err}. Check your connection and reload.`});
   });

@@ -450,3 +450,39 @@ func icoWithPNG(png []byte) []byte {
 	b.Write(png)
 	return b.Bytes()
 }
+
+// TestBrowserWithoutSIMD: where WebAssembly SIMD128 is missing (simulated
+// by making the worker's feature test fail), the page says which
+// browsers run the classifier instead of blaming the connection.
+func TestBrowserWithoutSIMD(t *testing.T) {
+	ctx := newPage(t)
+	dist := filepath.Join(t.TempDir(), "dist")
+	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
+		t.Fatal(err)
+	}
+	workers, err := filepath.Glob(filepath.Join(dist, "worker.*.js"))
+	if err != nil || len(workers) != 1 {
+		t.Fatalf("worker script in %s: %v, %v", dist, workers, err)
+	}
+	src, err := os.ReadFile(workers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const probe = "const hasSIMD = WebAssembly.validate("
+	if !strings.Contains(string(src), probe) {
+		t.Fatalf("%s has no %q", workers[0], probe)
+	}
+	src = []byte(strings.Replace(string(src), probe, "const hasSIMD = false && WebAssembly.validate(", 1))
+	if err := os.WriteFile(workers[0], src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(workers[0] + ".gz") // served in place of the edited file otherwise
+	srv := serveDist(t, dist, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, ctx, "")
+	if st.State != "error" || st.Code != "unsupported" || !strings.Contains(st.Text, "WebAssembly SIMD") || strings.Contains(st.Text, "connection") {
+		t.Fatalf("status without SIMD: %+v", st)
+	}
+}
