@@ -91,8 +91,11 @@ function progressText(what, loaded, total) {
 
 // ---------------------------------------------------------------- worker
 
-// A pool of workers, each holding the module and the model once; images go
-// to the least busy one, so a drop of many images uses every core. The
+// A pool of workers, each holding the module and the model once. Images
+// wait in one queue and each worker takes the next as it finishes one
+// (two at a time, so that it never idles between messages): a drop of
+// many images uses every core, helpers that start late get their share,
+// and a slow worker holds back only its own two. The
 // first worker downloads and compiles the module and drives the status
 // line; the others start from its compiled module once the first model is
 // in, so that they do not compete with the first image for the CPU.
@@ -132,14 +135,27 @@ function broadcast(msg) {
   for (const slot of pool) slot.w.postMessage(msg.bytes ? {...msg, bytes: msg.bytes.slice(0)} : msg);
 }
 
-// dispatch gives an image to the ready worker with the fewest waiting.
+// waiting holds the requests no worker has taken yet, in order.
+const waiting = [];
+const JOBS_PER_WORKER = 2;
+
+// dispatch queues a request for the next free worker.
 function dispatch(msg) {
-  let best = pool[0];
+  waiting.push(msg);
+  pump();
+}
+
+// pump hands queued requests to workers with room. The first worker takes
+// them before its model is in (it runs them after the load, in order);
+// helpers only once they have the model.
+function pump() {
   for (const slot of pool) {
-    if (slot.ready && slot.jobs.size < best.jobs.size) best = slot;
+    while (waiting.length > 0 && (slot.ready || slot.primary) && slot.jobs.size < JOBS_PER_WORKER) {
+      const msg = waiting.shift();
+      slot.jobs.set(msg.id, msg);
+      slot.w.postMessage(msg);
+    }
   }
-  best.jobs.set(msg.id, msg);
-  best.w.postMessage(msg);
 }
 
 // grow starts the other workers from the compiled module, with the model
@@ -158,11 +174,13 @@ function grow() {
 function retire(slot) {
   slot.w.terminate();
   pool.splice(pool.indexOf(slot), 1);
-  for (const msg of slot.jobs.values()) dispatch(msg);
+  waiting.unshift(...slot.jobs.values());
+  pump();
 }
 
 function finishJob(slot, msg) {
   slot.jobs.delete(msg.id);
+  pump();
   const card = pending.get(msg.id);
   pending.delete(msg.id);
   if (!card) return;
@@ -179,6 +197,7 @@ function onHelperMessage(slot, msg) {
   switch (msg.type) {
     case 'ready':
       slot.ready = true;
+      pump();
       break;
     case 'loadError':
       // One that never got a model cannot classify; one that had the
@@ -681,6 +700,7 @@ function onSaliencyMessage(slot, msg) {
   }
   if (msg.type !== 'saliency' && msg.type !== 'error') return false;
   slot.jobs.delete(msg.id);
+  pump();
   explaining.delete(msg.id);
   if (msg.type === 'error') {
     card.dataset.saliency = 'error';
