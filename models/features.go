@@ -24,9 +24,6 @@ func (m *Model) HeadLayer() (string, error) {
 // features a new head is trained on, in a new slice.
 func (p *Predictor) Features(x []float32, n int, head string) (rows []float32, dim int, err error) {
 	m := p.m
-	if n <= 0 || len(x) != n*m.sizes[0] {
-		return nil, 0, fmt.Errorf("features: %d values for %d images of %d", len(x), n, m.sizes[0])
-	}
 	at := -1
 	for i := range m.steps {
 		if m.steps[i].layer == head {
@@ -37,15 +34,16 @@ func (p *Predictor) Features(x []float32, n int, head string) (rows []float32, d
 	if at < 0 {
 		return nil, 0, fmt.Errorf("features: no layer %q in the compiled network", head)
 	}
-	p.ensure(n)
-	p.values[0] = x
-	defer func() { p.values[0] = nil }()
-	for i := range m.steps[:at] {
-		p.run(&m.steps[i], n)
+	if err := p.forward("features", x, n, m.steps[:at]); err != nil {
+		return nil, 0, err
 	}
 	st := &m.steps[at]
+	src := p.values[st.in]
+	if st.in == 0 { // the head reads the input itself
+		src = x
+	}
 	dim = st.inShape.Size()
 	out := make([]float32, n*dim)
-	copy(out, p.values[st.in][:n*dim])
+	copy(out, src[:n*dim])
 	return out, dim, nil
 }

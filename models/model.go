@@ -288,19 +288,9 @@ func (p *Predictor) Predict(x []float32) ([]float32, error) {
 // the next call.
 func (p *Predictor) PredictBatch(x []float32, n int) ([]float32, error) {
 	m := p.m
-	if n <= 0 {
-		return nil, fmt.Errorf("predict: batch size %d, need at least 1", n)
+	if err := p.forward("predict", x, n, m.steps); err != nil {
+		return nil, err
 	}
-	if len(x) != n*m.sizes[0] {
-		return nil, fmt.Errorf("predict: input has %d values, want %d images × %v = %d",
-			len(x), n, m.Meta.Spec.Input, n*m.sizes[0])
-	}
-	p.ensure(n)
-	p.values[0] = x
-	for i := range m.steps {
-		p.run(&m.steps[i], n)
-	}
-	p.values[0] = nil
 	logits := p.values[m.output][:n*m.classes]
 	probs := p.probs[:n*m.classes]
 	copy(probs, logits)
@@ -310,6 +300,26 @@ func (p *Predictor) PredictBatch(x []float32, n int) ([]float32, error) {
 		}
 	}
 	return probs, nil
+}
+
+// forward checks that x holds n input images and runs steps on them; the
+// input value aliases x only while they run.
+func (p *Predictor) forward(what string, x []float32, n int, steps []step) error {
+	m := p.m
+	if n <= 0 {
+		return fmt.Errorf("%s: batch size %d, need at least 1", what, n)
+	}
+	if len(x) != n*m.sizes[0] {
+		return fmt.Errorf("%s: input has %d values, want %d images × %v = %d",
+			what, len(x), n, m.Meta.Spec.Input, n*m.sizes[0])
+	}
+	p.ensure(n)
+	p.values[0] = x
+	for i := range steps {
+		p.run(&steps[i], n)
+	}
+	p.values[0] = nil
+	return nil
 }
 
 // Logits returns the pre-softmax scores of the last call, one row per image.
