@@ -103,6 +103,22 @@ type Head struct {
 	Dim int
 }
 
+// Predict returns the class whose logit is highest for one row of Dim
+// features (the first on ties).
+func (h *Head) Predict(row []float32) int {
+	best, arg := float32(0), -1
+	for c := range h.B {
+		s := h.B[c]
+		for j, v := range row[:h.Dim] {
+			s += h.W[c*h.Dim+j] * v
+		}
+		if arg < 0 || s > best {
+			best, arg = s, c
+		}
+	}
+	return arg
+}
+
 // Train fits a softmax-regression head to the n rows of dim features and
 // their labels (0 ≤ label < classes). The features are standardised while
 // training and the standardisation is folded into W and B, so the head

@@ -160,21 +160,9 @@ func load(s *imagefolder.Set, base *models.File, o Options, res *Result) ([]floa
 }
 
 func accuracy(h *finetune.Head, rows []float32, labels []int) float64 {
-	k := len(h.B)
 	correct := 0
 	for i, l := range labels {
-		f := rows[i*h.Dim : (i+1)*h.Dim]
-		best, arg := float32(0), -1
-		for c := range k {
-			s := h.B[c]
-			for j, v := range f {
-				s += h.W[c*h.Dim+j] * v
-			}
-			if arg < 0 || s > best {
-				best, arg = s, c
-			}
-		}
-		if arg == l {
+		if h.Predict(rows[i*h.Dim:(i+1)*h.Dim]) == l {
 			correct++
 		}
 	}
