@@ -148,7 +148,7 @@ atomically), so that trainer info and the web page show them.`)
 		report.Resampled = &evaluate.ResampledResult{Factor: *resample, Metrics: rres.Metrics}
 	}
 	if history != nil {
-		report.Training = evalreport.Summarize(pathtext.Of(absPath(history.File)), history.Epochs)
+		report.Training = evalreport.Summarize(pathtext.Of(history.File), history.Epochs)
 	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -213,8 +213,7 @@ func folderTestSet(dir string, m *models.Model) (*evaluate.DataInfo, *cifar.Set,
 	for i, l := range labels {
 		set.Labels[i] = uint8(index[all.Classes[l]])
 	}
-	abs, _ := filepath.Abs(dir)
-	info := &evaluate.DataInfo{Dir: pathtext.Of(abs), TestFile: pathtext.Of(abs),
+	info := &evaluate.DataInfo{Dir: pathtext.Of(dir), TestFile: pathtext.Of(dir),
 		Note: fmt.Sprintf("image folder %s: %d images of %d classes, reduced to 32×32 as the page does", part, len(labels), len(all.Classes))}
 	return info, set, nil
 }

@@ -40,11 +40,7 @@ func DescribeData(dir string) (*DataInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &DataInfo{Dir: d, TestFile: path, TestMD5: sum}
-	if abs, err := filepath.Abs(d); err == nil {
-		info.Dir = pathtext.Of(abs)
-		info.TestFile = pathtext.Of(filepath.Join(abs, cifar.TestFile))
-	}
+	info := &DataInfo{Dir: pathtext.Of(d), TestFile: pathtext.Of(path), TestMD5: sum}
 	if sum == JPEGTestMD5 {
 		info.JPEGDerived = true
 		info.Note = "This test set is the JPEG-derived copy of CIFAR-10 (pixels decoded from quality-75 JPEGs, " +

@@ -49,12 +49,9 @@ func DescribeModel(path string, meta *models.Meta) (*ModelInfo, error) {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	info := &ModelInfo{
-		File: filepath.Base(path), Path: path, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(data)),
+		File: filepath.Base(path), Path: pathtext.Of(path), SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(data)),
 		Spec: meta.Spec.Name, DType: meta.DType, Params: params, FLOPs: flops,
 		Classes: meta.Classes, Normalization: meta.Normalization, Provenance: meta.Provenance,
-	}
-	if abs, err := filepath.Abs(path); err == nil {
-		info.Path = pathtext.Of(abs)
 	}
 	return info, nil
 }

@@ -10,14 +10,16 @@ import (
 	"strings"
 )
 
-// Of returns p as it should be written: unchanged when relative, else
-// relative to the working directory when it is at most two folders up
-// (e.g. ../shared/cifar10/…), else its last two elements
+// Of returns p as it should be written, absolute or not: relative to the
+// working directory when it is at most two folders up (e.g.
+// ../shared/cifar10/…), else its last two elements
 // (cifar-10-batches-bin/test_batch.bin).
 func Of(p string) string {
-	if !filepath.IsAbs(p) {
-		return p
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p // no working directory: p as given, relative or not
 	}
+	p = abs
 	if wd, err := os.Getwd(); err == nil {
 		up := ".." + string(filepath.Separator)
 		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, up+up+up) && rel != up+up+".." {
