@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"io/fs"
 	"os"
@@ -53,6 +54,17 @@ type Set struct {
 
 // Len is the number of images.
 func (s *Set) Len() int { return len(s.Labels) }
+
+// Planes reduces img to side×side as the page does (models.ModelInput)
+// and writes its R, G and B planes into dst (3·side·side bytes), the
+// layout of a set's images.
+func Planes(dst []byte, img image.Image, side int) {
+	m := models.ModelInput(img, side)
+	plane := side * side
+	for p := range plane {
+		dst[p], dst[plane+p], dst[2*plane+p] = m.Pix[4*p], m.Pix[4*p+1], m.Pix[4*p+2]
+	}
+}
 
 // Image returns the CHW bytes of image i; the slice aliases the set.
 func (s *Set) Image(i int) []byte {

@@ -6,8 +6,6 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
-
-	"github.com/cifarnet-go/cifarnet/models"
 )
 
 // JPEGAugment re-encodes a share of the training images as JPEG at a
@@ -80,9 +78,6 @@ func (j *jpegCoder) reencode(img []byte, q int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jpeg augment: decode: %w", err)
 	}
-	back := models.ModelInput(dec, Side)
-	for p := range PlaneSize {
-		j.out[p], j.out[PlaneSize+p], j.out[2*PlaneSize+p] = back.Pix[4*p], back.Pix[4*p+1], back.Pix[4*p+2]
-	}
+	Planes(j.out, dec, Side)
 	return j.out, nil
 }

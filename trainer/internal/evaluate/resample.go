@@ -6,7 +6,6 @@ import (
 
 	"golang.org/x/image/draw"
 
-	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 )
 
@@ -29,11 +28,7 @@ func Resampled(set *cifar.Set, factor int) (*cifar.Set, error) {
 			small.Pix[4*p], small.Pix[4*p+1], small.Pix[4*p+2], small.Pix[4*p+3] = chw[p], chw[plane+p], chw[2*plane+p], 255
 		}
 		draw.CatmullRom.Scale(big, big.Bounds(), small, small.Bounds(), draw.Src, nil)
-		back := models.ModelInput(big, side)
-		dst := out.Images[i*cifar.ImageSize : (i+1)*cifar.ImageSize]
-		for p := range plane {
-			dst[p], dst[plane+p], dst[2*plane+p] = back.Pix[4*p], back.Pix[4*p+1], back.Pix[4*p+2]
-		}
+		cifar.Planes(out.Images[i*cifar.ImageSize:(i+1)*cifar.ImageSize], big, side)
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 )
 
 // MaxClasses bounds the number of class folders.
@@ -191,14 +192,9 @@ func (s *Set) Pixels(size int, skip bool) (pix []byte, labels []int, skipped []s
 			skipped = append(skipped, path)
 			continue
 		}
-		m := models.ModelInput(img, size)
 		at := len(pix)
 		pix = append(pix, make([]byte, 3*plane)...)
-		for p := range plane {
-			for c := range 3 {
-				pix[at+c*plane+p] = m.Pix[4*p+c]
-			}
-		}
+		cifar.Planes(pix[at:], img, size)
 		labels = append(labels, s.Labels[i])
 	}
 	return pix, labels, skipped, nil
