@@ -13,7 +13,6 @@ package cuda
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cuda/device"
@@ -70,11 +69,8 @@ func New(dev device.Device, id string, cfg backend.Config) (*Backend, error) {
 // releases what it got.
 func open(dev device.Device, id string, cfg backend.Config) (*Backend, error) {
 	b := &Backend{dev: dev, id: id, cfg: cfg, index: map[string]int{}, train: map[int]*program{}}
-	if cfg.Net == nil {
-		return b, errors.New("cuda: no network")
-	}
-	if cfg.Batch <= 0 {
-		return b, fmt.Errorf("cuda: batch size %d: must be positive", cfg.Batch)
+	if err := cfg.Validate(); err != nil {
+		return b, fmt.Errorf("cuda: %w", err)
 	}
 	net := cfg.Net
 	in := net.Spec().Input
@@ -112,13 +108,7 @@ func open(dev device.Device, id string, cfg backend.Config) (*Backend, error) {
 			b.slots[s] = append(b.slots[s], ptr)
 		}
 	}
-	if a := cfg.Averaging; a.Name != "" {
-		if a.Name != "lookahead" && a.Name != "ema" {
-			return b, fmt.Errorf("cuda: weight averaging %q: want lookahead or ema", a.Name)
-		}
-		if a.Every <= 0 || a.TotalSteps <= 0 {
-			return b, fmt.Errorf("cuda: weight averaging every %d of %d steps: both must be positive", a.Every, a.TotalSteps)
-		}
+	if cfg.Averaging.On() {
 		for i, p := range b.params {
 			ptr, err := dev.Alloc(4 * b.sizes[i])
 			if err == nil {
@@ -272,17 +262,15 @@ func (b *Backend) update(p *program, lr float64, step int64) error {
 		}
 	}
 	a := b.cfg.Averaging
-	if b.slow == nil || step%a.Every != 0 {
+	if !a.Due(step) {
 		return nil
 	}
-	// The CPU's formula (run's averager), to the float32 rounding of w.
-	f := min(float64(step)/float64(a.TotalSteps), 1)
-	w := float32(1 - a.Decay*math.Pow(f, a.Power))
+	w := float32(1 - a.DecayAt(step)) // as the CPU backend rounds it
 	for i, ptr := range b.params {
 		if err := kernels.Lerp(d, b.slow[i], ptr, w, b.sizes[i]); err != nil {
 			return fmt.Errorf("cuda: weight averaging: %w", err)
 		}
-		if a.Name == "lookahead" {
+		if a.Lookahead() {
 			if err := d.Copy(ptr, b.slow[i], b.sizes[i]); err != nil {
 				return fmt.Errorf("cuda: weight averaging: %w", err)
 			}
