@@ -24,6 +24,7 @@ type cpu struct {
 	opt    optim.Optimizer
 	graphs map[int]*nn.Graph
 	eval   *nn.Graph
+	logits []float32 // Forward's result when it runs in chunks
 	slow   [][]float32 // weight averaging's slow weights; nil without
 }
 
@@ -152,7 +153,28 @@ func (c *cpu) Forward(x []float32, n int) ([]float32, error) {
 		}
 		c.eval = g
 	}
-	return c.eval.Forward(x, n)
+	per := c.net.Spec().Input.Size()
+	if n <= 0 || len(x) != n*per {
+		return nil, fmt.Errorf("cpu backend: forward: %d values for %d images of %d values", len(x), n, per)
+	}
+	batch := c.cfg.Batch
+	if n <= batch {
+		return c.eval.Forward(x, n)
+	}
+	// The graph's batch is fixed: run it on chunks.
+	k := c.eval.Classes()
+	if cap(c.logits) < n*k {
+		c.logits = make([]float32, n*k)
+	}
+	for at := 0; at < n; at += batch {
+		m := min(batch, n-at)
+		l, err := c.eval.Forward(x[at*per:(at+m)*per], m)
+		if err != nil {
+			return nil, err
+		}
+		copy(c.logits[at*k:], l)
+	}
+	return c.logits[:n*k], nil
 }
 
 func (c *cpu) Params() ([][]float32, error) { return c.net.Snapshot(), nil }

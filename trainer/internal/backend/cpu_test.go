@@ -147,6 +147,25 @@ func TestCPUStepIsTheGraphStep(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("Forward %v (%v), eval graph %v", got, err, want)
 	}
+	// More images than the configured batch run in chunks, each image's
+	// logits the same as on its own.
+	many := batch(11, 4).X
+	got, err = b.Forward(many, 11)
+	k := eval.Classes()
+	if err != nil || len(got) != 11*k {
+		t.Fatalf("Forward of 11 images with batch %d: %d logits (%v)", cfg.Batch, len(got), err)
+	}
+	got = slices.Clone(got)
+	per := len(many) / 11
+	for i := range 11 {
+		one, err := eval.Forward(many[i*per:(i+1)*per], 1)
+		if err != nil || !slices.Equal(got[i*k:(i+1)*k], one) {
+			t.Errorf("image %d of 11: logits %v, alone %v (%v)", i, got[i*k:(i+1)*k], one, err)
+		}
+	}
+	if _, err := b.Forward(many[:per-1], 1); err == nil {
+		t.Error("Forward accepted an image of the wrong size")
+	}
 	if _, err := b.Step(batch(9, 1), 0.01, 5, 1); err == nil {
 		t.Error("a batch larger than Config.Batch was accepted")
 	}
