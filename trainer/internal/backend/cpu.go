@@ -24,7 +24,7 @@ type cpu struct {
 	opt    optim.Optimizer
 	graphs map[int]*nn.Graph
 	eval   *nn.Graph
-	logits []float32 // Forward's result when it runs in chunks
+	logits []float32   // Forward's result when it runs in chunks
 	slow   [][]float32 // weight averaging's slow weights; nil without
 }
 
