@@ -254,7 +254,7 @@ function onPrimaryMessage(slot, msg) {
       showModel(msg.info);
       applyTTAChoice(msg.info);
       hideProgress();
-      setStatus(`Ready. ${msg.info.name} loaded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
+      setStatus(`Ready in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
       // After the first image, so that the helpers do not slow it down.
       setTimeout(grow, 0);
       break;
