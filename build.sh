@@ -40,10 +40,13 @@ if [ "$(go env GOARCH)" = amd64 ]; then
 	native_goexperiment=simd
 fi
 
+# The trainer records its revision in every weight file's provenance.
+trainer_ldflags="-X github.com/cifarnet-go/cifarnet/trainer/internal/training.stamped=$(git describe --always --dirty 2>/dev/null || true)"
+
 build() {
 	log "go build bin/trainer bin/server"
 	mkdir -p bin
-	GOEXPERIMENT=$native_goexperiment go build -trimpath -o bin/trainer ./trainer
+	GOEXPERIMENT=$native_goexperiment go build -trimpath -ldflags "$trainer_ldflags" -o bin/trainer ./trainer
 	go build -trimpath -o bin/server ./server
 
 	log "GOOS=js GOARCH=wasm go build wasm"
@@ -206,7 +209,7 @@ build_cuda() {
 	cuda_env
 	log "go build -tags $cuda_tag bin/trainer-cuda"
 	mkdir -p bin
-	GOEXPERIMENT=$native_goexperiment go build -trimpath -tags "$cuda_tag" -o bin/trainer-cuda ./trainer
+	GOEXPERIMENT=$native_goexperiment go build -trimpath -tags "$cuda_tag" -ldflags "$trainer_ldflags" -o bin/trainer-cuda ./trainer
 }
 
 case "${1:-build}" in

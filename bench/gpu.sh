@@ -87,7 +87,7 @@ prepare() {
 	rm -rf "$stage"
 	mkdir -p "$stage"
 	echo "==> go build bin/trainer (CPU) and cifarpack" >&2
-	GOEXPERIMENT=simd go build -trimpath -o "$stage/trainer" ./trainer
+	GOEXPERIMENT=simd go build -trimpath -ldflags "-X github.com/cifarnet-go/cifarnet/trainer/internal/training.stamped=$(git describe --always --dirty)" -o "$stage/trainer" ./trainer
 	CGO_ENABLED=0 go build -trimpath -o "$stage/cifarpack" ./bench/cifarpack
 	cp bin/trainer-cuda bin/cuda-tests/driver.test bin/cuda-tests/preflight.test "$stage/"
 	strip "$stage"/*

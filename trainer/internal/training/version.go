@@ -8,10 +8,17 @@ import (
 	"time"
 )
 
-// Version identifies the trainer build for provenance: the VCS revision
-// stamped into the binary, else `git describe --always --dirty` in the
-// working folder, else "".
+// stamped is the revision build.sh writes in with -ldflags -X, since Go's
+// own VCS stamping is off wherever GOFLAGS has -buildvcs=false.
+var stamped string
+
+// Version identifies the trainer build for provenance: the revision
+// stamped by build.sh, else the one Go stamped into the binary, else
+// `git describe --always --dirty` in the working folder, else "".
 func Version() string {
+	if stamped != "" {
+		return stamped
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var rev, dirty string
 		for _, s := range bi.Settings {
