@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,21 @@ func TestShippedModel(t *testing.T) {
 	}
 	if st := waitStatus(t, ctx, name); st.State != "ready" {
 		t.Fatalf("shipped model %s not ready: %+v", name, st)
+	}
+	// Every shipped weight file can be chosen in the page.
+	files, err := filepath.Glob(filepath.Join(site.repo, "models", "zoo", "*", "*"+models.FileExt))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no weight files in models/zoo (%v)", err)
+	}
+	offered, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll('#model-select option')).map((o) => o.title.split(':')[0])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !slices.Contains(offered, filepath.Base(f)) {
+			t.Errorf("the page's model list %q lacks %s", offered, filepath.Base(f))
+		}
 	}
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](
 		`document.querySelectorAll('.sample').forEach((s) => s.click())`)); err != nil {
