@@ -38,8 +38,10 @@ func newProgress(w io.Writer, tty bool, epoch, epochs, images, resumed int) *pro
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetRenderBlankState(true), // starts the clock for images/s
 		)
+		// Start the clock for images/s without drawing the empty bar, which
+		// would read "0 img/hr" until the first batch ends.
+		p.bar.StartWithoutRender()
 		if resumed > 0 {
 			// The bar's rate and ETA count only what this process does.
 			p.bar.ChangeMax(images - resumed)

@@ -26,3 +26,19 @@ func TestProgressAfterResume(t *testing.T) {
 		t.Errorf("Count: %q", got)
 	}
 }
+
+// TestProgressBarStartsWithARate: the terminal bar is not drawn before the
+// first images are done, so it never shows a rate of "0 img/hr".
+func TestProgressBarStartsWithARate(t *testing.T) {
+	var out strings.Builder
+	p := newProgress(&out, true, 1, 5, 1000, 0)
+	if out.Len() != 0 {
+		t.Errorf("the bar drew %q before any image was done", out.String())
+	}
+	time.Sleep(20 * time.Millisecond) // a first batch's worth of time
+	p.add(64)
+	p.finish()
+	if s := out.String(); !strings.Contains(s, "64/1000") || strings.Contains(s, "/hr") {
+		t.Errorf("bar after the first batch: %q", s)
+	}
+}
