@@ -8,8 +8,8 @@ import "golang.org/x/sys/cpu"
 // amd64 build: twelve 16-lane accumulators, as many as the AVX2 kernel's
 // twelve 8-lane ones, so twice the work per instruction. It reaches about
 // 160 GFLOP/s on one Zen 5 core (BenchmarkKernel), near the two 512-bit
-// FMA units' peak; the simd/archsimd 4×32 kernel it replaced, held to
-// eight accumulators by Go's register allocator, measured 53.
+// FMA units' peak. It is assembly because Go's register allocator holds a
+// simd/archsimd kernel to eight accumulators (a 4×32 one measured 53).
 func init() {
 	if cpu.X86.HasAVX512F {
 		register(asmKernel("avx512 4×48", 48, kernel4x48AVX512))
