@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/cifarnet-go/cifarnet/models/atomicfile"
 
@@ -23,9 +21,6 @@ const (
 	baselinesMarkdown = "baselines.md"
 )
 
-// baselineNames are the classifiers --only may name, in run order.
-var baselineNames = []string{"logreg", "svm", "forest"}
-
 func runBaselines(e *env, args []string) error {
 	fs := e.flags("[flags]", `Trains the classical reference classifiers on flattened pixels (3072
 features, standardised with training-set statistics) and scores them on the
@@ -39,7 +34,7 @@ baselines.md into --out.`)
 	out := fs.String("out", filepath.Join("runs", "baselines"), "write baselines.json and baselines.md into `DIR`")
 	overwrite := fs.Bool("overwrite", false, "replace baselines.json and baselines.md when --out already holds them")
 	modelPath := fs.String("model", "", "also evaluate the CNN weight file `MODEL` on the test set, for comparison")
-	only := fs.String("only", strings.Join(baselineNames, ","), "`LIST` of classifiers to run, comma-separated: "+strings.Join(baselineNames, ", "))
+	only := fs.String("only", strings.Join(baselines.Names, ","), "`LIST` of classifiers to run, comma-separated: "+strings.Join(baselines.Names, ", "))
 	valSplit := fs.Float64("val-split", 0.2, "`FRACTION` of the training images held out (stratified) for validation; 0 trains on all 50000")
 	splitSeed := fs.Int64("split-seed", 42, "`SEED` of the validation split")
 	trainLimit := fs.Int("train-limit", 0, "train on only the first `N` images of the training split (0: all)")
@@ -56,9 +51,9 @@ baselines.md into --out.`)
 	if _, err := positional(fs); err != nil {
 		return err
 	}
-	chosen, err := parseBaselineNames(*only)
+	chosen, err := baselines.ParseNames(*only)
 	if err != nil {
-		return err
+		return usagef("--only: %v", err)
 	}
 	switch {
 	case !(*valSplit >= 0 && *valSplit < 1):
@@ -100,66 +95,17 @@ baselines.md into --out.`)
 	if err != nil {
 		return err
 	}
-	trainSet, valSet, err := cifar.Split(all, *valSplit, *splitSeed)
+	forest := baselines.DefaultForestConfig()
+	forest.Trees, forest.MaxDepth, forest.MaxFeatures, forest.Workers = *trees, *maxDepth, *maxFeatures, *workers
+	suite := baselines.Suite{
+		Names: chosen, ValSplit: *valSplit, SplitSeed: *splitSeed,
+		TrainLimit: *trainLimit, TestLimit: *testLimit,
+		Seed: *seed, Epochs: *epochs, Forest: forest, Workers: *workers,
+		Model: model, ModelPath: *modelPath, Log: e.stderr,
+	}
+	report, err := suite.Run(e.ctx, all, testSet, dataInfo)
 	if err != nil {
 		return err
-	}
-	train := baselines.FromSet(trainSet, *trainLimit)
-	val := baselines.FromSet(valSet, 0)
-	test := baselines.FromSet(testSet, *testLimit)
-	classes := testSet.Classes
-
-	training := fmt.Sprintf("%d images of the stratified %.0f/%.0f split of the training set (seed %d)",
-		train.Len(), 100*(1-*valSplit), 100*(*valSplit), *splitSeed)
-	if *valSplit == 0 {
-		training = fmt.Sprintf("%d images of the training set", train.Len())
-	}
-	if *trainLimit > 0 {
-		training += fmt.Sprintf(", the first %d only (--train-limit)", *trainLimit)
-	}
-	report := &baselines.Report{
-		Created:  time.Now().UTC().Format(time.RFC3339),
-		Data:     dataInfo,
-		Host:     evaluate.ThisHost(),
-		Features: "the 3072 pixel values of each image, standardised per feature with training-set statistics (the forest splits the raw bytes, which gives the same trees)",
-		Training: training,
-	}
-
-	linear := func(cfg baselines.LinearConfig) baselines.LinearConfig {
-		cfg.Epochs, cfg.Seed = *epochs, *seed
-		return cfg
-	}
-	forest := baselines.DefaultForestConfig()
-	forest.Trees, forest.MaxDepth, forest.MaxFeatures, forest.Workers, forest.Seed = *trees, *maxDepth, *maxFeatures, *workers, *seed
-	for _, name := range chosen {
-		var c baselines.Classifier
-		switch name {
-		case "logreg":
-			c = baselines.NewLogisticRegression(linear(baselines.DefaultLogisticConfig()))
-		case "svm":
-			c = baselines.NewLinearSVM(linear(baselines.DefaultSVMConfig()))
-		case "forest":
-			c = baselines.NewRandomForest(forest)
-		}
-		if err := e.ctx.Err(); err != nil {
-			return fmt.Errorf("baselines: %w", err)
-		}
-		fmt.Fprintf(e.stderr, "training %s on %d images (%s)...\n", c.Name(), train.Len(), c.Describe())
-		res, err := baselines.Run(c, train, val, test, classes)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "  test accuracy %.2f %%, %.1f s\n", 100*res.Accuracy, res.TrainSeconds)
-		report.Results = append(report.Results, res)
-	}
-
-	if model != nil {
-		fmt.Fprintf(e.stderr, "evaluating %s on %d test images...\n", *modelPath, testSet.Len())
-		row, err := cnnRow(model, *modelPath, testSet, *testLimit, *workers)
-		if err != nil {
-			return err
-		}
-		report.Results = append(report.Results, row)
 	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -183,58 +129,4 @@ baselines.md into --out.`)
 	}
 	fmt.Fprintf(e.stdout, "\nwrote %s and %s in %s\n", baselinesJSON, baselinesMarkdown, *out)
 	return nil
-}
-
-// parseBaselineNames checks a comma-separated --only list and returns the
-// names in run order.
-func parseBaselineNames(list string) ([]string, error) {
-	want := map[string]bool{}
-	for _, n := range strings.Split(list, ",") {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		if !slices.Contains(baselineNames, n) {
-			return nil, usagef("--only: unknown classifier %q (have %s)", n, strings.Join(baselineNames, ", "))
-		}
-		want[n] = true
-	}
-	var out []string
-	for _, n := range baselineNames {
-		if want[n] {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 {
-		return nil, usagef("--only: no classifier named")
-	}
-	return out, nil
-}
-
-// cnnRow evaluates a CNN with the evaluate package and presents it as a
-// row of the comparison; its training time and validation accuracy come
-// from the weight file's provenance.
-func cnnRow(m *models.Model, path string, test *cifar.Set, limit, workers int) (*baselines.Result, error) {
-	if limit > 0 && limit < test.Len() {
-		test = &cifar.Set{Images: test.Images[:limit*cifar.ImageSize], Labels: test.Labels[:limit], Classes: test.Classes}
-	}
-	res, err := evaluate.Run(m, test, evaluate.Options{Workers: workers, LatencyImages: -1})
-	if err != nil {
-		return nil, err
-	}
-	p := m.Meta.Provenance
-	row := &baselines.Result{
-		Name:         fmt.Sprintf("CNN %s (%s)", m.Meta.Spec.Name, filepath.Base(path)),
-		Config:       fmt.Sprintf("recipe %q, %d epochs, %s weights", p.Recipe, p.Epochs, m.Meta.DType),
-		TrainSeconds: p.TrainSeconds,
-		MsPerImage:   1000 / res.Batched.ImagesPerSecond,
-		Accuracy:     res.Metrics.Accuracy,
-		MacroF1:      res.Metrics.MacroF1,
-		Metrics:      res.Metrics,
-	}
-	if p.ValAccuracy > 0 {
-		v := p.ValAccuracy
-		row.ValAccuracy = &v
-	}
-	return row, nil
 }
