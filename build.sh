@@ -44,6 +44,10 @@ fi
 trainer_ldflags="-X github.com/cifarnet-go/cifarnet/trainer/internal/training.stamped=$(git describe --always --dirty 2>/dev/null || true)"
 
 build() {
+	if [ ! -d "$(go env GOMODCACHE)/gorgonia.org" ]; then
+		log "first build on this machine: downloading the Go modules before compiling (minutes on a slow link)"
+		go mod download
+	fi
 	log "go build bin/trainer bin/server"
 	mkdir -p bin
 	GOEXPERIMENT=$native_goexperiment go build -trimpath -ldflags "$trainer_ldflags" -o bin/trainer ./trainer
