@@ -3,9 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/teach"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/training"
@@ -22,7 +24,7 @@ type teachOpts struct {
 func teachFlags(fs *flag.FlagSet) teachOpts {
 	return teachOpts{
 		init:           fs.String("init", "", "fine-tune from the weight `FILE` on the image folder --data"),
-		freeze:         fs.String("freeze", "", "with --init: what stays fixed: head-only (train a new classifier on the frozen network's features)"),
+		freeze:         fs.String("freeze", "", "with --init: what stays fixed: head-only (train a new classifier on the frozen network's features) or none (then fine-tune every layer)"),
 		out:            fs.String("out", "", "with --init: the weight `FILE` to write (default RUNS/<UTC time>-teach/final.cnw)"),
 		holdOut:        fs.Float64("hold-out", 0.2, "with --init: share of each class held out to measure accuracy when the folder has no val/"),
 		skipUnreadable: fs.Bool("skip-unreadable", false, "with --init: skip image files that do not decode instead of stopping"),
@@ -31,28 +33,53 @@ func teachFlags(fs *flag.FlagSet) teachOpts {
 }
 
 // runTeach is train --init: fine-tune a weight file on an image folder.
-func runTeach(e *env, o teachOpts, data, runs string, args []string) error {
+// o carries train's run settings, its RecipeSource and Overrides what
+// --recipe and the recipe flags said (for --freeze none).
+func runTeach(e *env, t teachOpts, o training.Options, data string, args []string) error {
 	switch {
-	case *o.init == "":
+	case *t.init == "":
 		return usagef("--freeze needs --init W.cnw")
-	case *o.freeze == "":
-		return usagef("--init needs --freeze head-only")
-	case *o.freeze == "none":
-		return usagef("--freeze none (fine-tuning the whole network on an image folder) is not supported yet; use --freeze head-only")
-	case *o.freeze != "head-only":
-		return usagef("--freeze %q: want head-only", *o.freeze)
-	case *o.holdOut <= 0 || *o.holdOut >= 1:
-		return usagef("--hold-out %g: want a share between 0 and 1", *o.holdOut)
+	case *t.freeze == "":
+		return usagef("--init needs --freeze head-only or none")
+	case *t.freeze != "head-only" && *t.freeze != "none":
+		return usagef("--freeze %q: want head-only or none", *t.freeze)
+	case *t.holdOut <= 0 || *t.holdOut >= 1:
+		return usagef("--hold-out %g: want a share between 0 and 1", *t.holdOut)
 	case !imagefolder.Is(data):
 		return usagef("--data %s is not an image folder (want %s/<class name>/<images>: %v)", data, data, imagefolder.Exts)
 	}
-	out := *o.out
-	if out == "" {
-		out = filepath.Join(runs, time.Now().UTC().Format("20060102T150405Z")+"-teach", training.FinalFile)
+	var recipe *training.Recipe
+	if *t.freeze == "none" {
+		// Checked before the head is trained: a bad recipe should fail at once.
+		if o.RecipeSource == "" {
+			o.RecipeSource = "finetune"
+		}
+		var err error
+		if recipe, err = training.LoadRecipe(o.RecipeSource); err != nil {
+			return err
+		}
+		if err := o.Overrides.Apply(recipe); err != nil {
+			return &usageError{err}
+		}
+		if err := recipe.CheckInit(); err != nil {
+			return &usageError{err}
+		}
+		// The whole network trains on the images the head trained on and
+		// is validated on the ones the head never saw.
+		recipe.ValSplit, recipe.SplitSeed = *t.holdOut, int64(*t.seed)
+		if *t.out != "" {
+			if _, err := os.Stat(*t.out); err == nil {
+				return fmt.Errorf("%s exists: choose another --out or remove it", *t.out)
+			}
+		}
+	}
+	head := *t.out
+	if head == "" || recipe != nil {
+		head = filepath.Join(o.Runs, time.Now().UTC().Format("20060102T150405Z")+"-teach", training.FinalFile)
 	}
 	res, err := teach.Run(teach.Options{
-		Base: *o.init, Data: data, Out: out, HoldOut: *o.holdOut, Seed: *o.seed,
-		SkipUnreadable: *o.skipUnreadable, Command: commandLine("train", args), Trainer: training.Version(), Log: e.stderr,
+		Base: *t.init, Data: data, Out: head, HoldOut: *t.holdOut, Seed: *t.seed,
+		SkipUnreadable: *t.skipUnreadable, Command: commandLine("train", args), Trainer: training.Version(), Log: e.stderr,
 	})
 	if err != nil {
 		return err
@@ -61,6 +88,29 @@ func runTeach(e *env, o teachOpts, data, runs string, args []string) error {
 		res.Out, len(res.Classes), res.Train, res.Seconds, 100*res.HeldAccuracy, res.Held)
 	if len(res.Skipped) > 0 {
 		fmt.Fprintf(e.stdout, "skipped %d unreadable files\n", len(res.Skipped))
+	}
+	if recipe == nil {
+		return nil
+	}
+
+	o.Recipe, o.Init, o.Data, o.SkipUnreadable = recipe, res.Out, data, *t.skipUnreadable
+	fmt.Fprintf(e.stderr, "fine-tuning every layer from %s with recipe %s\n", res.Out, recipe.Name)
+	tr, err := training.Train(e.ctx, o)
+	if err != nil {
+		return err
+	}
+	final := filepath.Join(tr.Dir, training.FinalFile)
+	fmt.Fprintf(e.stdout, "fine-tuned for %s; best epoch %d (%s %.4f) in %s, last in %s\n",
+		training.Count(tr.Epochs, "epoch", "epochs"), tr.BestEpoch, tr.Monitor, tr.BestMetric, filepath.Join(tr.Dir, training.BestFile), final)
+	if *t.out != "" {
+		f, err := models.ReadFile(filepath.Join(tr.Dir, training.BestFile))
+		if err != nil {
+			return err
+		}
+		if err := models.WriteFile(*t.out, f); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote %s (the best epoch)\n", *t.out)
 	}
 	return nil
 }

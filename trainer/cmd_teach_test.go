@@ -137,13 +137,16 @@ func TestTeachErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--init", base, "--data", dir}, "--init needs --freeze head-only"},
-		{[]string{"--init", base, "--freeze", "none", "--data", bad}, "not supported yet"},
+		{[]string{"--init", base, "--data", dir}, "--init needs --freeze head-only or none"},
+		{[]string{"--init", base, "--freeze", "all", "--data", bad}, "want head-only or none"},
+		{[]string{"--init", base, "--freeze", "none", "--recipe", "fast", "--data", bad}, "names a network"},
+		{[]string{"--init", base, "--freeze", "none", "--recipe", "nosuch", "--data", bad}, "unknown recipe"},
+		{[]string{"--init", base, "--freeze", "none", "--resume", dir, "--data", bad}, "--resume RUN alone"},
 		{[]string{"--init", base, "--freeze", "head-only", "--data", t.TempDir()}, "is not an image folder"},
 		{[]string{"--init", base, "--freeze", "head-only", "--data", one}, "has 1 image"},
 		{[]string{"--init", base, "--freeze", "head-only", "--data", bad}, "broken.png"},
 		{[]string{"--init", base, "--freeze", "head-only", "--data", empty}, `class "nothing"`},
-		{[]string{"--init", base, "--freeze", "head-only", "--recipe", "fast", "--data", bad}, "no --recipe"},
+		{[]string{"--init", base, "--freeze", "head-only", "--recipe", "fast", "--data", bad}, "no --recipe or recipe flags"},
 		{[]string{"--init", "nonexistent.cnw", "--freeze", "head-only", "--data", bad}, "nonexistent.cnw"},
 	} {
 		code, _, stderr := trainer(t, append([]string{"train", "--runs", t.TempDir()}, c.args...)...)
@@ -156,5 +159,52 @@ func TestTeachErrors(t *testing.T) {
 	code, stdout, stderr := trainer(t, "train", "--init", base, "--freeze", "head-only", "--data", bad, "--skip-unreadable", "--out", out)
 	if code != 0 || !strings.Contains(stdout, "skipped 1 unreadable") || !strings.Contains(stderr, "broken.png") {
 		t.Errorf("--skip-unreadable: status %d, %q, %q", code, stdout, stderr)
+	}
+}
+
+// TestFinetuneEveryLayer: --freeze none trains the head first, then every
+// layer from it in an ordinary run folder; the weight file it keeps names
+// the folder's classes, the recipe and the original base model.
+func TestFinetuneEveryLayer(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "shapes")
+	shapeFolder(t, data, 12, 6)
+	base := filepath.Join("..", "models", "zoo", "cifarnet-fast", "cifarnet-fast.int8.cnw")
+	runs := filepath.Join(dir, "runs")
+	out := filepath.Join(dir, "shapes.cnw")
+	code, stdout, stderr := trainer(t, "train", "--init", base, "--freeze", "none", "--data", data,
+		"--runs", runs, "--epochs", "2", "--batch", "8", "--workers", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("status %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "fine-tuned for 2 epochs") || !strings.Contains(stderr, "epoch 2/2") {
+		t.Errorf("output:\n%s\n%s", stdout, stderr)
+	}
+	f, err := models.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Meta.Provenance
+	if !slices.Equal(f.Meta.Classes, []string{"cross", "disc", "square"}) || p.Recipe != "finetune" ||
+		!strings.HasPrefix(p.BaseModel, "cifarnet-fast.int8.cnw sha256:") || p.Dataset != "image folder shapes" || p.Epochs < 1 {
+		t.Errorf("classes %v, provenance %+v", f.Meta.Classes, p)
+	}
+	// The head-only result it started from stays beside the run.
+	heads, _ := filepath.Glob(filepath.Join(runs, "*-teach", "final.cnw"))
+	finals, _ := filepath.Glob(filepath.Join(runs, "*-finetune", "final.cnw"))
+	if len(heads) != 1 || len(finals) != 1 {
+		t.Errorf("runs hold %v and %v", heads, finals)
+	}
+	// The whole network was trained: weights far from the head changed.
+	start, err := models.ReadFile(heads[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := f.Meta.Spec.Layers[0].Name + ".weight"
+	if slices.Equal(start.Tensors[name].Data, f.Tensors[name].Data) {
+		t.Errorf("%s did not change", name)
+	}
+	if code, _, _ := trainer(t, "train", "--init", base, "--freeze", "none", "--data", data, "--runs", runs, "--out", out); code == 0 {
+		t.Error("an existing --out was replaced")
 	}
 }

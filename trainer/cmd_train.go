@@ -31,7 +31,8 @@ CPU; "trainer devices" lists them.
 classes from an image folder (FOLDER/<class>/<images>, or FOLDER/train and
 FOLDER/val): the images go through W once and a new classifier head is
 trained on their features; writes --out (default RUNS/<UTC time>-teach/
-final.cnw). Example:
+final.cnw). --freeze none then fine-tunes every layer from that head with
+the recipe finetune (or --recipe), in a run folder like any other. Example:
   trainer train --init models/zoo/cifarnet-fast/cifarnet-fast.cnw --freeze head-only --data my-photos`, strings.Join(recipes.Names(), ", ")))
 	recipe := fs.String("recipe", "", "built-in recipe `NAME` or recipe FILE.json")
 	resume := fs.String("resume", "", "continue the run in folder `RUN`")
@@ -55,15 +56,19 @@ final.cnw). Example:
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *tf.init != "" || set["freeze"] {
-		if *recipe != "" || *resume != "" || len(overrides) > 0 {
-			return usagef("--init fine-tunes with its own settings: no --recipe, --resume or recipe flags")
-		}
-		return runTeach(e, tf, *data, *runs, args)
-	}
 	o := training.Options{
 		Runs: *runs, Workers: *workers, Command: commandLine("train", args), Device: *device,
 		Log: e.stderr, TTY: e.stderrTTY,
+	}
+	if *tf.init != "" || set["freeze"] {
+		if *resume != "" {
+			return usagef("--init starts a new run; --resume RUN alone continues one")
+		}
+		if *tf.freeze == "head-only" && (*recipe != "" || len(overrides) > 0) {
+			return usagef("--freeze head-only trains with its own settings: no --recipe or recipe flags")
+		}
+		o.Recipe, o.RecipeSource, o.Overrides = nil, *recipe, overrides
+		return runTeach(e, tf, o, *data, args)
 	}
 	switch {
 	case *resume != "" && *recipe != "":

@@ -27,7 +27,10 @@ type Config struct {
 	GradClip          float64 // largest global L2 norm of the gradients; 0: no clipping
 	LabelSmoothing    float64 // ε of the cross-entropy's targets
 	BatchNormMomentum float64 // PyTorch convention
-	Averaging         Averaging
+	// BatchNormFrozen trains with the running statistics instead of the
+	// batch's and leaves them unchanged (nn.Net.FreezeBatchNormStatistics).
+	BatchNormFrozen bool
+	Averaging       Averaging
 }
 
 // Averaging is the recipe's weight averaging (lookahead or EMA over all

@@ -39,6 +39,9 @@ func NewCPU(cfg Config) (Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
+	if cfg.BatchNormFrozen {
+		net.FreezeBatchNormStatistics()
+	}
 	c := &cpu{cfg: cfg, dev: CPUDevice(), net: net, graphs: map[int]*nn.Graph{}}
 	var sizes []int
 	for _, p := range net.Trainable() {

@@ -72,6 +72,9 @@ func open(dev device.Device, id string, cfg backend.Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return b, fmt.Errorf("cuda: %w", err)
 	}
+	if cfg.BatchNormFrozen {
+		return b, errors.New("cuda: frozen batchnorm statistics (recipe batchnorm_frozen) train on the CPU only: use --device cpu")
+	}
 	net := cfg.Net
 	in := net.Spec().Input
 	b.per = in.Size()

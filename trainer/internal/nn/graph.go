@@ -107,6 +107,7 @@ func (gr *Graph) build(bnMomentum float64) error {
 	}
 	batchnorm := func(name string, cur *G.Node, eps float64) (*G.Node, error) {
 		op := newBNOp(name, cur.Dims(), gr.train, eps, bnMomentum, n.byName[name+".running_mean"].Data, n.byName[name+".running_var"].Data)
+		op.frozen = gr.train && n.frozenBN
 		return G.ApplyOp(op, cur, param(name+".weight"), param(name+".bias"))
 	}
 	// conv adds a convolution, with its bias when hasBias. The fast ops

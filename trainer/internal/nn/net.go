@@ -32,7 +32,15 @@ type Net struct {
 	shapes []models.Shape
 	params []*Param
 	byName map[string]*Param
+	// frozenBN makes training graphs normalise with the running
+	// statistics and leave them unchanged.
+	frozenBN bool
 }
+
+// FreezeBatchNormStatistics makes the training graphs built afterwards
+// normalise with the running statistics, as evaluation does, and never
+// update them; γ and β still train.
+func (n *Net) FreezeBatchNormStatistics() { n.frozenBN = true }
 
 // New returns a network for spec with PyTorch's default initialisation:
 // convolution and linear weights and biases uniform in ±1/√fan_in (what

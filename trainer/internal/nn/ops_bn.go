@@ -24,6 +24,11 @@ type bnOp struct {
 	dims     int
 	layer    string // names the running statistics
 	training bool
+	// frozen, in training, normalises with the running statistics and
+	// leaves them as they are: fine-tuning on a few images of a few
+	// classes, whose batch statistics are far from the data the network
+	// learnt them on.
+	frozen   bool
 	eps      float64
 	momentum float64
 	// runMean and runVar are the network's running-statistics parameters,
@@ -45,7 +50,7 @@ func newBNOp(name string, dims int, training bool, eps, momentum float64, runMea
 
 func (op *bnOp) Arity() int { return 3 }
 func (op *bnOp) Describe() opbase.Desc {
-	return opbase.Desc{Kind: opbase.BatchNorm, Layer: op.layer, Training: op.training, Eps: op.eps, Momentum: op.momentum}
+	return opbase.Desc{Kind: opbase.BatchNorm, Layer: op.layer, Training: op.training, Frozen: op.frozen, Eps: op.eps, Momentum: op.momentum}
 }
 func (op *bnOp) Type() hm.Type {
 	t := opbase.TensorType(op.dims)
@@ -66,7 +71,7 @@ func (op *bnOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	out, y := op.Output(in[0].Shape())
 	forChannels(c, func(ch int) {
-		if op.training {
+		if op.training && !op.frozen {
 			op.batchStats(x, ch, n, c, hw)
 		} else {
 			op.mean[ch] = op.runMean[ch]
@@ -219,7 +224,8 @@ func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 // bnInputGradOp computes dx = γ·σ⁻¹/M·(M·dy − dβ − x̂·dγ) from
-// (x, γ, dy, dγ, dβ), M being the number of values per channel.
+// (x, γ, dy, dγ, dβ), M being the number of values per channel; with
+// frozen statistics, dx = γ·σ⁻¹·dy.
 type bnInputGradOp struct {
 	opbase.Base
 	fwd *bnOp
@@ -251,6 +257,10 @@ func (op *bnInputGradOp) Do(in ...G.Value) (G.Value, error) {
 		// k·(m·dy − dβ − x̂·dγ) as a·dy + b·x + c.
 		a, bx := k*m, -k*inv*dGamma[ch]
 		c0 := -k*dBeta[ch] - bx*mean
+		if op.fwd.frozen {
+			// Constant statistics: y is affine in x.
+			bx, c0 = 0, 0
+		}
 		for b := range n {
 			off := (b*c + ch) * hw
 			g, dst := dy[off:off+hw], dx[off:off+hw]

@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/trainer/internal/opbase"
@@ -167,6 +168,39 @@ func TestBatchNormGradients(t *testing.T) {
 		checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
 			return G.ApplyOp(newBNOp("bn", len(shape), true, 1e-5, 0.1, rm, rv), in[0], in[1], in[2])
 		}, []tensor.Shape{shape, {c}, {c}}, [][]float32{x, gamma, beta}, []bool{true, true, true})
+	}
+}
+
+// With frozen statistics the op is affine in x: its gradients are checked
+// numerically like the batch-statistics op's, and a forward pass in
+// training uses and keeps the running statistics.
+func TestBatchNormFrozenStatistics(t *testing.T) {
+	shape := tensor.Shape{3, 2, 2, 2}
+	rm, rv := []float32{0.3, -0.2}, []float32{2, 0.5}
+	frozen := func() *bnOp {
+		op := newBNOp("bn", len(shape), true, 1e-5, 0.1, rm, rv)
+		op.frozen = true
+		return op
+	}
+	x := awayFromKinks(shape.TotalSize(), 5)
+	checkOpGradients(t, func(in []*G.Node) (*G.Node, error) {
+		return G.ApplyOp(frozen(), in[0], in[1], in[2])
+	}, []tensor.Shape{shape, {2}, {2}}, [][]float32{x, {0.5, 1.5}, {0.1, -0.2}}, []bool{true, true, true})
+
+	op := frozen()
+	in := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(slices.Clone(x)))
+	g := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{1, 1}))
+	b := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{0, 0}))
+	out, err := op.Do(in, g, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rm, []float32{0.3, -0.2}) || !slices.Equal(rv, []float32{2, 0.5}) {
+		t.Errorf("running statistics moved to %v, %v", rm, rv)
+	}
+	y := out.(*tensor.Dense).Data().([]float32)
+	if want := float32(float64(x[0]-0.3) / math.Sqrt(2+1e-5)); math.Abs(float64(y[0]-want)) > 1e-5 {
+		t.Errorf("y[0] = %g, want %g (the running statistics')", y[0], want)
 	}
 }
 

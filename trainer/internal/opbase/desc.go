@@ -47,6 +47,7 @@ type Desc struct {
 	// (Layer+".running_mean", Layer+".running_var").
 	Layer    string
 	Training bool
+	Frozen   bool // in training, normalise with the running statistics and keep them
 	Eps      float64
 	Momentum float64
 	// Dropout: the rate, and the stream its mask is drawn from together

@@ -39,7 +39,8 @@ type Config struct {
 	Recipe       Recipe    `json:"recipe"`        // resolved: file plus overrides
 	RecipeSource string    `json:"recipe_source"` // name or path given to --recipe
 	Overrides    Overrides `json:"overrides,omitempty"`
-	Data         string    `json:"data"` // absolute path of the data set
+	Data         string    `json:"data"`           // absolute path of the data set
+	Init         string    `json:"init,omitempty"` // absolute path of the weight file the run started from
 	Workers      int       `json:"workers"`
 	Command      string    `json:"command"` // command line that started the run
 	// Device is where the command that created the run trained (an ID

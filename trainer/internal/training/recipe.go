@@ -44,6 +44,10 @@ type Recipe struct {
 	Optimizer         optim.Config `json:"optimizer"`
 	LabelSmoothing    float64      `json:"label_smoothing" help:"label smoothing ε of the cross-entropy"`
 	BatchNormMomentum float64      `json:"batchnorm_momentum" help:"batchnorm running-statistics momentum, PyTorch convention (Keras 0.99 = 0.01)"`
+	// BatchNormFrozen trains with the running statistics (as evaluation
+	// normalises) and keeps them: fine-tuning on a few images of a few
+	// classes, whose batch statistics are not the data's.
+	BatchNormFrozen bool `json:"batchnorm_frozen,omitempty" help:"normalise with the running statistics while training and keep them (fine-tuning)"`
 	// BatchNormFreezeScale keeps every batchnorm γ at its initial 1; the
 	// weight files still hold the γ tensors, so inference is unchanged.
 	BatchNormFreezeScale bool    `json:"batchnorm_freeze_scale,omitempty" help:"keep batchnorm scales (γ) at 1 and train only the shifts (β), as airbench"`
@@ -249,8 +253,17 @@ func withFlag(err error) error {
 	return fmt.Errorf("%w (flag --%s)", err, flagName(path))
 }
 
+// CheckInit reports whether the recipe can train the network of an init
+// weight file: it must name no network of its own.
+func (r *Recipe) CheckInit() error {
+	if r.Preset != "" || r.Spec != nil {
+		return fmt.Errorf("recipe %s names a network; with --init the network is the weight file's: use a fine-tuning recipe such as finetune", r.Name)
+	}
+	return nil
+}
+
 // Architecture returns the recipe's network: the inline spec or the
-// preset. It must take a 3×32×32 image to 10 class scores.
+// preset. It must take a 3×32×32 image to class scores.
 func (r *Recipe) Architecture() (*models.Spec, error) {
 	var spec *models.Spec
 	switch {
@@ -260,6 +273,8 @@ func (r *Recipe) Architecture() (*models.Spec, error) {
 		s := *r.Spec
 		s.Layers = slices.Clone(r.Spec.Layers)
 		spec = &s
+	case r.Preset == "":
+		return nil, errors.New("no preset or spec (a fine-tuning recipe trains the network of --init)")
 	default:
 		var err error
 		if spec, err = models.Preset(r.Preset); err != nil {
@@ -270,8 +285,9 @@ func (r *Recipe) Architecture() (*models.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.Input != (models.Shape{C: 3, H: 32, W: 32}) || out != (models.Shape{C: 10, H: 1, W: 1}) {
-		return nil, fmt.Errorf("architecture %q maps %v to %v; CIFAR-10 needs 3×32×32 to 10×1×1", spec.Name, spec.Input, out)
+	// The class count is checked against the data when it is loaded.
+	if spec.Input != (models.Shape{C: 3, H: 32, W: 32}) || out.H != 1 || out.W != 1 || out.C < 2 {
+		return nil, fmt.Errorf("architecture %q maps %v to %v; the trainer needs 3×32×32 to N×1×1 class scores", spec.Name, spec.Input, out)
 	}
 	return spec, nil
 }

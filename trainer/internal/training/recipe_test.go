@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cifarnet-go/cifarnet/models"
 	"github.com/cifarnet-go/cifarnet/trainer/recipes"
 )
 
@@ -21,6 +22,15 @@ func TestBuiltInRecipesAreValid(t *testing.T) {
 		}
 		if r.Name != name {
 			t.Errorf("recipe file %s.json names itself %q", name, r.Name)
+		}
+		if r.Preset == "" && r.Spec == nil {
+			// A fine-tuning recipe: it must refuse to run without --init,
+			// and Train gives it the init file's network.
+			if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "--init") {
+				t.Errorf("%s without a network: %v", name, err)
+			}
+			spec, _ := models.Preset("cifarnet-fast")
+			r.Spec = spec
 		}
 		if err := r.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)

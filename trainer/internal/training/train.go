@@ -16,6 +16,7 @@ import (
 	"github.com/cifarnet-go/cifarnet/trainer/internal/backend"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
+	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/nn"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/optim"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
@@ -33,7 +34,15 @@ type Options struct {
 	Resume string
 	Epochs int
 
-	Data    string // data set folder (cifar.FindDir); empty when resuming: the run's
+	// Init is a weight file to start from instead of the recipe's
+	// initialisation: its network, weights and normalisation are trained
+	// further (the recipe then names no preset). Its classes must be the
+	// data's.
+	Init string
+	// SkipUnreadable leaves out image-folder files that do not decode.
+	SkipUnreadable bool
+
+	Data    string // CIFAR-10 folder (cifar.FindDir) or image folder; empty when resuming: the run's
 	Runs    string // folder new run folders are made in
 	Workers int    // data-loading goroutines
 	Command string // the command line, recorded for reproduction
@@ -88,6 +97,8 @@ type trainer struct {
 	// net holds the weights on the host, for the weight files: the
 	// backend's are copied into it when they are needed.
 	net       *nn.Net
+	init      *models.File // Options.Init's file; nil without
+	dataset   string       // what the data is, for the provenance
 	be        backend.Backend
 	st        *ckptState
 	warmup    *optim.WarmupDecay
@@ -142,23 +153,46 @@ func setup(o Options) (t *trainer, err error) {
 		if o.Recipe == nil {
 			return nil, errors.New("train: no recipe")
 		}
-		if err := o.Recipe.Validate(); err != nil {
+		r := *o.Recipe
+		var initPath string
+		if o.Init != "" {
+			if err := r.CheckInit(); err != nil {
+				return nil, err
+			}
+			if t.init, err = models.ReadFile(o.Init); err != nil {
+				return nil, fmt.Errorf("init: %w", err)
+			}
+			// The run's config then holds the network, so that a resume
+			// needs no more than the run folder and the init file.
+			spec := t.init.Meta.Spec
+			spec.Layers = slices.Clone(spec.Layers)
+			r.Spec = &spec
+			if len(r.Inference.TTA) == 0 {
+				r.Inference.TTA = slices.Clone(t.init.Meta.Inference.TTA)
+			}
+			if initPath, err = filepath.Abs(o.Init); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.Validate(); err != nil {
 			return nil, err
 		}
-		data, err := cifar.FindDir(o.Data)
+		data, err := findData(o.Data)
 		if err != nil {
 			return nil, err
 		}
-		if data, err = filepath.Abs(data); err != nil {
-			return nil, err
-		}
 		t.cfg = &Config{
-			Recipe: *o.Recipe, RecipeSource: o.RecipeSource, Overrides: o.Overrides,
+			Recipe: r, RecipeSource: o.RecipeSource, Overrides: o.Overrides, Init: initPath,
 			Data: data, Workers: o.Workers, Command: o.Command, Commit: Version(),
 			GoVersion: runtime.Version(), Created: time.Now().UTC().Format(time.RFC3339),
 		}
 	}
 	t.r = &t.cfg.Recipe
+	if t.init == nil && t.cfg.Init != "" {
+		if t.init, err = models.ReadFile(t.cfg.Init); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+	}
 	if err := t.loadData(); err != nil {
 		return nil, err
 	}
@@ -166,7 +200,15 @@ func setup(o Options) (t *trainer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.net, err = nn.New(spec, uint64(t.r.Seed)); err != nil {
+	if t.init != nil {
+		if !slices.Equal(t.init.Meta.Classes, t.train.Classes) {
+			return nil, fmt.Errorf("init %s classifies %q, the data has %q", t.cfg.Init, t.init.Meta.Classes, t.train.Classes)
+		}
+		t.net, err = nn.FromFile(t.init)
+	} else {
+		t.net, err = nn.New(spec, uint64(t.r.Seed))
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := t.findHead(); err != nil {
@@ -177,6 +219,9 @@ func setup(o Options) (t *trainer, err error) {
 		return nil, err
 	}
 	t.classes = out.Size()
+	if t.classes != len(t.train.Classes) {
+		return nil, fmt.Errorf("the network has %d class scores, the data %d classes (%s)", t.classes, len(t.train.Classes), strings.Join(t.train.Classes, ", "))
+	}
 	t.batches = (t.train.Len() + t.r.Batch - 1) / t.r.Batch
 	if t.r.DropLast {
 		t.batches = t.train.Len() / t.r.Batch
@@ -204,7 +249,7 @@ func setup(o Options) (t *trainer, err error) {
 			resumed = st
 		}
 	}
-	if resumed == nil {
+	if resumed == nil && t.init == nil {
 		if err := t.initWeights(); err != nil {
 			return nil, err
 		}
@@ -267,7 +312,7 @@ func (t *trainer) openBackend() error {
 	}
 	be, err := backend.Open(t.o.Device, backend.Config{
 		Net: t.net, Batch: r.Batch, Optimizer: r.Optimizer, GradClip: r.GradClip, LabelSmoothing: r.LabelSmoothing,
-		BatchNormMomentum: r.BatchNormMomentum, Averaging: a,
+		BatchNormMomentum: r.BatchNormMomentum, BatchNormFrozen: r.BatchNormFrozen, Averaging: a,
 	}, t.o.Log)
 	if err != nil {
 		return err
@@ -279,25 +324,96 @@ func (t *trainer) openBackend() error {
 // loadData reads the training files, keeps the first Limit images and
 // splits off the validation set.
 func (t *trainer) loadData() error {
-	dir, err := cifar.FindDir(t.cfg.Data)
+	if imagefolder.Is(t.cfg.Data) {
+		if err := t.loadFolder(); err != nil {
+			return err
+		}
+	} else {
+		dir, err := cifar.FindDir(t.cfg.Data)
+		if err != nil {
+			return err
+		}
+		all, _, err := cifar.Load(dir)
+		if err != nil {
+			return fmt.Errorf("load data: %w", err)
+		}
+		if n := t.r.Limit; n > 0 && n < all.Len() {
+			all = &cifar.Set{Images: all.Images[:n*cifar.ImageSize], Labels: all.Labels[:n], Classes: all.Classes}
+		}
+		if t.train, t.val, err = cifar.Split(all, t.r.ValSplit, t.r.SplitSeed); err != nil {
+			return fmt.Errorf("split data: %w", err)
+		}
+		if t.train.Len() == 0 || (t.val.Len() == 0 && t.r.ValSplit > 0) {
+			return fmt.Errorf("split of %d images leaves %d for training and %d for validation", all.Len(), t.train.Len(), t.val.Len())
+		}
+		t.dataset = "CIFAR-10"
+	}
+	t.mean, t.std = cifar.Stats(t.train)
+	if t.init != nil {
+		// The weights expect the inputs normalised as they were trained.
+		n := t.init.Meta.Normalization
+		copy(t.mean[:], n.Mean)
+		copy(t.std[:], n.Std)
+	}
+	return nil
+}
+
+// loadFolder reads an image folder (DIR/<class>/<images>, or its train/
+// and val/ parts) as the page reduces images, holding out the recipe's
+// val_split of each class when the folder has no val/ part.
+func (t *trainer) loadFolder() error {
+	dir := t.cfg.Data
+	train, val, err := imagefolder.Load(dir)
 	if err != nil {
 		return err
 	}
-	all, _, err := cifar.Load(dir)
-	if err != nil {
-		return fmt.Errorf("load data: %w", err)
+	if val == nil && t.r.ValSplit > 0 {
+		if train, val, err = train.Split(t.r.ValSplit, uint64(t.r.SplitSeed)); err != nil {
+			return err
+		}
 	}
-	if n := t.r.Limit; n > 0 && n < all.Len() {
-		all = &cifar.Set{Images: all.Images[:n*cifar.ImageSize], Labels: all.Labels[:n], Classes: all.Classes}
+	toSet := func(s *imagefolder.Set) (*cifar.Set, error) {
+		out := &cifar.Set{Classes: s.Classes}
+		pix, labels, skipped, err := s.Pixels(32, t.o.SkipUnreadable)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range skipped {
+			fmt.Fprintf(t.o.Log, "skipped %s: not a readable image\n", f)
+		}
+		out.Images = pix
+		for _, l := range labels {
+			out.Labels = append(out.Labels, uint8(l))
+		}
+		return out, nil
 	}
-	if t.train, t.val, err = cifar.Split(all, t.r.ValSplit, t.r.SplitSeed); err != nil {
-		return fmt.Errorf("split data: %w", err)
+	if t.train, err = toSet(train); err != nil {
+		return err
 	}
-	if t.train.Len() == 0 || (t.val.Len() == 0 && t.r.ValSplit > 0) {
-		return fmt.Errorf("split of %d images leaves %d for training and %d for validation", all.Len(), t.train.Len(), t.val.Len())
+	if val != nil {
+		if t.val, err = toSet(val); err != nil {
+			return err
+		}
+	} else {
+		t.val = &cifar.Set{Classes: train.Classes}
 	}
-	t.mean, t.std = cifar.Stats(t.train)
+	if t.train.Len() == 0 {
+		return fmt.Errorf("image folder %s: no readable training image", dir)
+	}
+	t.dataset = "image folder " + filepath.Base(filepath.Clean(dir))
 	return nil
+}
+
+// findData returns the absolute path of an image folder or of the
+// CIFAR-10 binary files under dir.
+func findData(dir string) (string, error) {
+	if !imagefolder.Is(dir) {
+		var err error
+		if dir, err = cifar.FindDir(dir); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Abs(dir)
 }
 
 func (t *trainer) initSchedules() error {
@@ -682,7 +798,8 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 		Normalization: models.Normalization{Mean: t.mean[:], Std: t.std[:]},
 		Inference:     models.InferenceOptions{TTA: slices.Clone(t.r.Inference.TTA)},
 		Provenance: models.Provenance{
-			Dataset:      "CIFAR-10",
+			Dataset:      t.dataset,
+			BaseModel:    t.baseModel(),
 			Recipe:       t.r.Name,
 			Command:      pathtext.Command(t.cfg.Command),
 			Epochs:       epochs,
@@ -694,6 +811,18 @@ func (t *trainer) weightFile(epochs int, valAcc float64) *models.File {
 			Created:      time.Now().UTC().Format(time.RFC3339),
 		},
 	})
+}
+
+// baseModel is the provenance's base: the init file's own base when it
+// has one (the model its head was taught from), else the init file.
+func (t *trainer) baseModel() string {
+	if t.init == nil {
+		return ""
+	}
+	if b := t.init.Meta.Provenance.BaseModel; b != "" {
+		return b
+	}
+	return filepath.Base(t.cfg.Init)
 }
 
 // crossEntropy is the summed softmax cross-entropy of the rows against
