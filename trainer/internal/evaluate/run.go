@@ -34,17 +34,53 @@ type Options struct {
 	Log io.Writer
 }
 
-// pass logs a pass's start and returns the function that logs its end.
-func (o Options) pass(what string, images int) func() {
+// passLog reports one pass: a line as it starts, one at every tenth of
+// its images with the rate and the time left, and one as it ends. A nil
+// passLog reports nothing.
+type passLog struct {
+	w      io.Writer
+	what   string
+	total  int
+	start  time.Time
+	mu     sync.Mutex
+	shown  int // tenths already reported
+	images atomic.Int64
+}
+
+// pass starts a pass's report; nil without a Log.
+func (o Options) pass(what string, images int) *passLog {
 	if o.Log == nil {
-		return func() {}
+		return nil
 	}
-	start := time.Now()
 	fmt.Fprintf(o.Log, "  %s: %d images...\n", what, images)
-	return func() {
-		d := time.Since(start)
-		fmt.Fprintf(o.Log, "  %s: done in %.1f s (%.0f images/s)\n", what, d.Seconds(), float64(images)/d.Seconds())
+	return &passLog{w: o.Log, what: what, total: images, start: time.Now()}
+}
+
+// add records n more images done.
+func (p *passLog) add(n int) {
+	if p == nil {
+		return
 	}
+	done := int(p.images.Add(int64(n)))
+	tenth := 10 * done / p.total
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if tenth <= p.shown || done >= p.total {
+		return
+	}
+	p.shown = tenth
+	rate := float64(done) / time.Since(p.start).Seconds()
+	left := time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(p.w, "  %s: %d/%d images, %.0f images/s, %v left\n", p.what, done, p.total, rate, left)
+}
+
+// end reports the pass's time.
+func (p *passLog) end() {
+	if p == nil {
+		return
+	}
+	d := time.Since(p.start)
+	fmt.Fprintf(p.w, "  %s: done in %.1f s (%.0f images/s)\n", p.what, d.Seconds(), float64(p.total)/d.Seconds())
 }
 
 // DefaultBatchSize is the batch of the accuracy pass.
@@ -157,12 +193,12 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	k := len(m.Meta.Classes)
 
 	pred := make([]int, set.Len())
-	done := opts.pass(fmt.Sprintf("accuracy, batches of %d", bs), set.Len())
-	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred, predictBatch)
+	log := opts.pass(fmt.Sprintf("accuracy, batches of %d", bs), set.Len())
+	batched, err := runPass(m, set, norm, set.Len(), bs, workers, k, pred, predictBatch, log)
 	if err != nil {
 		return nil, err
 	}
-	done()
+	log.end()
 	metrics, err := score(set, pred, m.Meta.Classes)
 	if err != nil {
 		return nil, err
@@ -176,12 +212,12 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 	if nSingle > 0 {
 		nSingle = min(nSingle, set.Len())
 		single := make([]int, nSingle)
-		done := opts.pass("batch-1 timing", nSingle)
-		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single, predictBatch)
+		log := opts.pass("batch-1 timing", nSingle)
+		sp, err := runPass(m, set, norm, nSingle, 1, workers, k, single, predictBatch, log)
 		if err != nil {
 			return nil, err
 		}
-		done()
+		log.end()
 		res.Single = &sp
 		for i, p := range single {
 			if p != pred[i] {
@@ -190,11 +226,11 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 		}
 	}
 	if opts.TTA && len(m.Meta.Inference.TTA) > 0 {
-		done := opts.pass("test-time augmentation ("+strings.Join(m.Meta.Inference.TTA, ", ")+")", set.Len())
-		if res.TTA, err = TTA(m, set, workers); err != nil {
+		log := opts.pass("test-time augmentation ("+strings.Join(m.Meta.Inference.TTA, ", ")+")", set.Len())
+		if res.TTA, err = tta(m, set, workers, log); err != nil {
 			return nil, err
 		}
-		done()
+		log.end()
 	}
 	return res, nil
 }
@@ -203,6 +239,10 @@ func Run(m *models.Model, set *cifar.Set, opts Options) (*Result, error) {
 // test-time augmentations, on workers goroutines (0: GOMAXPROCS), and
 // scores the predictions.
 func TTA(m *models.Model, set *cifar.Set, workers int) (*TTAResult, error) {
+	return tta(m, set, workers, nil)
+}
+
+func tta(m *models.Model, set *cifar.Set, workers int, log *passLog) (*TTAResult, error) {
 	if set.Len() == 0 {
 		return nil, errors.New("evaluate: empty set")
 	}
@@ -214,7 +254,7 @@ func TTA(m *models.Model, set *cifar.Set, workers int) (*TTAResult, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	pred := make([]int, set.Len())
-	sp, err := runPass(m, set, norm, set.Len(), 1, workers, len(m.Meta.Classes), pred, predictTTA)
+	sp, err := runPass(m, set, norm, set.Len(), 1, workers, len(m.Meta.Classes), pred, predictTTA, log)
 	if err != nil {
 		return nil, err
 	}
@@ -247,9 +287,9 @@ func predictTTA(p *models.Predictor, x []float32, _ int) ([]float32, error) {
 }
 
 // runPass classifies the first n images of set with predict in batches of
-// bs, workers goroutines pulling batches from a shared counter, and writes
-// the predicted classes into pred.
-func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, k int, pred []int, predict predictFunc) (Speed, error) {
+// bs, workers goroutines pulling batches from a shared counter, writes
+// the predicted classes into pred and reports its progress to log.
+func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, k int, pred []int, predict predictFunc, log *passLog) (Speed, error) {
 	size := m.Meta.Spec.Input.Size()
 	batches := (n + bs - 1) / bs
 	workers = min(workers, batches)
@@ -291,6 +331,7 @@ func runPass(m *models.Model, set *cifar.Set, norm *Normalizer, n, bs, workers, 
 					return
 				}
 				copy(pred[lo:hi], Argmax(probs, k))
+				log.add(hi - lo)
 			}
 		}()
 	}

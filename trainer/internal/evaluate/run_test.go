@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
@@ -93,6 +94,21 @@ func TestRunMatchesReference(t *testing.T) {
 	res, err := Run(m, s, Options{LatencyImages: -1})
 	if err != nil || res.Single != nil || res.Batched.BatchSize != DefaultBatchSize {
 		t.Errorf("defaults without batch-1 pass: %+v, %v", res, err)
+	}
+}
+
+// TestRunReportsProgress: a long pass says how far it is, at every tenth
+// of its images, with the time left.
+func TestRunReportsProgress(t *testing.T) {
+	var log strings.Builder
+	if _, err := Run(tinyModel(t), randomSet(200, 2), Options{Workers: 2, BatchSize: 10, LatencyImages: -1, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	out := log.String()
+	lines := strings.Count(out, "/200 images, ")
+	if !strings.Contains(out, "accuracy, batches of 10: 200 images...") || lines < 5 || lines > 9 ||
+		!strings.Contains(out, " left\n") || !strings.Contains(out, "done in") {
+		t.Errorf("progress log:\n%s", out)
 	}
 }
 
