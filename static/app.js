@@ -415,9 +415,9 @@ function showModelCard(info, entry) {
   fact('created', orNot(p.created));
   fact('trainer', orNot(p.trainer));
   ui.card.dataset.file = info.name;
+  const token = ++cardToken; // an earlier model's report, still coming, is ignored
   showPerClass(null, 'Not measured: there is no test report for this file.');
   if (!entry || !entry.report) return;
-  const token = ++cardToken;
   ui.card.dataset.report = 'loading';
   ui.perClassNote.textContent = 'Loading the test report…';
   fetch(entry.report, {headers: {Accept: 'application/json'}})
@@ -556,9 +556,9 @@ function newCard(name, blob) {
   card.dataset.seq = String(nextSeq++);
   $('.file', card).textContent = name;
   $('.thumb canvas.preview', card).setAttribute('aria-label', `Preview of ${name}`);
+  ui.results.prepend(card);
   if (blob) queueThumb(card, blob);
   else $('.thumb', card).classList.add('broken');
-  ui.results.prepend(card);
   updateEmpty();
   card.dataset.time = new Date().toISOString();
   return card;
@@ -933,12 +933,15 @@ function showBatch() {
   ui.batchProgress.value = batch.done;
   ui.batchCancel.disabled = !active;
   if (active) {
-    ui.batchText.textContent = `${batch.done} of ${batch.total} classified`;
+    ui.batchText.textContent = `${batch.done} of ${batch.total}`;
   } else {
-    ui.batchText.textContent = batch.cancelled
-      ? `Stopped: ${batch.done} of ${batch.total} classified, ${batch.cancelled} cancelled`
-      : `All ${batch.total} classified`;
-    if (wasActive) ui.announce.textContent = `${ui.batchText.textContent}.`;
+    // Short, to fit beside the heading on a phone; the announcement says all.
+    ui.batchText.textContent = batch.cancelled ? `Stopped at ${batch.done} of ${batch.total}` : `All ${batch.total} done`;
+    if (wasActive) {
+      ui.announce.textContent = batch.cancelled
+        ? `Stopped: ${batch.done} of ${batch.total} images classified, ${batch.cancelled} cancelled.`
+        : `All ${batch.total} images classified.`;
+    }
   }
 }
 

@@ -337,7 +337,7 @@ func TestManyImagesCancel(t *testing.T) {
 		t.Fatalf("no results: %v", err)
 	}
 	progress, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('batch').hidden ? '' : document.getElementById('batch-text').textContent`))
-	if err != nil || !strings.HasSuffix(progress, " of 200 classified") {
+	if err != nil || !strings.HasSuffix(progress, " of 200") {
 		t.Errorf("progress line %q (%v), want n of 200", progress, err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#batch-cancel"))); err != nil {
@@ -350,7 +350,7 @@ func TestManyImagesCancel(t *testing.T) {
 	}
 	type after struct {
 		Cards, Done int
-		Text        string
+		Text, Said  string
 		Compact     bool
 		Focus       string
 		Cancel      bool
@@ -359,6 +359,7 @@ func TestManyImagesCancel(t *testing.T) {
 		Cards: document.querySelectorAll('#results .result').length,
 		Done: document.querySelectorAll('#results .result[data-state="done"]').length,
 		Text: document.getElementById('batch-text').textContent,
+		Said: document.getElementById('announce').textContent,
 		Compact: document.getElementById('results').classList.contains('compact'),
 		Focus: document.activeElement.id,
 		Cancel: document.getElementById('batch-cancel').disabled,
@@ -369,8 +370,11 @@ func TestManyImagesCancel(t *testing.T) {
 	if a.Cards >= 200 || a.Cards < 8 || a.Done != a.Cards {
 		t.Errorf("after Cancel: %d cards, %d done; want the finished ones only, fewer than 200", a.Cards, a.Done)
 	}
-	if want := fmt.Sprintf("Stopped: %d of 200 classified, %d cancelled", a.Cards, 200-a.Cards); a.Text != want {
+	if want := fmt.Sprintf("Stopped at %d of 200", a.Cards); a.Text != want {
 		t.Errorf("progress line %q, want %q", a.Text, want)
+	}
+	if want := fmt.Sprintf("Stopped: %d of 200 images classified, %d cancelled.", a.Cards, 200-a.Cards); a.Said != want {
+		t.Errorf("announced %q, want %q", a.Said, want)
 	}
 	if !a.Compact || a.Focus != "batch-text" || !a.Cancel {
 		t.Errorf("after Cancel: %+v; want the compact layout, focus on the progress line, Cancel disabled", a)
@@ -445,7 +449,11 @@ func TestResultsView(t *testing.T) {
 	dir := t.TempDir()
 	for i, c := range []color.Color{color.Gray{Y: 128}, color.RGBA{200, 30, 30, 255}, color.RGBA{30, 30, 200, 255}} {
 		p := filepath.Join(dir, fmt.Sprintf("flat%d.png", i))
-		if err := os.WriteFile(p, plainPNG(t, 48, 48, c), 0o644); err != nil {
+		w, h := 48, 48
+		if i == 0 {
+			w, h = 300, 200 // over the thumbnail size
+		}
+		if err := os.WriteFile(p, plainPNG(t, w, h, c), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)
@@ -455,6 +463,39 @@ func TestResultsView(t *testing.T) {
 	}
 	n := len(paths)
 	waitCards(t, ctx, n)
+
+	// Each card keeps a thumbnail of at most 160 px (tiny pictures at their
+	// own size), not the picture itself.
+	type preview struct {
+		File        string
+		W, H, Alpha int
+		Images      int
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`Array.from(document.querySelectorAll('#results canvas.preview')).every((c) => c.width > 1)`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("thumbnails not drawn: %v", err)
+	}
+	previews, err := chromedp.Run(ctx, chromedp.Evaluate[[]preview](`Array.from(document.querySelectorAll('#results .result')).map((li) => {
+		const c = li.querySelector('canvas.preview');
+		return {File: li.querySelector('.file').textContent, W: c.width, H: c.height,
+			Alpha: c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data[3],
+			Images: li.querySelectorAll('img').length};
+	})`))
+	if err != nil || len(previews) != n {
+		t.Fatalf("previews: %+v, %v", previews, err)
+	}
+	for _, p := range previews {
+		want := [2]int{32, 32} // the samples
+		if strings.HasPrefix(p.File, "flat") {
+			want = [2]int{48, 48}
+		}
+		if p.File == "flat0.png" {
+			want = [2]int{160, 160}
+		}
+		if [2]int{p.W, p.H} != want || p.Alpha != 255 || p.Images != 0 {
+			t.Errorf("%s: preview %d×%d (alpha %d), %d <img>; want a drawn %d×%d canvas only", p.File, p.W, p.H, p.Alpha, p.Images, want[0], want[1])
+		}
+	}
 	all := setView(t, ctx, `0`)
 	unsure := 0
 	for _, c := range all {
