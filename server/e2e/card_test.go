@@ -218,91 +218,95 @@ const versusJS = `Array.from(document.querySelectorAll('#results .result')).reve
 
 // Compare mode runs the second model on the same images: each card shows
 // both answers (the second model's probabilities as native Go computes
-// them) and marks where the two disagree.
+// them) and marks where the two disagree. The random test models never
+// agree, so agreement is shown by comparing the default model with itself.
 func TestCompareModels(t *testing.T) {
-	// Two samples on which the models agree and disagree, found natively.
 	top := func(p []float32) int { return slices.Index(p, slices.Max(p)) }
-	var agree, disagree string
+	var pic string
 	for _, class := range models.CIFAR10Classes {
 		_, data := sample(t, class)
 		a, _ := nativeProbs(t, defaultID, data)
 		b, _ := nativeProbs(t, tinyID, data)
-		if top(a) == top(b) && agree == "" {
-			agree = class
-		}
-		if top(a) != top(b) && disagree == "" {
-			disagree = class
+		if top(a) != top(b) {
+			pic = class
+			break
 		}
 	}
-	if disagree == "" {
+	if pic == "" {
 		t.Fatal("the test models agree on every sample: nothing to mark")
 	}
 
 	ctx := newPage(t)
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
-		const sel = document.getElementById('compare-select');
-		sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith('tiny')).value;
-		sel.dispatchEvent(new Event('change'));
-	})()`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.getElementById('compare-choice').dataset.state === 'ready'`,
-		chromedp.WithPollingTimeout(60*time.Second))); err != nil {
-		note, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('compare-note').textContent`))
-		t.Fatalf("the second model is not ready: %v (%q)", err, note)
-	}
-	classes := []string{disagree}
-	if agree != "" {
-		classes = append(classes, agree)
-	}
-	for _, class := range classes {
-		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('button[data-sample=%q]').click()`, class))); err != nil {
+	compareWith := func(id string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const sel = document.getElementById('compare-select');
+			sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith(%q)).value;
+			sel.dispatchEvent(new Event('change'));
+		})()`, id+" "))); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById('compare-choice').dataset.state === 'ready' &&
+			document.getElementById('compare-note').textContent.startsWith('Comparing with %s')`, id+models.FileExt),
+			chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+			note, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('compare-note').textContent`))
+			t.Fatalf("the second model %s is not ready: %v (%q)", id, err, note)
+		}
 	}
-	cards := waitCards(t, ctx, len(classes))
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`!document.querySelector('#results .result:not([data-compare="done"])')`,
-		chromedp.WithPollingTimeout(60*time.Second))); err != nil {
-		t.Fatalf("the second model's answers did not come: %v", err)
+	classify := func(n int) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('button[data-sample=%q]').click()`, pic))); err != nil {
+			t.Fatal(err)
+		}
+		waitCards(t, ctx, n)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`!document.querySelector('#results .result:not([data-compare="done"])')`,
+			chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+			t.Fatalf("the second model's answer did not come: %v", err)
+		}
 	}
+	compareWith(tinyID)
+	classify(1)
+	compareWith(defaultID)
+	classify(2)
+
 	vs, err := chromedp.Run(ctx, chromedp.Evaluate[[]versus](versusJS))
-	if err != nil || len(vs) != len(classes) {
+	if err != nil || len(vs) != 2 {
 		t.Fatalf("cards: %+v, %v", vs, err)
 	}
-	for i, class := range classes {
-		_, data := sample(t, class)
-		checkCard(t, cards[i], defaultID, data)
-		want, names := nativeProbs(t, tinyID, data)
-		v := vs[i]
-		if len(v.OtherProbs) != len(want) {
-			t.Errorf("%s: second model's probabilities %v", class, v.OtherProbs)
-			continue
-		}
-		for j := range want {
-			if d := float64(v.OtherProbs[j] - want[j]); d > tolerance || d < -tolerance {
-				t.Errorf("%s: second model p[%d] = %.7f in the browser, %.7f natively", class, j, v.OtherProbs[j], want[j])
-			}
-		}
-		if !v.Visible || len(v.Models) != 2 || v.Models[0] != defaultID+models.FileExt || v.Models[1] != tinyID+models.FileExt ||
-			!strings.HasPrefix(v.Shown[0], v.TopLabel+" ") || !strings.HasPrefix(v.Shown[1], names[top(want)]+" ") {
-			t.Errorf("%s: side by side shows %+v", class, v)
-		}
-		wantDisagree := class == disagree
-		if (v.Disagree == "true") != wantDisagree || (v.Verdict == "The models disagree") != wantDisagree {
-			t.Errorf("%s: disagree %q, verdict %q; want disagreement %v", class, v.Disagree, v.Verdict, wantDisagree)
-		}
-	}
-	// A disagreement is also marked in colour.
-	colours, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#results .result')).map((li) =>
-		li.dataset.disagree + ' ' + getComputedStyle(li).borderTopColor)`))
+	cards, err := chromedp.Run(ctx, chromedp.Evaluate[[]card](cardsJS))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("borders: %q", colours)
-	if len(classes) == 2 && strings.SplitN(colours[0], " ", 2)[1] == strings.SplitN(colours[1], " ", 2)[1] {
-		t.Errorf("agreeing and disagreeing cards share the border colour: %q", colours)
+	_, data := sample(t, pic)
+	for i, second := range []string{tinyID, defaultID} {
+		checkCard(t, cards[i], defaultID, data)
+		want, names := nativeProbs(t, second, data)
+		v := vs[i]
+		if len(v.OtherProbs) != len(want) {
+			t.Fatalf("with %s: second model's probabilities %v", second, v.OtherProbs)
+		}
+		for j := range want {
+			if d := float64(v.OtherProbs[j] - want[j]); d > tolerance || d < -tolerance {
+				t.Errorf("with %s: second model p[%d] = %.7f in the browser, %.7f natively", second, j, v.OtherProbs[j], want[j])
+			}
+		}
+		if !v.Visible || len(v.Models) != 2 || v.Models[0] != defaultID+models.FileExt || v.Models[1] != second+models.FileExt ||
+			!strings.HasPrefix(v.Shown[0], v.TopLabel+" ") || !strings.HasPrefix(v.Shown[1], names[top(want)]+" ") {
+			t.Errorf("with %s: side by side shows %+v", second, v)
+		}
+		wantDisagree := second == tinyID
+		if (v.Disagree == "true") != wantDisagree || (v.Verdict == "The models disagree") != wantDisagree ||
+			(v.Verdict == "Both models agree") == wantDisagree {
+			t.Errorf("with %s: disagree %q, verdict %q; want disagreement %v", second, v.Disagree, v.Verdict, wantDisagree)
+		}
+	}
+	// A disagreement is also marked in colour.
+	borders, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#results .result')).map((li) =>
+		getComputedStyle(li).borderTopColor)`))
+	if err != nil || len(borders) != 2 || borders[0] == borders[1] {
+		t.Errorf("agreeing and disagreeing cards have borders %q (%v), want two colours", borders, err)
 	}
 	noCSPViolations(t, ctx)
 }
