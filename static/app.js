@@ -1250,6 +1250,8 @@ function exportRecords() {
     const done = card.dataset.state === 'done';
     const probs = done ? JSON.parse(card.dataset.probs) : [];
     const classes = done && modelInfo ? modelInfo.classes : [];
+    const d = card.dataset;
+    const compared = d.compare === 'done';
     return {
       file: $('.file', card).textContent,
       status: done ? 'classified' : 'error',
@@ -1263,6 +1265,11 @@ function exportRecords() {
       tta: done ? card.dataset.tta === 'true' : null,
       inference_ms: done ? Number(card.dataset.ms) : null,
       time: card.dataset.time,
+      // Compare mode: the second model's answer, when it gave one.
+      compare_model: compared ? d.compareModel : '',
+      compare_top_class: compared ? d.compareTopLabel : '',
+      compare_top_probability: compared ? Number(d.compareTopP) : null,
+      models_disagree: d.disagree === undefined ? null : d.disagree === 'true',
     };
   });
 }
@@ -1276,9 +1283,11 @@ function csvCell(v) {
 function toCSV(records) {
   const classes = modelInfo ? modelInfo.classes : [];
   const head = ['file', 'status', 'error', 'top_class', 'top_probability', 'unsure', ...classes.map((c) => `p_${c}`),
-    'model', 'model_version', 'tta', 'inference_ms', 'time'];
+    'model', 'model_version', 'tta', 'inference_ms', 'time',
+    'compare_model', 'compare_top_class', 'compare_top_probability', 'models_disagree'];
   const rows = records.map((r) => [r.file, r.status, r.error, r.top_class, r.top_probability, r.unsure,
-    ...classes.map((c) => r.probabilities[c]), r.model, r.model_version, r.tta, r.inference_ms, r.time]);
+    ...classes.map((c) => r.probabilities[c]), r.model, r.model_version, r.tta, r.inference_ms, r.time,
+    r.compare_model, r.compare_top_class, r.compare_top_probability, r.models_disagree]);
   return [head, ...rows].map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 

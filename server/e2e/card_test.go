@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"os"
@@ -302,6 +304,45 @@ func TestCompareModels(t *testing.T) {
 			t.Errorf("with %s: disagree %q, verdict %q; want disagreement %v", second, v.Disagree, v.Verdict, wantDisagree)
 		}
 	}
+	// The JSON and CSV downloads carry the second model's answer.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](captureDownloadsJS)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('export-json').click(),
+		document.getElementById('export-csv').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	files, err := chromedp.Run(ctx, chromedp.Evaluate[[]exported](`Promise.all(window.cifarnetDownloads)`, chromedp.EvalAwaitPromise))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("downloads: %v, %v", files, err)
+	}
+	var doc struct {
+		Results []struct {
+			Model    string   `json:"model"`
+			Compare  string   `json:"compare_model"`
+			Top      string   `json:"compare_top_class"`
+			P        *float64 `json:"compare_top_probability"`
+			Disagree *bool    `json:"models_disagree"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(files[0].Text), &doc); err != nil || len(doc.Results) != 2 {
+		t.Fatalf("JSON download: %v\n%s", err, files[0].Text)
+	}
+	for i, second := range []string{tinyID, defaultID} {
+		r := doc.Results[i]
+		if r.Compare != second+models.FileExt || r.Top != vs[i].OtherLabel || r.P == nil || r.Disagree == nil || *r.Disagree != (second == tinyID) {
+			t.Errorf("JSON result %d (compared with %s): %+v", i, second, r)
+		}
+	}
+	rows, err := csv.NewReader(strings.NewReader(files[1].Text)).ReadAll()
+	if err != nil || len(rows) != 3 || !slices.Contains(rows[0], "models_disagree") {
+		t.Fatalf("CSV download: %v\n%s", err, files[1].Text)
+	}
+	col := slices.Index(rows[0], "models_disagree")
+	if rows[1][col] != "true" || rows[2][col] != "false" {
+		t.Errorf("CSV models_disagree: %q, %q; want true, false", rows[1][col], rows[2][col])
+	}
+
 	// A disagreement is also marked in colour.
 	borders, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#results .result')).map((li) =>
 		getComputedStyle(li).borderTopColor)`))
