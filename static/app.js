@@ -42,6 +42,22 @@ const ui = {
   cameraMessage: $('#camera-message'),
   announce: $('#announce'),
   template: $('#result-template'),
+  card: $('#model-card'),
+  perClass: $('#per-class'),
+  perClassNote: $('#per-class-note'),
+  compareChoice: $('#compare-choice'),
+  compareSelect: $('#compare-select'),
+  compareNote: $('#compare-note'),
+  batch: $('#batch'),
+  batchProgress: $('#batch-progress'),
+  batchText: $('#batch-text'),
+  batchCancel: $('#batch-cancel'),
+  view: $('#view'),
+  viewClass: $('#view-class'),
+  viewSort: $('#view-sort'),
+  viewUnsure: $('#view-unsure'),
+  viewCompact: $('#view-compact'),
+  viewCount: $('#view-count'),
 };
 
 // Timings for the benchmark (bench/browser.sh reads them back).
@@ -108,6 +124,10 @@ let lastTTA = null;
 let loadStarted = 0;
 let modelName = ''; // the model in use, if any
 let modelInfo = null; // its info (cifarnet.info()), for the export
+let modelList = []; // the site's models, as listModels gives them
+// The listed entry of each load the first worker has not answered yet
+// (null for a dropped file): its answers come in request order.
+const loadsInFlight = [];
 const pending = new Map(); // id → card
 // Images given before a model was asked for wait here, so that the worker
 // (which runs requests in order) sees the load first.
@@ -183,6 +203,7 @@ function finishJob(slot, msg) {
   pump();
   const card = pending.get(msg.id);
   pending.delete(msg.id);
+  pumpIncoming();
   if (!card) return;
   if (msg.type === 'result') {
     showResult(card, msg.result);
@@ -236,6 +257,7 @@ function onPrimaryMessage(slot, msg) {
   switch (msg.type) {
     case 'module':
       compiledModule = msg.module;
+      if (compareWanted) startCompare(compareWanted);
       break;
     case 'progress':
       if (msg.phase === 'compile') mark('wasmDownloaded');
@@ -252,6 +274,8 @@ function onPrimaryMessage(slot, msg) {
       modelInfo = msg.info;
       registerServiceWorker();
       showModel(msg.info);
+      showModelCard(msg.info, loadsInFlight.shift() || null);
+      fillClassFilter(msg.info.classes);
       applyTTAChoice(msg.info);
       hideProgress();
       setStatus(`Ready in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
@@ -262,6 +286,7 @@ function onPrimaryMessage(slot, msg) {
       showModel(msg.info);
       break;
     case 'loadError':
+      loadsInFlight.shift();
       hideProgress();
       setStatus(`${sentence(msg.message)}${modelName ? ` Still using ${modelName}.` : ''}`, 'error');
       ui.status.dataset.code = msg.code;
@@ -280,6 +305,7 @@ function loadModel(entry) {
   setStatus(`Loading ${entry.file}…`);
   setProgress(0, entry.size || -1);
   lastLoad = {type: 'load', url: entry.url, size: entry.size};
+  loadsInFlight.push(entry);
   broadcast(lastLoad);
   modelRequested = true;
   flushHeld();
@@ -347,6 +373,94 @@ function showModel(info) {
   ui.ttaViews.textContent = String(ttaViews(tta));
 }
 
+// ---------------------------------------------------------------- model card
+
+// The card shows the weight file's own metadata (as the classifier read
+// it) and, for a listed model with a test report (NAME.report.json, made
+// by static/assemble.sh from trainer eval's report.json), the per-class
+// accuracy. A dropped file has no report: "not measured".
+let cardToken = 0;
+
+// duration writes seconds as trainer info does, in words: "47 min 55 s".
+function duration(sec) {
+  const t = Math.round(sec);
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const parts = [];
+  if (h) parts.push(`${h} h`);
+  if (h || m) parts.push(`${m} min`);
+  parts.push(`${t % 60} s`);
+  return parts.join(' ');
+}
+
+function showModelCard(info, entry) {
+  const p = info.provenance || {};
+  const fact = (name, text) => {
+    $(`[data-card="${name}"]`, ui.card).textContent = text;
+  };
+  const orNot = (v, what = 'not recorded') => (v === undefined || v === null || v === '' || v === 0 ? what : String(v));
+  fact('file', info.name);
+  fact('arch', `${info.spec}, ${info.layers} layers, input ${info.input.c}×${info.input.h}×${info.input.w}`);
+  fact('params', commas(info.params));
+  fact('flops', `${(info.flops / 1e6).toFixed(1)} MFLOPs`);
+  fact('size', `${fmtSize(info.size)} (${commas(info.size)} bytes)`);
+  fact('dtype', info.dtype);
+  fact('accuracy', p.test_accuracy ? pct(p.test_accuracy, 2) : 'not measured');
+  fact('accuracy-tta', p.test_accuracy_tta ? `${pct(p.test_accuracy_tta, 2)}${info.tta.length ? ` (${info.tta.join(' + ')})` : ''}` : 'not measured');
+  fact('dataset', orNot(p.dataset));
+  fact('recipe', orNot(p.recipe));
+  fact('epochs', orNot(p.epochs));
+  fact('device', orNot(p.device));
+  fact('train-time', p.train_seconds ? duration(p.train_seconds) : 'not recorded');
+  fact('created', orNot(p.created));
+  fact('trainer', orNot(p.trainer));
+  ui.card.dataset.file = info.name;
+  const token = ++cardToken; // an earlier model's report, still coming, is ignored
+  showPerClass(null, 'Not measured: there is no test report for this file.');
+  if (!entry || !entry.report) return;
+  ui.card.dataset.report = 'loading';
+  ui.perClassNote.textContent = 'Loading the test report…';
+  fetch(entry.report, {headers: {Accept: 'application/json'}})
+    .then((resp) => {
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      return resp.json();
+    })
+    .then((r) => {
+      if (token !== cardToken) return;
+      if (!r || !Array.isArray(r.per_class) || r.per_class.length !== info.classes.length) {
+        throw new Error('it does not match this model');
+      }
+      const same = r.measured === info.name;
+      const what = same ? 'this file' : `${r.measured} (${r.dtype}), the file this one was exported from`;
+      showPerClass(r, `Measured on ${what}: ${commas(r.test_images)} test images, ${pct(r.accuracy, 2)} overall` +
+        `${r.accuracy_tta ? `, ${pct(r.accuracy_tta, 2)} with TTA` : ''}.`);
+    })
+    .catch((err) => {
+      if (token === cardToken) showPerClass(null, `Not measured: the test report could not be read (${err.message}).`);
+    });
+}
+
+function showPerClass(report, note) {
+  ui.perClassNote.textContent = note;
+  ui.card.dataset.report = report ? 'shown' : 'none';
+  const body = $('tbody', ui.perClass);
+  body.textContent = '';
+  ui.perClass.hidden = !report;
+  if (!report) return;
+  for (const c of report.per_class) {
+    const tr = document.createElement('tr');
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = c.class;
+    const acc = document.createElement('td');
+    acc.textContent = pct(c.accuracy);
+    const tta = document.createElement('td');
+    tta.textContent = typeof c.accuracy_tta === 'number' ? pct(c.accuracy_tta) : 'not measured';
+    tr.append(th, acc, tta);
+    body.append(tr);
+  }
+}
+
 // commas groups digits as en-US does; toLocaleString would first load the
 // locale data, a main-thread pause of 100 ms or more on a phone.
 const commas = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
@@ -366,6 +480,7 @@ function applyTTAChoice(info) {
   if (off && info.ttaOn) {
     lastTTA = false;
     broadcast({type: 'setTTA', on: false});
+    if (compare) compare.w.postMessage({type: 'setTTA', on: false});
   }
 }
 ui.tta.addEventListener('change', () => {
@@ -377,6 +492,7 @@ ui.tta.addEventListener('change', () => {
   }
   lastTTA = on;
   broadcast({type: 'setTTA', on});
+  if (compare) compare.w.postMessage({type: 'setTTA', on});
 });
 
 async function initModels() {
@@ -391,8 +507,10 @@ async function initModels() {
     registerServiceWorker();
     return;
   }
+  modelList = list;
   const chosen = list.find((m) => m.default) || list.find((m) => m.latest) || list[0];
   if (list.length > 1) {
+    fillCompareChoice(list);
     for (const m of list) {
       const opt = document.createElement('option');
       opt.value = m.url;
@@ -431,36 +549,25 @@ function friendly(code, message) {
   }
 }
 
+let nextSeq = 1; // order of arrival, for "newest first"
+
 function newCard(name, blob) {
   const card = ui.template.content.firstElementChild.cloneNode(true);
+  card.dataset.seq = String(nextSeq++);
   $('.file', card).textContent = name;
-  const img = $('.thumb img', card);
-  img.alt = `Preview of ${name}`;
-  if (blob) {
-    const url = URL.createObjectURL(blob);
-    img.src = url;
-    img.addEventListener('load', () => {
-      URL.revokeObjectURL(url);
-      // Tiny pictures (CIFAR-10 itself is 32×32) are shown as pixels, not blur.
-      if (img.naturalWidth <= 64 && img.naturalHeight <= 64) img.classList.add('small');
-    }, {once: true});
-    img.addEventListener('error', () => {
-      URL.revokeObjectURL(url);
-      $('.thumb', card).classList.add('broken');
-    }, {once: true});
-  } else {
-    $('.thumb', card).classList.add('broken');
-  }
+  $('.thumb canvas.preview', card).setAttribute('aria-label', `Preview of ${name}`);
   ui.results.prepend(card);
-  ui.empty.hidden = true;
-  ui.clear.disabled = false;
+  if (blob) queueThumb(card, blob);
+  else $('.thumb', card).classList.add('broken');
+  updateEmpty();
   card.dataset.time = new Date().toISOString();
   return card;
 }
 
 function showError(card, code, message) {
   card.dataset.state = 'error';
-  ui.announce.textContent = `${$('.file', card).textContent}: ${message}`;
+  countBatch();
+  if (batch.total <= 1) ui.announce.textContent = `${$('.file', card).textContent}: ${message}`;
   card.dataset.errorCode = code;
   $('.answer .label', card).textContent = 'Not classified';
   $('.message', card).textContent = message;
@@ -476,6 +583,7 @@ function showResult(card, r) {
   card.dataset.topIndex = String(r.top.index);
   card.dataset.topLabel = r.top.label;
   card.dataset.probs = JSON.stringify(probs);
+  card.dataset.topP = String(r.top.p);
   card.dataset.ms = String(r.ms);
   if (r.decodedBy) card.dataset.decodedBy = r.decodedBy;
 
@@ -486,7 +594,9 @@ function showResult(card, r) {
   $('.sureness', card).textContent = unsure
     ? `Unsure: under ${pct(UNSURE_BELOW, 0)}, so this may not be one of the ten classes, or is hard to tell.`
     : 'Confident';
-  ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}${unsure ? ', unsure' : ''}`;
+  // One image is announced; a batch is announced when it ends.
+  countBatch();
+  if (batch.total <= 1) ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}${unsure ? ', unsure' : ''}`;
   card.dataset.tta = String(Boolean(r.tta));
   const via = r.decodedBy === 'browser' ? ' · decoded by the browser' : '';
   const tta = r.tta ? ' (test-time augmentation)' : '';
@@ -551,6 +661,8 @@ function showResult(card, r) {
 // classify queues one image; the worker runs them in order.
 function classify(file, name = file.name || 'pasted image') {
   const card = newCard(name, file);
+  batch.made++;
+  scheduleBatch();
   if (file.size === 0) {
     showError(card, 'empty_file', friendly('empty_file'));
     return card;
@@ -564,6 +676,7 @@ function classify(file, name = file.name || 'pasted image') {
   const msg = {type: 'classify', id, file};
   if (modelRequested) dispatch(msg);
   else held.push(msg);
+  if (compare) queueCompare(id, card, file);
   return card;
 }
 
@@ -573,6 +686,9 @@ function classify(file, name = file.name || 'pasted image') {
 let revealNext = null;
 function finished(card) {
   updateExportButtons();
+  if (card.dataset.compare) renderVersus(card);
+  scheduleView();
+  scheduleBatch();
   if (card !== revealNext) return;
   revealNext = null;
   card.focus({preventScroll: true});
@@ -584,24 +700,55 @@ function finished(card) {
   }
 }
 
-async function handleFiles(files) {
-  let first = true;
-  for (const f of files) {
-    if (/\.cnw$/i.test(f.name)) {
-      loadStarted = performance.now();
-      setStatus(`Loading ${f.name}…`);
-      const bytes = await f.arrayBuffer();
-      lastLoad = {type: 'loadBytes', bytes, name: f.name};
-      broadcast(lastLoad);
-      modelRequested = true;
-      flushHeld();
-      continue;
-    }
-    const card = classify(f);
-    if (first) revealNext = card;
-    first = false;
+// A drop of many images waits in incoming; cards are made only a few
+// ahead of the workers (as each result comes in), so that the page never
+// builds hundreds of cards in one go and Cancel has little to take back.
+const incoming = []; // {file, reveal}
+const LOOKAHEAD = POOL_SIZE * JOBS_PER_WORKER + 2;
+let making = 0; // handleFiles calls still reading their files
+let batchGen = 0; // changed by Cancel: a drop still being read stops
+const COMPACT_FROM = 12; // a drop of this many images switches to the compact layout
+
+function pumpIncoming(ahead = LOOKAHEAD) {
+  while (incoming.length > 0 && pending.size < ahead) {
+    const {file, reveal} = incoming.shift();
+    const card = classify(file);
+    if (reveal) revealNext = card;
     if (card.dataset.state !== 'pending') finished(card);
   }
+  scheduleBatch();
+}
+
+async function handleFiles(files) {
+  const gen = batchGen;
+  const images = files.filter((f) => !/\.cnw$/i.test(f.name)).length;
+  if (images >= COMPACT_FROM && !compactChosen) setCompact(true);
+  resetBatchIfIdle();
+  let first = true;
+  making++;
+  try {
+    for (const f of files) {
+      if (gen !== batchGen) break;
+      if (/\.cnw$/i.test(f.name)) {
+        // Images before the weight file go to the model in use.
+        pumpIncoming(Infinity);
+        loadStarted = performance.now();
+        setStatus(`Loading ${f.name}…`);
+        const bytes = await f.arrayBuffer();
+        lastLoad = {type: 'loadBytes', bytes, name: f.name};
+        loadsInFlight.push(null);
+        broadcast(lastLoad);
+        modelRequested = true;
+        flushHeld();
+        continue;
+      }
+      incoming.push({file: f, reveal: first});
+      first = false;
+    }
+  } finally {
+    making--;
+  }
+  pumpIncoming();
 }
 
 ui.file.addEventListener('change', () => {
@@ -666,6 +813,7 @@ for (const btn of document.querySelectorAll('.sample')) {
       const resp = await fetch(`samples/${name}`);
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       const blob = await resp.blob();
+      resetBatchIfIdle();
       revealNext = classify(new File([blob], name, {type: 'image/png'}));
     } catch (err) {
       const card = newCard(name, null);
@@ -677,11 +825,355 @@ for (const btn of document.querySelectorAll('.sample')) {
 
 ui.clear.addEventListener('click', () => {
   for (const card of ui.results.querySelectorAll('.result:not([data-state="pending"])')) card.remove();
-  const left = ui.results.children.length > 0;
-  ui.empty.hidden = left;
-  ui.clear.disabled = !left;
+  updateEmpty();
   updateExportButtons();
+  scheduleView();
 });
+
+function updateEmpty() {
+  const any = ui.results.children.length > 0;
+  ui.empty.hidden = any;
+  ui.view.hidden = !any;
+  ui.clear.disabled = !any;
+}
+
+// ---------------------------------------------------------------- thumbnails
+
+// A card keeps a small copy of the picture, not the file or its full
+// decoded bitmap: a drop of hundreds of photos must not hold them all.
+// One is made at a time, decoded and scaled by createImageBitmap off the
+// main thread.
+const THUMB = 160; // pixels; the preview is 7.5rem (120 CSS pixels)
+const thumbQueue = [];
+let thumbBusy = false;
+
+function queueThumb(card, blob) {
+  thumbQueue.push({card, blob});
+  if (!thumbBusy) drainThumbs();
+}
+
+async function drainThumbs() {
+  thumbBusy = true;
+  while (thumbQueue.length > 0) {
+    const {card, blob} = thumbQueue.shift();
+    if (!card.isConnected) continue; // cancelled or cleared
+    try {
+      await drawThumb($('.thumb canvas.preview', card), blob);
+    } catch {
+      $('.thumb', card).classList.add('broken');
+    }
+  }
+  thumbBusy = false;
+}
+
+async function drawThumb(canvas, blob) {
+  const full = await createImageBitmap(blob);
+  try {
+    const {width: w, height: h} = full;
+    if (w <= 64 && h <= 64) {
+      // Tiny pictures (CIFAR-10 itself is 32×32) are shown as pixels, not blur.
+      canvas.width = w;
+      canvas.height = h;
+      canvas.classList.add('small');
+      canvas.getContext('2d').drawImage(full, 0, 0);
+      return;
+    }
+    // The centred square the preview shows, as object-fit: cover would.
+    const side = Math.min(w, h);
+    const small = await createImageBitmap(full, (w - side) / 2, (h - side) / 2, side, side,
+      {resizeWidth: THUMB, resizeHeight: THUMB, resizeQuality: 'medium'});
+    canvas.width = THUMB;
+    canvas.height = THUMB;
+    canvas.getContext('2d').drawImage(small, 0, 0);
+    small.close();
+  } finally {
+    full.close();
+  }
+}
+
+// ---------------------------------------------------------------- many images
+
+// The progress line counts the images since the queue was last empty;
+// Cancel drops those no worker has finished (their cards go), keeping the
+// results so far.
+const batch = {made: 0, cancelled: 0, total: 0, done: 0};
+let batchFrame = 0;
+
+// A new batch starts when nothing is waiting.
+function resetBatchIfIdle() {
+  if (pending.size > 0 || incoming.length > 0 || making > 0) return;
+  batch.made = 0;
+  batch.cancelled = 0;
+  batch.total = 0;
+  batch.done = 0;
+}
+
+function countBatch() {
+  batch.total = batch.made + incoming.length + batch.cancelled;
+  batch.done = batch.made - pending.size;
+}
+
+function scheduleBatch() {
+  if (!batchFrame) batchFrame = requestAnimationFrame(showBatch);
+}
+
+function showBatch() {
+  batchFrame = 0;
+  countBatch();
+  const active = pending.size > 0 || incoming.length > 0 || making > 0;
+  const wasActive = ui.batch.dataset.state === 'running';
+  ui.batch.dataset.state = active ? 'running' : batch.cancelled ? 'cancelled' : 'done';
+  if (batch.total <= 1 && batch.cancelled === 0) {
+    ui.batch.hidden = true;
+    ui.batchCancel.disabled = true;
+    return;
+  }
+  ui.batch.hidden = false;
+  ui.batchProgress.max = Math.max(1, batch.total);
+  ui.batchProgress.value = batch.done;
+  ui.batchCancel.disabled = !active;
+  if (active) {
+    ui.batchText.textContent = `${batch.done} of ${batch.total}`;
+  } else {
+    // Short, to fit beside the heading on a phone; the announcement says all.
+    ui.batchText.textContent = batch.cancelled ? `Stopped at ${batch.done} of ${batch.total}` : `All ${batch.total} done`;
+    if (wasActive) {
+      ui.announce.textContent = batch.cancelled
+        ? `Stopped: ${batch.done} of ${batch.total} images classified, ${batch.cancelled} cancelled.`
+        : `All ${batch.total} images classified.`;
+    }
+  }
+}
+
+function cancelBatch() {
+  batchGen++;
+  const ids = new Set(pending.keys());
+  for (const card of pending.values()) card.remove();
+  pending.clear();
+  batch.made -= ids.size;
+  batch.cancelled += ids.size + incoming.length;
+  incoming.length = 0;
+  const keep = (m) => !(m.type === 'classify' && ids.has(m.id));
+  const left = waiting.filter(keep);
+  waiting.length = 0;
+  waiting.push(...left);
+  held = held.filter(keep);
+  if (compare) {
+    compare.queue = compare.queue.filter(keep);
+    for (const id of ids) compare.cards.delete(id);
+  }
+  // Jobs a worker already holds finish; finishJob finds no card for them.
+  updateEmpty();
+  updateExportButtons();
+  scheduleView();
+  showBatch();
+  ui.batchText.focus();
+}
+ui.batchCancel.addEventListener('click', cancelBatch);
+
+// ---------------------------------------------------------------- view
+
+// Filter by class, sort by confidence, only unsure ones, compact cards.
+// Cards are reordered in the DOM (not with CSS order), so that keyboard
+// and screen reader order follow what is shown.
+let viewFrame = 0;
+let compactChosen = false; // the user set Compact: no automatic switch
+
+function fillClassFilter(classes) {
+  const chosen = ui.viewClass.value;
+  ui.viewClass.length = 1;
+  for (const c of classes) ui.viewClass.add(new Option(c, c, false, c === chosen));
+  scheduleView();
+}
+
+function setCompact(on) {
+  ui.viewCompact.checked = on;
+  ui.results.classList.toggle('compact', on);
+}
+
+function scheduleView() {
+  if (!viewFrame) viewFrame = requestAnimationFrame(applyView);
+}
+
+// rank orders cards for the chosen sort: finished ones by confidence,
+// then errors, then those still waiting; ties newest first.
+function rank(sort) {
+  const group = (c) => (c.dataset.state === 'done' ? 0 : c.dataset.state === 'error' ? 1 : 2);
+  const seq = (c) => Number(c.dataset.seq);
+  return (a, b) => {
+    if (sort !== 'newest') {
+      const g = group(a) - group(b);
+      if (g !== 0) return g;
+      if (group(a) === 0) {
+        const d = Number(a.dataset.topP) - Number(b.dataset.topP);
+        if (d !== 0) return sort === 'sure' ? -d : d;
+      }
+    }
+    return seq(b) - seq(a);
+  };
+}
+
+function applyView() {
+  viewFrame = 0;
+  const cards = Array.from(ui.results.children);
+  const sorted = cards.slice().sort(rank(ui.viewSort.value));
+  if (sorted.some((c, i) => c !== cards[i])) {
+    const focused = document.activeElement;
+    ui.results.append(...sorted);
+    if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({preventScroll: true});
+  }
+  const cls = ui.viewClass.value;
+  const unsureOnly = ui.viewUnsure.checked;
+  let shown = 0;
+  for (const c of cards) {
+    const show = (!cls || c.dataset.topLabel === cls) && (!unsureOnly || c.dataset.unsure === 'true');
+    c.classList.toggle('filtered', !show);
+    if (show) shown++;
+  }
+  const n = cards.length;
+  ui.viewCount.textContent = shown === n ? `${n} ${n === 1 ? 'result' : 'results'}` : `Showing ${shown} of ${n}`;
+  ui.results.dataset.shown = String(shown);
+}
+
+ui.viewClass.addEventListener('change', scheduleView);
+ui.viewSort.addEventListener('change', scheduleView);
+ui.viewUnsure.addEventListener('change', scheduleView);
+ui.viewCompact.addEventListener('change', () => {
+  compactChosen = true;
+  setCompact(ui.viewCompact.checked);
+});
+
+// ---------------------------------------------------------------- compare
+
+// Compare mode: a worker of its own holds the second model; every image
+// given while it is on goes to both, and its card shows both answers and
+// whether they agree.
+let compareWanted = null; // the entry chosen before the module was compiled
+let compare = null; // {w, entry, info, queue, inFlight, cards: Map id → card}
+
+function fillCompareChoice(list) {
+  for (const m of list) ui.compareSelect.add(new Option(describeEntry(m), m.url));
+  ui.compareChoice.hidden = false;
+  ui.compareSelect.addEventListener('change', () => {
+    stopCompare('Images you add are then classified by both models.');
+    const m = modelList.find((x) => x.url === ui.compareSelect.value);
+    if (m) startCompare(m);
+  });
+}
+
+function compareNote(text, state) {
+  ui.compareNote.textContent = text;
+  ui.compareChoice.dataset.state = state;
+}
+
+function startCompare(entry) {
+  compareWanted = entry;
+  if (!compiledModule) {
+    compareNote('Waiting for the classifier to start…', 'loading');
+    return;
+  }
+  compareWanted = null;
+  const c = {w: new Worker(WORKER_URL), entry, info: null, queue: [], inFlight: 0, cards: new Map()};
+  compare = c;
+  c.w.onmessage = (e) => onCompareMessage(c, e.data);
+  c.w.onerror = (e) => {
+    if (compare === c) stopCompare(`The second classifier failed (${e.message || 'worker error'}).`, 'error');
+  };
+  c.w.postMessage({type: 'init', module: compiledModule});
+  c.w.postMessage({type: 'load', url: entry.url, size: entry.size});
+  if (lastTTA !== null) c.w.postMessage({type: 'setTTA', on: lastTTA});
+  compareNote(`Loading ${entry.file} to compare…`, 'loading');
+}
+
+// stopCompare ends compare mode; cards still waiting for the second
+// model say so.
+function stopCompare(note, state = 'off') {
+  compareWanted = null;
+  const c = compare;
+  compare = null;
+  if (c) {
+    c.w.terminate();
+    for (const card of c.cards.values()) setCompareError(card, 'not compared (compare mode ended)');
+  }
+  compareNote(note, state);
+}
+
+function onCompareMessage(c, msg) {
+  if (compare !== c) return;
+  switch (msg.type) {
+    case 'ready':
+      c.info = msg.info;
+      compareNote(`Comparing with ${msg.info.name}: images you add now are classified by both models.`, 'ready');
+      break;
+    case 'loadError':
+      stopCompare(`${sentence(msg.message)} Nothing is compared.`, 'error');
+      break;
+    case 'result':
+    case 'error': {
+      c.inFlight--;
+      const card = c.cards.get(msg.id);
+      c.cards.delete(msg.id);
+      pumpCompare();
+      if (!card) break;
+      if (msg.type === 'result') setCompareResult(card, msg.result, c.info);
+      else setCompareError(card, friendly(msg.code, msg.message));
+      break;
+    }
+  }
+}
+
+function queueCompare(id, card, file) {
+  card.dataset.compare = 'pending';
+  card.dataset.compareModel = compare.info ? compare.info.name : compare.entry.file;
+  compare.cards.set(id, card);
+  compare.queue.push({type: 'classify', id, file});
+  pumpCompare();
+  renderVersus(card);
+}
+
+function pumpCompare() {
+  const c = compare;
+  while (c && c.queue.length > 0 && c.inFlight < JOBS_PER_WORKER) {
+    c.w.postMessage(c.queue.shift());
+    c.inFlight++;
+  }
+}
+
+function setCompareResult(card, r, info) {
+  card.dataset.compare = 'done';
+  if (info) card.dataset.compareModel = info.name;
+  card.dataset.compareTopIndex = String(r.top.index);
+  card.dataset.compareTopLabel = r.top.label;
+  card.dataset.compareTopP = String(r.top.p);
+  card.dataset.compareProbs = JSON.stringify(Array.from(r.probs));
+  renderVersus(card);
+}
+
+function setCompareError(card, message) {
+  card.dataset.compare = 'error';
+  card.dataset.compareMessage = message;
+  renderVersus(card);
+}
+
+// renderVersus fills the card's side-by-side block from its data
+// attributes; the models disagree when their top classes differ.
+function renderVersus(card) {
+  const v = $('.versus', card);
+  v.hidden = false;
+  const side = (which, model, state, label, p, message) => {
+    const row = $(`[data-side="${which}"]`, v);
+    $('dt', row).textContent = model;
+    $('dd', row).textContent = state === 'done' ? `${label} ${pct(Number(p))}`
+      : state === 'error' ? (message || 'not classified') : 'classifying…';
+  };
+  const d = card.dataset;
+  side('a', d.model || modelName || 'This model', d.state, d.topLabel, d.topP, 'not classified');
+  side('b', d.compareModel, d.compare, d.compareTopLabel, d.compareTopP, d.compareMessage);
+  const both = d.state === 'done' && d.compare === 'done';
+  if (both) d.disagree = String(d.topLabel !== d.compareTopLabel);
+  else delete d.disagree;
+  $('.versus-verdict', v).textContent = !both ? 'Side by side' : d.disagree === 'true' ? 'The models disagree' : 'Both models agree';
+}
 
 // ---------------------------------------------------------------- saliency
 
@@ -758,6 +1250,8 @@ function exportRecords() {
     const done = card.dataset.state === 'done';
     const probs = done ? JSON.parse(card.dataset.probs) : [];
     const classes = done && modelInfo ? modelInfo.classes : [];
+    const d = card.dataset;
+    const compared = d.compare === 'done';
     return {
       file: $('.file', card).textContent,
       status: done ? 'classified' : 'error',
@@ -771,6 +1265,11 @@ function exportRecords() {
       tta: done ? card.dataset.tta === 'true' : null,
       inference_ms: done ? Number(card.dataset.ms) : null,
       time: card.dataset.time,
+      // Compare mode: the second model's answer, when it gave one.
+      compare_model: compared ? d.compareModel : '',
+      compare_top_class: compared ? d.compareTopLabel : '',
+      compare_top_probability: compared ? Number(d.compareTopP) : null,
+      models_disagree: d.disagree === undefined ? null : d.disagree === 'true',
     };
   });
 }
@@ -784,9 +1283,11 @@ function csvCell(v) {
 function toCSV(records) {
   const classes = modelInfo ? modelInfo.classes : [];
   const head = ['file', 'status', 'error', 'top_class', 'top_probability', 'unsure', ...classes.map((c) => `p_${c}`),
-    'model', 'model_version', 'tta', 'inference_ms', 'time'];
+    'model', 'model_version', 'tta', 'inference_ms', 'time',
+    'compare_model', 'compare_top_class', 'compare_top_probability', 'models_disagree'];
   const rows = records.map((r) => [r.file, r.status, r.error, r.top_class, r.top_probability, r.unsure,
-    ...classes.map((c) => r.probabilities[c]), r.model, r.model_version, r.tta, r.inference_ms, r.time]);
+    ...classes.map((c) => r.probabilities[c]), r.model, r.model_version, r.tta, r.inference_ms, r.time,
+    r.compare_model, r.compare_top_class, r.compare_top_probability, r.models_disagree]);
   return [head, ...rows].map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 
@@ -900,6 +1401,7 @@ function capture() {
       return;
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+    resetBatchIfIdle();
     revealNext = classify(new File([blob], `camera-${stamp}.png`, {type: 'image/png'}));
   }, 'image/png');
 }

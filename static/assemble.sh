@@ -10,7 +10,8 @@
 #     (app.<hash>.js, worker.<hash>.js, wasm_exec.<hash>.js, style.<hash>.css,
 #     cifarnet.<hash>.wasm) and the references to them are rewritten;
 #   - weight files go to DIST/models/ with DIST/models/manifest.json, the
-#     same JSON as the server's GET /api/models;
+#     same JSON as the server's GET /api/models, and, where a zoo folder
+#     has trainer eval's report.json, NAME.report.json for the model card;
 #   - sw.js gets the build version and its precache list;
 #   - compressible files get gzip -9 siblings (name.gz).
 #
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 if [ $# -ne 4 ]; then
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 fi
 dist=$1 wasm=$2 wasm_exec=$3 zoo=$4
@@ -101,7 +102,7 @@ if [ -f "$zoo/DEFAULT" ]; then
 	echo "$file" >"$dist/models/DEFAULT"
 fi
 # The manifest tool prints the file name of the default model, if any.
-latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -o "$dist/models/manifest.json")
+latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -zoo "$zoo" -o "$dist/models/manifest.json")
 
 # Service worker: build version and precache list.
 precache="'./', '$app_name', '$worker_name', '$exec_name', '$wasm_name', '$style_name', 'icon.svg', 'manifest.webmanifest', 'models/manifest.json'"

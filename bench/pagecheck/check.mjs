@@ -6,8 +6,8 @@
 // CHROMIUM names the browser (default /usr/bin/chromium); LH_RUNS runs
 // Lighthouse that many times and judges the median (default 3). Prints the
 // figures and exits 1 when a limit is missed or axe finds a violation in
-// any state (empty, results with an unsure and an error card, camera, phone
-// width).
+// any state (empty, results with an unsure and an error card, the model
+// card, compare mode, the compact filtered layout, camera, phone width).
 import fs from 'node:fs';
 import {createRequire} from 'node:module';
 import * as chromeLauncher from 'chrome-launcher';
@@ -102,6 +102,33 @@ try {
   await page.waitForFunction(`document.querySelectorAll('#results .result').length === 3 &&
     !document.querySelector('#results .result[data-state="pending"]')`, {timeout: 60000});
   await axe('results');
+  // The model card, open, with its per-class table (or "not measured").
+  await page.click('#model-card summary');
+  await page.waitForFunction(`document.getElementById('model-card').dataset.report !== 'loading' &&
+    document.getElementById('model-card').dataset.file`, {timeout: 30000});
+  await axe('card');
+  // Compare mode, where the site lists a second model: a result with both
+  // answers; then the compact layout with a filter.
+  const second = await page.evaluate(`(() => {
+    const sel = document.getElementById('compare-select');
+    const other = Array.from(sel.options).find((o) => o.value && o.value !== document.getElementById('model-select').value);
+    if (document.getElementById('compare-choice').hidden || !other) return false;
+    sel.value = other.value;
+    sel.dispatchEvent(new Event('change'));
+    return true;
+  })()`);
+  if (second) {
+    await page.waitForFunction(`document.getElementById('compare-choice').dataset.state === 'ready'`, {timeout: 60000});
+    await page.click('button[data-sample="ship"]');
+    await page.waitForFunction(`document.querySelector('#results .result[data-compare="done"][data-state="done"]')`, {timeout: 60000});
+    await axe('compare');
+  } else {
+    warnings.push('one model listed: the compare state was not checked');
+  }
+  await page.click('#view-compact');
+  await page.click('#view-unsure');
+  await axe('compact');
+  await page.click('#view-unsure');
   await page.click('#camera-open');
   await page.waitForFunction(`document.getElementById('camera-video').videoWidth > 0`, {timeout: 30000});
   await axe('camera');

@@ -336,6 +336,22 @@ func TestModelsOutsideDist(t *testing.T) {
 		t.Errorf("GET /models/weights.cnw (only in dist): status %d, want 404", res.StatusCode)
 	}
 
+	// A test report beside a weight file is linked from the listing and
+	// served from the outside directory too; it follows the file's arrival.
+	if list[0].Report != "" {
+		t.Errorf("report linked before there is one: %q", list[0].Report)
+	}
+	if err := os.WriteFile(filepath.Join(ext, "trained.report.json"), []byte(`{"per_class":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list = listModels(t, s)
+	if len(list) != 1 || list[0].Report != "models/trained.report.json" {
+		t.Fatalf("listing with a report: %+v", list)
+	}
+	if res := s.get(t, "/"+list[0].Report); res.StatusCode != http.StatusOK || string(res.body) != `{"per_class":[]}` {
+		t.Errorf("GET %s: status %d, %q", list[0].Report, res.StatusCode, res.body)
+	}
+
 	// Models in another folder of dist are listed at its URL.
 	sub := filepath.Join(s.dist, "zoo")
 	if err := os.Mkdir(sub, 0o755); err != nil {

@@ -49,6 +49,11 @@ type ModelInfo struct {
 	TrainableParams int                `json:"trainable_params,omitempty"`
 	Provenance      *ProvenanceSummary `json:"provenance,omitempty"`
 
+	// Report is the URL of the model's test report (ReportSuffix) when the
+	// directory has one beside the weight file: the page's model card
+	// reads its per-class accuracy from it.
+	Report string `json:"report,omitempty"`
+
 	// Error says why the file could not be read; the other metadata
 	// fields are then empty.
 	Error string `json:"error,omitempty"`
@@ -86,6 +91,16 @@ func newModelLister(dir, urlPrefix string) *modelLister {
 // DefaultFile is the name of the optional file in a models directory that
 // names (on its first line) the weight file front ends load first.
 const DefaultFile = "DEFAULT"
+
+// ReportSuffix names a weight file's test report: NAME.cnw has
+// NAME.report.json (written by static/manifest from trainer eval's
+// report.json).
+const ReportSuffix = ".report.json"
+
+// ReportName is the report file name of the weight file name.
+func ReportName(name string) string {
+	return strings.TrimSuffix(name, models.FileExt) + ReportSuffix
+}
 
 // ListModels lists the weight files of dir as GET /api/models does, with
 // URLs prefixed by urlPrefix (relative to the site root, e.g. "models/").
@@ -152,9 +167,19 @@ func (l *modelLister) list() (ModelList, error) {
 			continue
 		}
 		m, ok := l.describe(root, name)
-		if ok {
-			found[name] = m
+		if !ok {
+			continue
 		}
+		// Stat'ed on every request: a report can appear or go without
+		// the weight file changing.
+		m.info.Report = ""
+		if m.info.Error == "" {
+			rep := ReportName(name)
+			if fi, err := root.Stat(rep); err == nil && fi.Mode().IsRegular() {
+				m.info.Report = l.urlPrefix + url.PathEscape(rep)
+			}
+		}
+		found[name] = m
 	}
 	l.cache = found
 

@@ -104,7 +104,7 @@ const minGzipSize = 512
 type staticFiles struct {
 	dist string
 	// extModels, when set, is a models directory outside dist whose
-	// weight files are served at /models/<name>.cnw.
+	// weight files (and their reports) are served at /models/<name>.cnw.
 	extModels string
 	cache     *fileCache
 }
@@ -116,7 +116,7 @@ func (s *staticFiles) handle(c echo.Context) error {
 		return err
 	}
 	dir := s.dist
-	if s.extModels != "" && path.Dir(name) == "models" && path.Ext(name) == models.FileExt {
+	if s.extModels != "" && path.Dir(name) == "models" && (path.Ext(name) == models.FileExt || strings.HasSuffix(name, ReportSuffix)) {
 		dir, name = s.extModels, path.Base(name)
 	}
 	// Opened per request, because ./build.sh replaces dist/ wholesale.

@@ -14,6 +14,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,6 +142,12 @@ func buildSite(tmp string) error {
 		f := modeltest.RandomFile(m.spec, 42)
 		f.Meta.Provenance.Recipe = "random weights for the e2e tests"
 		f.Meta.Provenance.Created = m.created
+		if id == defaultID {
+			// Made-up training figures, for the model card.
+			p := &f.Meta.Provenance
+			p.Dataset, p.Epochs, p.Device, p.Trainer = "CIFAR-10", 12, "cuda:0 (NVIDIA H200)", "e2e"
+			p.TestAccuracy, p.TestAccuracyTT, p.TrainSeconds = 0.1234, 0.1301, 3725
+		}
 		path := filepath.Join(zoo, id, id+models.FileExt)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
@@ -150,6 +157,11 @@ func buildSite(tmp string) error {
 		}
 		site.models[id] = path
 	}
+	// A test report for the default model only: the tiny one's card says
+	// "not measured".
+	if err := os.WriteFile(filepath.Join(zoo, defaultID, "report.json"), e2eReport(defaultID+models.FileExt), 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(zoo, "DEFAULT"), []byte(defaultID+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -157,6 +169,41 @@ func buildSite(tmp string) error {
 	site.wasm, site.wasmExec = wasm, wasmExec
 	site.dist = filepath.Join(tmp, "dist")
 	return assemble(site.dist, zoo)
+}
+
+// reportRecall is the per-class accuracy e2eReport states for class i.
+func reportRecall(i int, tta bool) float64 {
+	if tta {
+		return 0.5 + float64(i)/40
+	}
+	return 0.4 + float64(i)/20
+}
+
+// e2eReport is a trainer eval report.json for file with made-up figures,
+// in the fields static/manifest reads.
+func e2eReport(file string) []byte {
+	classes := []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+	metrics := func(tta bool) map[string]any {
+		var pc []map[string]any
+		for i, c := range classes {
+			pc = append(pc, map[string]any{"class": c, "recall": reportRecall(i, tta), "support": 1000})
+		}
+		return map[string]any{"n": 10000, "accuracy": 0.6, "per_class": pc}
+	}
+	r := map[string]any{
+		"created": "2025-06-03T00:00:00Z",
+		"model":   map[string]any{"file": file, "sha256": "e2e", "dtype": "float32"},
+		"data":    map[string]any{"jpeg_derived": false},
+		"result": map[string]any{
+			"metrics": metrics(false),
+			"tta":     map[string]any{"augmentations": []string{"flip"}, "metrics": metrics(true)},
+		},
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	return data
 }
 
 // assemble runs static/assemble.sh.

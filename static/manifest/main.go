@@ -3,7 +3,11 @@
 // page reads either. static/assemble.sh runs it on the weight files it
 // copied into dist:
 //
-//	go run ./static/manifest -dir DIST/models -o DIST/models/manifest.json
+//	go run ./static/manifest -dir DIST/models -zoo ZOO -o DIST/models/manifest.json
+//
+// With -zoo it first writes NAME.report.json beside each weight file whose
+// zoo folder has trainer eval's report.json (see CardReport), which the
+// listing then links.
 //
 // It prints the file name of the default model (named by DIST/models/DEFAULT,
 // else the newest), if any, for the precache list. Unlike the server, which
@@ -28,15 +32,23 @@ import (
 func main() {
 	dir := flag.String("dir", "", "directory of weight files (*.cnw)")
 	out := flag.String("o", "", "output file (default DIR/manifest.json)")
+	zoo := flag.String("zoo", "", "model zoo (ZOO/ID/*.cnw with ZOO/ID/report.json) to take test reports from")
 	flag.Parse()
 	if *dir == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: manifest -dir DIR [-o FILE]")
+		fmt.Fprintln(os.Stderr, "usage: manifest -dir DIR [-zoo ZOO] [-o FILE]")
 		os.Exit(2)
 	}
 	if *out == "" {
 		*out = filepath.Join(*dir, "manifest.json")
 	}
-	list, err := build(*dir)
+	var err error
+	if *zoo != "" {
+		err = writeReports(*dir, *zoo)
+	}
+	var list app.ModelList
+	if err == nil {
+		list, err = build(*dir)
+	}
 	if err == nil {
 		err = writeJSON(*out, list)
 	}
