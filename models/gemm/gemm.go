@@ -162,7 +162,7 @@ func packB(dst, b []float32, ldb, k0, kb, n, nr int) {
 		p := dst[pj*nr*kb : (pj+1)*nr*kb]
 		if j0+nr <= n {
 			for kk := 0; kk < kb; kk++ {
-				copy(p[kk*nr:kk*nr+nr], b[(k0+kk)*ldb+j0:])
+				copyRow(p[kk*nr:kk*nr+nr], b[(k0+kk)*ldb+j0:])
 			}
 			continue
 		}

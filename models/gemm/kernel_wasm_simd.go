@@ -65,3 +65,16 @@ func addRow(r []float32, lo, hi f4) {
 	archsimd.LoadFloat32x4Array(p0).Add(lo).StoreArray(p0)
 	archsimd.LoadFloat32x4Array(p1).Add(hi).StoreArray(p1)
 }
+
+// copyRow copies one row of a B panel: the 12 floats of the SIMD kernel's
+// panels as three vectors, where copy would call memmove for 48 bytes.
+func copyRow(dst, src []float32) {
+	if len(dst) != 12 {
+		copy(dst, src)
+		return
+	}
+	d, s := (*[12]float32)(dst), (*[12]float32)(src[:12])
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[0:4])).StoreArray((*[4]float32)(d[0:4]))
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[4:8])).StoreArray((*[4]float32)(d[4:8]))
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[8:12])).StoreArray((*[4]float32)(d[8:12]))
+}
