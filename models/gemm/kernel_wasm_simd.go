@@ -10,7 +10,11 @@ import "simd/archsimd"
 // compiler has on x86-64. A 4×8 kernel ran faster alone (BenchmarkKernel)
 // but slower in Mul, re-reading A from L2 for every 8 columns. Multiply and
 // add stay separate (SIMD128 has no fused form) and run in the scalar
-// kernel's order, so each sum is the scalar kernel's.
+// kernel's order, so each sum is the scalar kernel's. The loops walk the
+// panels by reslicing, which leaves one bounds check per step instead of
+// one per load, and take two steps at a time: Go's WebAssembly code
+// branches back through the function's dispatch table once per iteration
+// (under Node the kernel went from 15 to 20-22 GFLOP/s).
 func init() {
 	register(microKernel{"wasm simd128 4×12", 12, kernel4x12SIMD})
 }
@@ -18,16 +22,62 @@ func init() {
 type f4 = archsimd.Float32x4
 
 func kernel4x12SIMD(ap, bp, c []float32, ldc int) {
-	n := len(ap) / mr
-	ap = ap[:n*4]
-	bp = bp[:n*12]
 	var c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 f4
-	for k := 0; k < n; k++ {
-		b := bp[k*12 : k*12+12 : k*12+12]
+	for len(ap) >= 8 && len(bp) >= 24 {
+		{
+			b := bp[:12:12]
+			b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
+			b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
+			b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
+			a := ap[:4:4]
+			a0 := archsimd.BroadcastFloat32x4(a[0])
+			c00 = c00.Add(a0.Mul(b0))
+			c01 = c01.Add(a0.Mul(b1))
+			c02 = c02.Add(a0.Mul(b2))
+			a1 := archsimd.BroadcastFloat32x4(a[1])
+			c10 = c10.Add(a1.Mul(b0))
+			c11 = c11.Add(a1.Mul(b1))
+			c12 = c12.Add(a1.Mul(b2))
+			a2 := archsimd.BroadcastFloat32x4(a[2])
+			c20 = c20.Add(a2.Mul(b0))
+			c21 = c21.Add(a2.Mul(b1))
+			c22 = c22.Add(a2.Mul(b2))
+			a3 := archsimd.BroadcastFloat32x4(a[3])
+			c30 = c30.Add(a3.Mul(b0))
+			c31 = c31.Add(a3.Mul(b1))
+			c32 = c32.Add(a3.Mul(b2))
+		}
+		{
+			b := bp[12:24:24]
+			b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
+			b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
+			b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
+			a := ap[4:8:8]
+			a0 := archsimd.BroadcastFloat32x4(a[0])
+			c00 = c00.Add(a0.Mul(b0))
+			c01 = c01.Add(a0.Mul(b1))
+			c02 = c02.Add(a0.Mul(b2))
+			a1 := archsimd.BroadcastFloat32x4(a[1])
+			c10 = c10.Add(a1.Mul(b0))
+			c11 = c11.Add(a1.Mul(b1))
+			c12 = c12.Add(a1.Mul(b2))
+			a2 := archsimd.BroadcastFloat32x4(a[2])
+			c20 = c20.Add(a2.Mul(b0))
+			c21 = c21.Add(a2.Mul(b1))
+			c22 = c22.Add(a2.Mul(b2))
+			a3 := archsimd.BroadcastFloat32x4(a[3])
+			c30 = c30.Add(a3.Mul(b0))
+			c31 = c31.Add(a3.Mul(b1))
+			c32 = c32.Add(a3.Mul(b2))
+		}
+		ap, bp = ap[8:], bp[24:]
+	}
+	for len(ap) >= 4 && len(bp) >= 12 {
+		b := bp[:12:12]
 		b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
 		b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
 		b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
-		a := ap[k*4 : k*4+4 : k*4+4]
+		a := ap[:4:4]
 		a0 := archsimd.BroadcastFloat32x4(a[0])
 		c00 = c00.Add(a0.Mul(b0))
 		c01 = c01.Add(a0.Mul(b1))
@@ -44,6 +94,7 @@ func kernel4x12SIMD(ap, bp, c []float32, ldc int) {
 		c30 = c30.Add(a3.Mul(b0))
 		c31 = c31.Add(a3.Mul(b1))
 		c32 = c32.Add(a3.Mul(b2))
+		ap, bp = ap[4:], bp[12:]
 	}
 	addRow3(c[0:12:12], c00, c01, c02)
 	addRow3(c[ldc:ldc+12:ldc+12], c10, c11, c12)
