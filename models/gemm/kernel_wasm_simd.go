@@ -129,3 +129,26 @@ func copyRow(dst, src []float32) {
 	archsimd.LoadFloat32x4Array((*[4]float32)(s[4:8])).StoreArray((*[4]float32)(d[4:8]))
 	archsimd.LoadFloat32x4Array((*[4]float32)(s[8:12])).StoreArray((*[4]float32)(d[8:12]))
 }
+
+func init() {
+	narrow = &microKernel{"wasm simd128 4×4", 4, kernel4x4SIMD}
+	available = append(available, *narrow)
+}
+
+// kernel4x4SIMD is the 4-column kernel for the last panel of a product.
+func kernel4x4SIMD(ap, bp, c []float32, ldc int) {
+	var c0, c1, c2, c3 f4
+	for len(ap) >= 4 && len(bp) >= 4 {
+		b := archsimd.LoadFloat32x4Array((*[4]float32)(bp[:4]))
+		a := ap[:4:4]
+		c0 = c0.Add(archsimd.BroadcastFloat32x4(a[0]).Mul(b))
+		c1 = c1.Add(archsimd.BroadcastFloat32x4(a[1]).Mul(b))
+		c2 = c2.Add(archsimd.BroadcastFloat32x4(a[2]).Mul(b))
+		c3 = c3.Add(archsimd.BroadcastFloat32x4(a[3]).Mul(b))
+		ap, bp = ap[4:], bp[4:]
+	}
+	for i, v := range [4]f4{c0, c1, c2, c3} {
+		p := (*[4]float32)(c[i*ldc : i*ldc+4])
+		archsimd.LoadFloat32x4Array(p).Add(v).StoreArray(p)
+	}
+}
