@@ -59,22 +59,8 @@ func Pack(a []float32, m, k int) *Packed {
 	if len(a) < m*k {
 		panic("gemm: Pack: matrix shorter than m×k")
 	}
-	panels := (m + mr - 1) / mr
-	p := &Packed{M: m, K: k, data: make([]float32, panels*k*mr)}
-	for pi := 0; pi < panels; pi++ {
-		dst := p.data[pi*k*mr : (pi+1)*k*mr]
-		for r := 0; r < mr; r++ {
-			i := pi*mr + r
-			if i >= m {
-				break
-			}
-			row := a[i*k : i*k+k]
-			for kk, v := range row {
-				dst[kk*mr+r] = v
-			}
-		}
-	}
-	return p
+	p := PackInto(make([]float32, PackedSize(m, k)), a, m, k, false)
+	return &p
 }
 
 // ScratchSize is the length of the scratch slice Mul needs for a K×N B.
