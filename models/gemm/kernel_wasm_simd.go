@@ -6,15 +6,15 @@ import "simd/archsimd"
 
 // In a GOEXPERIMENT=simd WebAssembly build a 4×12 SIMD128 micro-kernel
 // replaces the scalar one: twelve 4-lane accumulators, three B vectors and
-// the broadcast A value fill the sixteen vector registers the browser's
-// compiler has on x86-64. A 4×8 kernel ran faster alone (BenchmarkKernel)
-// but slower in Mul, re-reading A from L2 for every 8 columns. Multiply and
-// add stay separate (SIMD128 has no fused form) and run in the scalar
-// kernel's order, so each sum is the scalar kernel's. The loops walk the
-// panels by reslicing, which leaves one bounds check per step instead of
-// one per load, and take two steps at a time: Go's WebAssembly code
-// branches back through the function's dispatch table once per iteration
-// (under Node the kernel went from 15 to 20-22 GFLOP/s).
+// the broadcast A value (Go's WebAssembly back end has sixteen vector
+// registers, so with the product it spills a few accumulators to its
+// stack). A 4×8 kernel, which spills nothing, ran slower alone
+// (BenchmarkKernel) and in Mul. Multiply and add stay separate (SIMD128
+// has no fused form) and run in the scalar kernel's order, so each sum is
+// the scalar kernel's. The loops walk the panels by reslicing, which
+// leaves one bounds check per step instead of one per load, and take two
+// steps at a time: Go's WebAssembly code branches back through the
+// function's dispatch table once per iteration.
 func init() {
 	register(microKernel{"wasm simd128 4×12", 12, kernel4x12SIMD})
 }

@@ -20,8 +20,9 @@ import "github.com/cifarnet-go/cifarnet/models/gemm"
 // Pays reports whether Winograd saves time with the matrix kernel this
 // build and CPU use. It trades 2.25× fewer multiplications for transforms
 // that cost memory traffic per channel, which wins only while the
-// multiplications are slow: with the scalar, WebAssembly SIMD128 (10 %
-// faster per image under Node) and AVX2 kernels it did, but with the AVX-512 one (about 160 GFLOP/s a core) the direct
+// multiplications are slow: with the scalar, WebAssembly SIMD128 (with
+// the SIMD128 transforms, 1.8× faster per image under Node) and AVX2
+// kernels it did, but with the AVX-512 one (about 160 GFLOP/s a core) the direct
 // path measured 20 % faster for single-image inference and 12–18 % faster
 // per training step (BenchmarkWinogradVsDirect; TrainThroughput A/B).
 func Pays() bool { return gemm.KernelWidth() < 48 }
