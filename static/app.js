@@ -62,8 +62,8 @@ const ui = {
 
 // Timings for the benchmark (bench/browser.sh reads them back).
 const marks = (globalThis.cifarnetMarks = {});
-function mark(name) {
-  if (!(name in marks)) marks[name] = performance.now();
+function mark(name, at = performance.now()) {
+  if (!(name in marks)) marks[name] = at;
 }
 
 // Content Security Policy violations are collected for the tests: the page
@@ -259,6 +259,9 @@ function onPrimaryMessage(slot, msg) {
       compiledModule = msg.module;
       if (compareWanted) startCompare(compareWanted);
       break;
+    case 'timing':
+      for (const [name, t] of Object.entries(msg.timing)) mark(`worker.${name}`, t - performance.timeOrigin);
+      break;
     case 'progress':
       if (msg.phase === 'compile') mark('wasmDownloaded');
       if (msg.phase === 'model') mark('wasmReady');
@@ -298,6 +301,7 @@ function onPrimaryMessage(slot, msg) {
   }
 }
 
+mark('workerSpawned');
 spawn(true).w.postMessage({type: 'start'}); // download and compile while the model list loads
 
 function loadModel(entry) {

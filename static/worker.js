@@ -22,9 +22,19 @@
 //   {type: 'error', id, code, message}
 //   {type: 'saliencyProgress', id, done, total}
 //   {type: 'saliency', id, result}             {base, drop, cols, rows, patch, stride, passes, ms}
+//   {type: 'timing', timing}                   start-up steps, ms since the epoch
 //
 // static/assemble.sh rewrites the three names below to content-hashed ones.
 'use strict';
+
+// Steps of starting up, in ms on the page's clock (performance.timeOrigin
+// differs per context), sent with each message type 'timing' for the
+// benchmark's breakdown of the time to the first prediction.
+const timing = {};
+function step(name) {
+  if (!(name in timing)) timing[name] = performance.timeOrigin + performance.now();
+}
+step('workerStart');
 
 importScripts('wasm_exec.js');
 
@@ -111,16 +121,19 @@ function start(module) {
     if (!mod) {
       post({type: 'progress', phase: 'wasm', loaded: 0, total: -1});
       mod = await compileWasm();
+      step('compiled');
       post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
       post({type: 'module', module: mod});
     }
     const go = new Go();
     const instance = await WebAssembly.instantiate(mod, go.importObject);
+    step('instantiated');
     const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
     go.run(instance).then(
       () => post({type: 'loadError', code: 'internal', message: 'The classifier stopped unexpectedly. Reload the page.'}),
     );
     await ready;
+    step('goStarted');
     return self.cifarnet;
   })();
   started.catch((err) => {
@@ -151,6 +164,7 @@ async function loadModel(msg) {
     const info = msg.bytes
       ? await api.loadBytes(new Uint8Array(msg.bytes), msg.name)
       : await api.load(msg.url, (loaded, total) => post({type: 'progress', phase: 'model', loaded, total}), msg.size || 0);
+    step('modelLoaded');
     post({type: 'ready', info});
     // The first run of a freshly compiled module is several times slower
     // than later ones while the engine optimises it; do that on a blank
@@ -282,7 +296,10 @@ self.onmessage = (e) => {
       enqueue(async () => {
         try {
           const api = await started;
+          step('classifyStart');
           const r = await classifyFile(api, msg.file);
+          step('classified');
+          post({type: 'timing', timing});
           post({type: 'result', id: msg.id, result: r}, [r.probs.buffer, r.input.buffer]);
         } catch (err) {
           post({type: 'error', id: msg.id, ...errorMessage(err)});

@@ -59,22 +59,8 @@ func Pack(a []float32, m, k int) *Packed {
 	if len(a) < m*k {
 		panic("gemm: Pack: matrix shorter than m×k")
 	}
-	panels := (m + mr - 1) / mr
-	p := &Packed{M: m, K: k, data: make([]float32, panels*k*mr)}
-	for pi := 0; pi < panels; pi++ {
-		dst := p.data[pi*k*mr : (pi+1)*k*mr]
-		for r := 0; r < mr; r++ {
-			i := pi*mr + r
-			if i >= m {
-				break
-			}
-			row := a[i*k : i*k+k]
-			for kk, v := range row {
-				dst[kk*mr+r] = v
-			}
-		}
-	}
-	return p
+	p := PackInto(make([]float32, PackedSize(m, k)), a, m, k, false)
+	return &p
 }
 
 // ScratchSize is the length of the scratch slice Mul needs for a K×N B.
@@ -111,11 +97,25 @@ func (a *Packed) setBias(c []float32, ldc, n int, bias []float32) {
 // source is where accumulate gets B's panels: a stored matrix b packed by
 // pack, or a caller's Panels.
 type source struct {
-	pack   packFunc
-	b      []float32
-	ldb    int
-	panels Panels
+	pack       packFunc
+	b          []float32
+	ldb        int
+	transposed bool // b holds Bᵀ (packBT)
+	panels     Panels
 }
+
+// from returns the stored matrix b from column j0 of B on.
+func (s source) from(j0 int) []float32 {
+	if s.transposed {
+		return s.b[j0*s.ldb:]
+	}
+	return s.b[j0:]
+}
+
+// narrow, where the build has one, is a 4-column kernel for a last panel
+// of at most 4 columns, which the full kernel would compute mostly on zero
+// padding: 16 columns, a 7×7 Winograd layer's, are 12 + 4 instead of 24.
+var narrow *microKernel
 
 // accumulate adds A·B to C, B being N columns wide.
 func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []float32) {
@@ -123,27 +123,40 @@ func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []f
 	kn := kern
 	nr := kn.nr
 	np := (n + nr - 1) / nr
+	lastKn, lastNR := kn, nr // the last panel's kernel and width
+	if rest := n - (np-1)*nr; narrow != nil && src.panels == nil && rest <= narrow.nr {
+		lastKn, lastNR = *narrow, narrow.nr
+	}
 	edge := scratch[len(scratch)-mr*maxNR:] // block for kernelEdge
 	for k0 := 0; k0 < k; k0 += kc {
 		kb := min(kc, k-k0)
-		if src.panels != nil {
+		switch {
+		case src.panels != nil:
 			src.panels.PackPanels(scratch[:np*nr*kb], k0, kb, n, nr)
-		} else {
+		case lastNR != nr:
+			j0 := (np - 1) * nr
+			src.pack(scratch[:j0*kb], src.b, src.ldb, k0, kb, j0, nr)
+			src.pack(scratch[j0*kb:(j0+lastNR)*kb], src.from(j0), src.ldb, k0, kb, n-j0, lastNR)
+		default:
 			src.pack(scratch[:np*nr*kb], src.b, src.ldb, k0, kb, n, nr)
 		}
 		// A B panel (kb×nr, up to 48 KB) stays in L1 while every A panel
 		// streams past it from L2; the other order re-reads all of packed
 		// B, which outgrows L2 for wide images, once per four rows of A.
 		for pj := 0; pj < np; pj++ {
-			bp := scratch[pj*nr*kb : (pj+1)*nr*kb]
+			pk, w := kn, nr
+			if pj == np-1 {
+				pk, w = lastKn, lastNR
+			}
+			bp := scratch[pj*nr*kb : pj*nr*kb+w*kb]
 			j0 := pj * nr
 			for pi := 0; pi*mr < m; pi++ {
 				ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
 				i0 := pi * mr
-				if i0+mr <= m && j0+nr <= n {
-					kn.full(ap, bp, c[i0*ldc+j0:], ldc)
+				if i0+mr <= m && j0+w <= n {
+					pk.full(ap, bp, c[i0*ldc+j0:], ldc)
 				} else {
-					kernelEdge(kn, ap, bp, c, ldc, i0, j0, m, n, edge)
+					kernelEdge(pk, ap, bp, c, ldc, i0, j0, m, n, edge)
 				}
 			}
 		}
@@ -162,7 +175,7 @@ func packB(dst, b []float32, ldb, k0, kb, n, nr int) {
 		p := dst[pj*nr*kb : (pj+1)*nr*kb]
 		if j0+nr <= n {
 			for kk := 0; kk < kb; kk++ {
-				copy(p[kk*nr:kk*nr+nr], b[(k0+kk)*ldb+j0:])
+				copyRow(p[kk*nr:kk*nr+nr], b[(k0+kk)*ldb+j0:])
 			}
 			continue
 		}

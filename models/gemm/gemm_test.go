@@ -48,7 +48,7 @@ func TestMulMatchesNaive(t *testing.T) { eachKernel(t, testMulMatchesNaive) }
 
 func testMulMatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {4, 4, 4}, {5, 7, 3}, {64, 27, 961}, {13, 300, 17}, {256, 2304, 9}, {10, 256, 1}, {3, 600, 5}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {4, 4, 4}, {5, 7, 3}, {64, 27, 961}, {13, 300, 17}, {256, 2304, 9}, {10, 256, 1}, {3, 600, 5}, {8, 64, 16}, {6, 300, 28}, {256, 256, 64}} {
 		m, k, n := sz[0], sz[1], sz[2]
 		t.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(t *testing.T) {
 			a, b, bias := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m)

@@ -6,11 +6,15 @@ import "simd/archsimd"
 
 // In a GOEXPERIMENT=simd WebAssembly build a 4×12 SIMD128 micro-kernel
 // replaces the scalar one: twelve 4-lane accumulators, three B vectors and
-// the broadcast A value fill the sixteen vector registers the browser's
-// compiler has on x86-64. A 4×8 kernel ran faster alone (BenchmarkKernel)
-// but slower in Mul, re-reading A from L2 for every 8 columns. Multiply and
-// add stay separate (SIMD128 has no fused form) and run in the scalar
-// kernel's order, so each sum is the scalar kernel's.
+// the broadcast A value (Go's WebAssembly back end has sixteen vector
+// registers, so with the product it spills a few accumulators to its
+// stack). A 4×8 kernel, which spills nothing, ran slower alone
+// (BenchmarkKernel) and in Mul. Multiply and add stay separate (SIMD128
+// has no fused form) and run in the scalar kernel's order, so each sum is
+// the scalar kernel's. The loops walk the panels by reslicing, which
+// leaves one bounds check per step instead of one per load, and take two
+// steps at a time: Go's WebAssembly code branches back through the
+// function's dispatch table once per iteration.
 func init() {
 	register(microKernel{"wasm simd128 4×12", 12, kernel4x12SIMD})
 }
@@ -18,16 +22,62 @@ func init() {
 type f4 = archsimd.Float32x4
 
 func kernel4x12SIMD(ap, bp, c []float32, ldc int) {
-	n := len(ap) / mr
-	ap = ap[:n*4]
-	bp = bp[:n*12]
 	var c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32 f4
-	for k := 0; k < n; k++ {
-		b := bp[k*12 : k*12+12 : k*12+12]
+	for len(ap) >= 8 && len(bp) >= 24 {
+		{
+			b := bp[:12:12]
+			b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
+			b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
+			b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
+			a := ap[:4:4]
+			a0 := archsimd.BroadcastFloat32x4(a[0])
+			c00 = c00.Add(a0.Mul(b0))
+			c01 = c01.Add(a0.Mul(b1))
+			c02 = c02.Add(a0.Mul(b2))
+			a1 := archsimd.BroadcastFloat32x4(a[1])
+			c10 = c10.Add(a1.Mul(b0))
+			c11 = c11.Add(a1.Mul(b1))
+			c12 = c12.Add(a1.Mul(b2))
+			a2 := archsimd.BroadcastFloat32x4(a[2])
+			c20 = c20.Add(a2.Mul(b0))
+			c21 = c21.Add(a2.Mul(b1))
+			c22 = c22.Add(a2.Mul(b2))
+			a3 := archsimd.BroadcastFloat32x4(a[3])
+			c30 = c30.Add(a3.Mul(b0))
+			c31 = c31.Add(a3.Mul(b1))
+			c32 = c32.Add(a3.Mul(b2))
+		}
+		{
+			b := bp[12:24:24]
+			b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
+			b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
+			b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
+			a := ap[4:8:8]
+			a0 := archsimd.BroadcastFloat32x4(a[0])
+			c00 = c00.Add(a0.Mul(b0))
+			c01 = c01.Add(a0.Mul(b1))
+			c02 = c02.Add(a0.Mul(b2))
+			a1 := archsimd.BroadcastFloat32x4(a[1])
+			c10 = c10.Add(a1.Mul(b0))
+			c11 = c11.Add(a1.Mul(b1))
+			c12 = c12.Add(a1.Mul(b2))
+			a2 := archsimd.BroadcastFloat32x4(a[2])
+			c20 = c20.Add(a2.Mul(b0))
+			c21 = c21.Add(a2.Mul(b1))
+			c22 = c22.Add(a2.Mul(b2))
+			a3 := archsimd.BroadcastFloat32x4(a[3])
+			c30 = c30.Add(a3.Mul(b0))
+			c31 = c31.Add(a3.Mul(b1))
+			c32 = c32.Add(a3.Mul(b2))
+		}
+		ap, bp = ap[8:], bp[24:]
+	}
+	for len(ap) >= 4 && len(bp) >= 12 {
+		b := bp[:12:12]
 		b0 := archsimd.LoadFloat32x4Array((*[4]float32)(b[0:4]))
 		b1 := archsimd.LoadFloat32x4Array((*[4]float32)(b[4:8]))
 		b2 := archsimd.LoadFloat32x4Array((*[4]float32)(b[8:12]))
-		a := ap[k*4 : k*4+4 : k*4+4]
+		a := ap[:4:4]
 		a0 := archsimd.BroadcastFloat32x4(a[0])
 		c00 = c00.Add(a0.Mul(b0))
 		c01 = c01.Add(a0.Mul(b1))
@@ -44,6 +94,7 @@ func kernel4x12SIMD(ap, bp, c []float32, ldc int) {
 		c30 = c30.Add(a3.Mul(b0))
 		c31 = c31.Add(a3.Mul(b1))
 		c32 = c32.Add(a3.Mul(b2))
+		ap, bp = ap[4:], bp[12:]
 	}
 	addRow3(c[0:12:12], c00, c01, c02)
 	addRow3(c[ldc:ldc+12:ldc+12], c10, c11, c12)
@@ -64,4 +115,40 @@ func addRow(r []float32, lo, hi f4) {
 	p1 := (*[4]float32)(r[4:8])
 	archsimd.LoadFloat32x4Array(p0).Add(lo).StoreArray(p0)
 	archsimd.LoadFloat32x4Array(p1).Add(hi).StoreArray(p1)
+}
+
+// copyRow copies one row of a B panel: the 12 floats of the SIMD kernel's
+// panels as three vectors, where copy would call memmove for 48 bytes.
+func copyRow(dst, src []float32) {
+	if len(dst) != 12 {
+		copy(dst, src)
+		return
+	}
+	d, s := (*[12]float32)(dst), (*[12]float32)(src[:12])
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[0:4])).StoreArray((*[4]float32)(d[0:4]))
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[4:8])).StoreArray((*[4]float32)(d[4:8]))
+	archsimd.LoadFloat32x4Array((*[4]float32)(s[8:12])).StoreArray((*[4]float32)(d[8:12]))
+}
+
+func init() {
+	narrow = &microKernel{"wasm simd128 4×4", 4, kernel4x4SIMD}
+	available = append(available, *narrow)
+}
+
+// kernel4x4SIMD is the 4-column kernel for the last panel of a product.
+func kernel4x4SIMD(ap, bp, c []float32, ldc int) {
+	var c0, c1, c2, c3 f4
+	for len(ap) >= 4 && len(bp) >= 4 {
+		b := archsimd.LoadFloat32x4Array((*[4]float32)(bp[:4]))
+		a := ap[:4:4]
+		c0 = c0.Add(archsimd.BroadcastFloat32x4(a[0]).Mul(b))
+		c1 = c1.Add(archsimd.BroadcastFloat32x4(a[1]).Mul(b))
+		c2 = c2.Add(archsimd.BroadcastFloat32x4(a[2]).Mul(b))
+		c3 = c3.Add(archsimd.BroadcastFloat32x4(a[3]).Mul(b))
+		ap, bp = ap[4:], bp[4:]
+	}
+	for i, v := range [4]f4{c0, c1, c2, c3} {
+		p := (*[4]float32)(c[i*ldc : i*ldc+4])
+		archsimd.LoadFloat32x4Array(p).Add(v).StoreArray(p)
+	}
 }

@@ -61,7 +61,7 @@ func (a *Packed) MulAdd(c []float32, ldc int, b []float32, ldb, n int, scratch [
 // row stride ldbt: the weight gradient dY·colsᵀ reads the im2col matrix as
 // it is. scratch must hold ScratchSize(K, N) floats.
 func (a *Packed) MulAddTransB(c []float32, ldc int, bt []float32, ldbt, n int, scratch []float32) {
-	a.accumulate(c, ldc, n, source{pack: packBT, b: bt, ldb: ldbt}, scratch)
+	a.accumulate(c, ldc, n, source{pack: packBT, b: bt, ldb: ldbt, transposed: true}, scratch)
 }
 
 // Panels produces the packed panels of a K×N matrix B that is never

@@ -20,8 +20,9 @@ import "github.com/cifarnet-go/cifarnet/models/gemm"
 // Pays reports whether Winograd saves time with the matrix kernel this
 // build and CPU use. It trades 2.25× fewer multiplications for transforms
 // that cost memory traffic per channel, which wins only while the
-// multiplications are slow: with the scalar, WebAssembly SIMD128 (10 %
-// faster per image under Node) and AVX2 kernels it did, but with the AVX-512 one (about 160 GFLOP/s a core) the direct
+// multiplications are slow: with the scalar, WebAssembly SIMD128 (with
+// the SIMD128 transforms, 1.8× faster per image under Node) and AVX2
+// kernels it did, but with the AVX-512 one (about 160 GFLOP/s a core) the direct
 // path measured 20 % faster for single-image inference and 12–18 % faster
 // per training step (BenchmarkWinogradVsDirect; TrainThroughput A/B).
 func Pays() bool { return gemm.KernelWidth() < 48 }
@@ -77,30 +78,44 @@ func Input(v []float32, ld, xs int, x []float32, c, h, w, pad, oh, ow int) {
 	th, tw := Tiles(oh, ow)
 	// Tiles read rows and columns up to 2·th+1 and 2·tw+1 of the padded
 	// image; each channel is copied into a zero-padded plane of that size
-	// so that no tile checks for the border.
-	ph, pw := 2*th+2, 2*tw+2
+	// so that no tile checks for the border. The plane is split into its
+	// even and odd columns: tile tx reads columns tx and tx+1 of each, so
+	// that neighbouring tiles read neighbouring values (four tiles at a
+	// time with SIMD).
+	ph, pw := 2*th+2, tw+1
 	var buf [4096]float32
-	if ph*pw > len(buf) {
+	if 2*ph*pw > len(buf) {
 		inputChecked(v, ld, xs, x, c, h, w, pad, oh, ow)
 		return
 	}
-	padded := buf[:ph*pw]
+	even, odd := buf[:ph*pw], buf[ph*pw:2*ph*pw]
 	plane := h * w
 	for ch := 0; ch < c; ch++ {
-		clear(padded)
+		clear(even)
+		clear(odd)
 		src := x[ch*plane : (ch+1)*plane]
-		cols := min(w, pw-pad) // the image columns that tiles read
+		cols := min(w, 2*pw-pad) // the image columns that tiles read
 		for iy := 0; iy < h && iy+pad < ph; iy++ {
-			copy(padded[(iy+pad)*pw+pad:], src[iy*w:iy*w+cols])
+			e, o := even[(iy+pad)*pw:(iy+pad+1)*pw], odd[(iy+pad)*pw:(iy+pad+1)*pw]
+			for ix, val := range src[iy*w : iy*w+cols] {
+				if j := ix + pad; j&1 == 0 {
+					e[j>>1] = val
+				} else {
+					o[j>>1] = val
+				}
+			}
 		}
 		for ty := 0; ty < th; ty++ {
-			for tx := 0; tx < tw; tx++ {
+			at := ch*ld + ty*tw
+			rows := 2 * ty * pw
+			tx := inputTiles4(v[at:], xs, even[rows:], odd[rows:], pw, tw)
+			for ; tx < tw; tx++ {
 				var d [4][4]float32
 				for r := range 4 {
-					o := (2*ty+r)*pw + 2*tx
-					copy(d[r][:], padded[o:o+4:o+4])
+					o := rows + r*pw + tx
+					d[r] = [4]float32{even[o], odd[o], even[o+1], odd[o+1]}
 				}
-				inputTile(v, ch*ld+ty*tw+tx, xs, &d)
+				inputTile(v, at+tx, xs, &d)
 			}
 		}
 	}
@@ -160,7 +175,6 @@ func inputChecked(v []float32, ld, xs int, x []float32, c, h, w, pad, oh, ow int
 // this image's first column.
 func Output(y, m []float32, ld, xs int, f, oh, ow int, bias []float32) {
 	th, tw := Tiles(oh, ow)
-	stride := xs
 	oplane := oh * ow
 	for o := 0; o < f; o++ {
 		dst := y[o*oplane : (o+1)*oplane]
@@ -169,38 +183,45 @@ func Output(y, m []float32, ld, xs int, f, oh, ow int, bias []float32) {
 			b = bias[o]
 		}
 		for ty := 0; ty < th; ty++ {
-			for tx := 0; tx < tw; tx++ {
-				at := o*ld + ty*tw + tx
-				var q [4][4]float32
-				for r := 0; r < 4; r++ {
-					for s := 0; s < 4; s++ {
-						q[r][s] = m[(r*4+s)*stride+at]
-					}
-				}
-				// Aᵀ q: rows (q0+q1+q2, q1−q2−q3), then · A.
-				var p [2][4]float32
-				for s := 0; s < 4; s++ {
-					p[0][s] = q[0][s] + q[1][s] + q[2][s]
-					p[1][s] = q[1][s] - q[2][s] - q[3][s]
-				}
-				oy, ox := 2*ty, 2*tx
-				if oy+2 <= oh && ox+2 <= ow {
-					r0 := dst[oy*ow+ox : oy*ow+ox+2 : oy*ow+ox+2]
-					r1 := dst[(oy+1)*ow+ox : (oy+1)*ow+ox+2 : (oy+1)*ow+ox+2]
-					r0[0] = p[0][0] + p[0][1] + p[0][2] + b
-					r0[1] = p[0][1] - p[0][2] - p[0][3] + b
-					r1[0] = p[1][0] + p[1][1] + p[1][2] + b
-					r1[1] = p[1][1] - p[1][2] - p[1][3] + b
-					continue
-				}
-				for r := 0; r < 2 && oy+r < oh; r++ {
-					row := dst[(oy+r)*ow:]
-					row[ox] = p[r][0] + p[r][1] + p[r][2] + b
-					if ox+1 < ow {
-						row[ox+1] = p[r][1] - p[r][2] - p[r][3] + b
-					}
-				}
+			at := o*ld + ty*tw
+			tx := outputTiles4(dst, m[at:], xs, 2*ty, oh, ow, tw, b)
+			for ; tx < tw; tx++ {
+				outputTile(dst, m, at+tx, xs, 2*ty, 2*tx, oh, ow, b)
 			}
+		}
+	}
+}
+
+// outputTile writes Aᵀ q A + b of the tile whose 16 values are at column
+// at of the matrices to rows oy, oy+1 and columns ox, ox+1 of dst, as far
+// as they lie inside it.
+func outputTile(dst, m []float32, at, xs, oy, ox, oh, ow int, b float32) {
+	var q [4][4]float32
+	for r := 0; r < 4; r++ {
+		for s := 0; s < 4; s++ {
+			q[r][s] = m[(r*4+s)*xs+at]
+		}
+	}
+	// Aᵀ q: rows (q0+q1+q2, q1−q2−q3), then · A.
+	var p [2][4]float32
+	for s := 0; s < 4; s++ {
+		p[0][s] = q[0][s] + q[1][s] + q[2][s]
+		p[1][s] = q[1][s] - q[2][s] - q[3][s]
+	}
+	if oy+2 <= oh && ox+2 <= ow {
+		r0 := dst[oy*ow+ox : oy*ow+ox+2 : oy*ow+ox+2]
+		r1 := dst[(oy+1)*ow+ox : (oy+1)*ow+ox+2 : (oy+1)*ow+ox+2]
+		r0[0] = p[0][0] + p[0][1] + p[0][2] + b
+		r0[1] = p[0][1] - p[0][2] - p[0][3] + b
+		r1[0] = p[1][0] + p[1][1] + p[1][2] + b
+		r1[1] = p[1][1] - p[1][2] - p[1][3] + b
+		return
+	}
+	for r := 0; r < 2 && oy+r < oh; r++ {
+		row := dst[(oy+r)*ow:]
+		row[ox] = p[r][0] + p[r][1] + p[r][2] + b
+		if ox+1 < ow {
+			row[ox+1] = p[r][1] - p[r][2] - p[r][3] + b
 		}
 	}
 }

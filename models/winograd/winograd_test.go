@@ -35,12 +35,14 @@ func directConv(x, w []float32, c, h, wd, f, pad int) []float64 {
 
 // The three transforms with a plain product in between give the direct
 // convolution, for odd and even sizes, padding 0 to 2, tile columns wider
-// than one image (ld > tiles, as when images sit side by side), and an
-// image too large for Input's padded plane.
+// than one image (ld > tiles, as when images sit side by side), rows of
+// tiles that fill groups of four (the SIMD transforms) with and without a
+// rest, and an image too large for Input's padded plane.
 func TestTransformsGiveTheConvolution(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct{ c, f, h, w, pad, extra int }{
 		{1, 1, 4, 4, 0, 0}, {3, 2, 7, 7, 1, 0}, {2, 3, 8, 5, 1, 3}, {4, 2, 6, 9, 2, 1}, {2, 2, 3, 3, 1, 0}, {1, 2, 70, 66, 1, 2},
+		{3, 2, 16, 16, 1, 5}, {2, 3, 17, 17, 1, 0}, {2, 2, 31, 31, 1, 0},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			oh, ow := tc.h+2*tc.pad-2, tc.w+2*tc.pad-2
