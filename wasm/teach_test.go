@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cifarnet-go/cifarnet/models"
+)
+
+// squarePNG is a w×h picture of one colour with per-pixel noise: the
+// teach tests' two easy classes.
+func squarePNG(t testing.TB, c color.NRGBA, w, h int, seed uint64) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	jitter := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(81)-40))) }
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{jitter(c.R), jitter(c.G), jitter(c.B), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+var (
+	red  = color.NRGBA{200, 30, 30, 255}
+	blue = color.NRGBA{30, 30, 200, 255}
+)
+
+func newTeacher(t *testing.T) *Teacher {
+	t.Helper()
+	tc, err := NewTeacher("small.cnw", mustRead(t, modelPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// addSquares adds per red and per blue squares as ids 0.. and returns
+// their ids and labels (red 0, blue 1).
+func addSquares(t *testing.T, tc *Teacher, per int) (ids, labels []int) {
+	t.Helper()
+	for i := range 2 * per {
+		c := red
+		if i%2 == 1 {
+			c = blue
+		}
+		input, err := tc.Add(i, squarePNG(t, c, 40+i, 36, uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := input.Bounds(); b.Dx() != 32 || b.Dy() != 32 {
+			t.Fatalf("model input %v", b)
+		}
+		ids = append(ids, i)
+		labels = append(labels, i%2)
+	}
+	return ids, labels
+}
+
+func TestTeachRedBlue(t *testing.T) {
+	tc := newTeacher(t)
+	ids, labels := addSquares(t, tc, 6)
+	calls, last, total := 0, 0, 0
+	r, err := tc.Train([]string{" red ", "blue"}, ids, labels, func(done, all int) {
+		calls++
+		if done <= last || done > all {
+			t.Errorf("progress %d of %d after %d", done, all, last)
+		}
+		last, total = done, all
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != total {
+		t.Errorf("progress called %d times, last %d of %d", calls, last, total)
+	}
+	if r.Accuracy < 0.9 || r.Folds != 5 || r.Images != 12 || !slices.Equal(r.Classes, []string{"red", "blue"}) || r.Name != "taught-red-blue.cnw" {
+		t.Errorf("result %+v", *r)
+	}
+	f, err := models.Decode(r.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Meta.Provenance
+	if !slices.Equal(f.Meta.Classes, []string{"red", "blue"}) || !strings.HasPrefix(p.BaseModel, "small.cnw sha256:") ||
+		p.Recipe != "head-only" || p.ValAccuracy != r.Accuracy || !strings.Contains(p.Notes, "5-fold cross-validation") {
+		t.Errorf("classes %v, provenance %+v", f.Meta.Classes, p)
+	}
+	// The new file classifies new squares through the ordinary classifier.
+	c, err := NewClassifier(r.Name, r.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, col := range []color.NRGBA{red, blue} {
+		res, err := c.Classify(squarePNG(t, col, 50, 50, 99+uint64(want)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Top != want {
+			t.Errorf("a new %v square: class %d (%v), want %d", col, res.Top, res.Probs, want)
+		}
+	}
+}
+
+func TestTeachRefuses(t *testing.T) {
+	tc := newTeacher(t)
+	ids, labels := addSquares(t, tc, 3) // 0, 2, 4 red; 1, 3, 5 blue
+	for _, c := range []struct {
+		name    string
+		classes []string
+		ids     []int
+		labels  []int
+		want    string
+	}{
+		{"one class", []string{"red"}, ids, labels, "name 2 to 10 classes"},
+		{"eleven classes", strings.Split("a b c d e f g h i j k", " "), ids, labels, "name 2 to 10 classes"},
+		{"no name", []string{"red", "  "}, ids, labels, "class 2 has no name"},
+		{"duplicate", []string{"Red", "red"}, ids, labels, "both called"},
+		{"long name", []string{"red", strings.Repeat("b", MaxClassName+1)}, ids, labels, "longer than"},
+		{"empty class", []string{"red", "blue", "green"}, ids, labels, `class "green" has 0 images`},
+		{"one image", []string{"red", "blue"}, []int{0, 2, 1}, []int{0, 0, 1}, `class "blue" has 1 image:`},
+		{"unknown id", []string{"red", "blue"}, append(slices.Clone(ids), 77), append(slices.Clone(labels), 0), "image 77 was not added"},
+		{"twice", []string{"red", "blue"}, append(slices.Clone(ids), 0), append(slices.Clone(labels), 0), "given twice"},
+		{"bad label", []string{"red", "blue"}, ids, []int{0, 1, 0, 1, 0, 2}, "class 2 of 2"},
+		{"lengths", []string{"red", "blue"}, ids, labels[:3], "6 image ids for 3 labels"},
+	} {
+		r, err := tc.Train(c.classes, c.ids, c.labels, nil)
+		if err == nil {
+			t.Errorf("%s: no error, accuracy %.2f", c.name, r.Accuracy)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || ErrorCode(err) != CodeBadArgument {
+			t.Errorf("%s: error %q (code %s), want it to say %q", c.name, err, ErrorCode(err), c.want)
+		}
+	}
+}
+
+func TestTeachImageErrors(t *testing.T) {
+	tc := newTeacher(t)
+	good := mustRead(t, "../static/samples/cat.png")
+	for _, c := range []struct {
+		name string
+		data []byte
+		code string
+	}{
+		{"empty", nil, CodeUnsupported},
+		{"text", []byte("not an image"), CodeUnsupported},
+		{"truncated", good[:len(good)/2], CodeCorrupt},
+		{"huge", hugePNGHeader(20000, 20000), CodeTooLarge},
+	} {
+		if _, err := tc.Add(1, c.data); ErrorCode(err) != c.code {
+			t.Errorf("%s: error %v (code %s), want code %s", c.name, err, ErrorCode(err), c.code)
+		}
+	}
+	if tc.Len() != 0 {
+		t.Errorf("%d images kept after errors", tc.Len())
+	}
+	if _, err := tc.AddRGBA(1, make([]byte, 11), 2, 2); ErrorCode(err) != CodeBadArgument {
+		t.Errorf("short pixels: %v", err)
+	}
+	if _, err := tc.AddRGBA(1, bytes.Repeat([]byte{255, 0, 0, 255}, 12), 4, 3); err != nil || tc.Len() != 1 {
+		t.Errorf("AddRGBA: %v, %d images", err, tc.Len())
+	}
+	if !tc.Remove(1) || tc.Remove(1) || tc.Len() != 0 {
+		t.Error("Remove")
+	}
+	if _, err := NewTeacher("bad.cnw", good); ErrorCode(err) != CodeBadModel || !strings.Contains(err.Error(), "bad.cnw") {
+		t.Errorf("NewTeacher on a PNG: %v", err)
+	}
+}
+
+func TestTaughtName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Cat|Dog":               "taught-cat-dog.cnw",
+		"my mug|the ça va?|x":   "taught-my-mug-the-a-va-x.cnw",
+		"😀|😎":                   "taught-classes.cnw",
+		strings.Repeat("a", 70): "taught-" + strings.Repeat("a", 60) + ".cnw",
+	} {
+		if got := taughtName(strings.Split(in, "|")); got != want {
+			t.Errorf("taughtName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
