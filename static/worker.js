@@ -180,6 +180,13 @@ async function classifyFile(api, file) {
 }
 
 async function classifyWithBrowserDecoder(api, file, goErr) {
+  const {data, width, height} = await browserPixels(file, goErr);
+  return api.classifyRGBA(data, width, height);
+}
+
+// browserPixels decodes file with the browser, scaled down to DOWNSCALE_TO
+// on its long side, for the images Go cannot decode (goErr says why).
+async function browserPixels(file, goErr) {
   if (typeof createImageBitmap !== 'function' || typeof OffscreenCanvas !== 'function') throw goErr;
   let bitmap;
   try {
@@ -206,8 +213,7 @@ async function classifyWithBrowserDecoder(api, file, goErr) {
     const ctx = canvas.getContext('2d', {willReadFrequently: true});
     ctx.drawImage(source, 0, 0);
     if (source !== bitmap) source.close();
-    const {data} = ctx.getImageData(0, 0, w, h);
-    return await api.classifyRGBA(data, w, h);
+    return {data: ctx.getImageData(0, 0, w, h).data, width: w, height: h};
   } finally {
     bitmap.close();
   }
@@ -249,9 +255,86 @@ async function saliency(api, msg) {
   }
 }
 
+// ---------------------------------------------------------------- teach mode
+// The page's teach panel (static/teach.js) runs its own worker with these
+// messages; the Go side is cifarnet.teach* (wasm/teach_js.go).
+//
+// Messages from the page:
+//   {type: 'teachBase', url | bytes, name}   the model to teach; forgets earlier images
+//   {type: 'teachAdd', id, file}             decode a Blob/File, keep its features
+//   {type: 'teachRemove', id}
+//   {type: 'teachTrain', job, classes, ids, labels}
+// Messages to the page:
+//   {type: 'teachBase', name}
+//   {type: 'teachAdded', id, input, inputWidth, inputHeight}   input: the 32×32 RGBA model input
+//   {type: 'teachProgress', job, done, total}                  epochs
+//   {type: 'teachDone', job, result}         result as cifarnet.teachTrain, file an ArrayBuffer
+//   {type: 'teachError', op, id, job, code, message}           op: 'base', 'add' or 'train'
+
+async function teachAddFile(api, msg) {
+  const file = msg.file;
+  if (file.size > MAX_FILE_BYTES) {
+    throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
+  }
+  try {
+    return await api.teachAdd(msg.id, new Uint8Array(await file.arrayBuffer()));
+  } catch (err) {
+    if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
+    const {data, width, height} = await browserPixels(file, err);
+    return api.teachAddRGBA(msg.id, data, width, height);
+  }
+}
+
+function onTeachMessage(msg) {
+  const fail = (op, err) => post({type: 'teachError', op, id: msg.id, job: msg.job, ...errorMessage(err)});
+  switch (msg.type) {
+    case 'teachBase':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          const r = await api.teachBase(msg.bytes ? new Uint8Array(msg.bytes) : msg.url, msg.name);
+          post({type: 'teachBase', name: r.name});
+        } catch (err) {
+          fail('base', err);
+        }
+      });
+      return true;
+    case 'teachAdd':
+      enqueue(async () => {
+        try {
+          const r = await teachAddFile(await started, msg);
+          post({type: 'teachAdded', id: msg.id, input: r.input, inputWidth: r.inputWidth, inputHeight: r.inputHeight}, [r.input.buffer]);
+        } catch (err) {
+          fail('add', err);
+        }
+      });
+      return true;
+    case 'teachRemove':
+      enqueue(async () => {
+        (await started).teachRemove(msg.id);
+      });
+      return true;
+    case 'teachTrain':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          const r = await api.teachTrain(msg.classes, msg.ids, msg.labels,
+            (done, total) => post({type: 'teachProgress', job: msg.job, done, total}));
+          const file = r.file.buffer;
+          post({type: 'teachDone', job: msg.job, result: {...r, file}}, [file]);
+        } catch (err) {
+          fail('train', err);
+        }
+      });
+      return true;
+  }
+  return false;
+}
+
 self.onmessage = (e) => {
   const msg = e.data;
   if (!started) start(msg.type === 'init' ? msg.module : null);
+  if (onTeachMessage(msg)) return;
   switch (msg.type) {
     case 'load':
     case 'loadBytes':
