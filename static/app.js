@@ -627,10 +627,11 @@ document.addEventListener('dragover', (e) => {
   if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
 });
 document.addEventListener('drop', (e) => {
+  const taken = e.defaultPrevented; // by a teach-mode class (teach.js)
   e.preventDefault();
   dragDepth = 0;
   document.body.classList.remove('dragging');
-  if (e.defaultPrevented) return; // taken by a teach-mode class (teach.js)
+  if (taken) return;
   const files = e.dataTransfer ? Array.from(e.dataTransfer.files) : [];
   if (files.length > 0) {
     handleFiles(files);
