@@ -8,7 +8,8 @@
 //
 // The section carries its state as data attributes for the end-to-end
 // tests: data-state (idle, adding, training, trained, error), data-accuracy,
-// data-images, data-seconds, data-saved (count of saved models).
+// data-images, data-seconds, data-saved (count of saved models), data-base
+// (the model the worker teaches, once it has it).
 
 const MIN_CLASSES = 2;
 const MAX_CLASSES = 10;
@@ -100,6 +101,9 @@ export function initTeach(hooks) {
 
   function onMessage(msg) {
     switch (msg.type) {
+      case 'teachBase':
+        section.dataset.base = msg.name;
+        break;
       case 'teachAdded': {
         const img = images.get(msg.id);
         if (!img) return; // removed meanwhile
@@ -234,7 +238,9 @@ export function initTeach(hooks) {
 
   // ------------------------------------------------------------ images
 
-  function addFiles(li, files) {
+  // addFiles hands the files to the worker, a few at a time with a pause
+  // between, so that a drop of many never holds the main thread for long.
+  async function addFiles(li, files) {
     if (files.length === 0) {
       rowMessage(li, 'Only files can be dropped here; to use a picture from another site, save it first.');
       return;
@@ -243,7 +249,8 @@ export function initTeach(hooks) {
     rowMessage(li, '');
     const thumbs = $('.teach-thumbs', li);
     const skipped = [];
-    for (const file of files) {
+    for (const [i, file] of files.entries()) {
+      if (i > 0 && i % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
       if (file.size === 0 || file.size > MAX_FILE_BYTES) {
         skipped.push(`${file.name || 'a file'} (${file.size === 0 ? 'empty' : 'over 100 MB'})`);
         continue;
@@ -479,6 +486,12 @@ export function initTeach(hooks) {
     await store.delete(r.id);
     setStatus(`Deleted ${r.name} (${r.classes.join(', ')}) from this browser.`);
     await refreshSaved();
+  });
+
+  // The worker starts (module, base model) while the user names the
+  // classes, so that the first pictures do not wait for it.
+  section.addEventListener('focusin', () => {
+    if (!worker && hooks.current()) ensureWorker();
   });
 
   for (const li of rows()) setUpRow(li);

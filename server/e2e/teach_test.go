@@ -115,7 +115,10 @@ func setClassNames(t testing.TB, ctx context.Context, names ...string) {
 	js := fmt.Sprintf(`(() => {
 		const names = %s;
 		const rows = document.querySelectorAll('#teach-classes .teach-name');
-		names.forEach((n, i) => { rows[i].value = n; });
+		names.forEach((n, i) => {
+			rows[i].focus();
+			rows[i].value = n;
+		});
 		return rows.length;
 	})()`, jsonStrings(names))
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](js)); err != nil || n < len(names) {
@@ -327,4 +330,122 @@ func TestTeach(t *testing.T) {
 	click(t, ctx, "#teach-saved-delete")
 	waitTeach(t, ctx, "the delete", `s.saved === 0`)
 	noCSPViolations(t, ctx)
+}
+
+// cifarPNGs returns PNGs of the CIFAR-10 test images of class (an index)
+// numbered from skip to skip+n-1 within that class.
+func cifarPNGs(t *testing.T, class, skip, n int) []namedFile {
+	t.Helper()
+	dir := os.Getenv("CIFAR10_DIR")
+	if dir == "" {
+		dir = filepath.Join(site.repo, "..", "shared", "cifar10", "cifar-10-batches-bin")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "test_batch.bin"))
+	if err != nil {
+		t.Skipf("CIFAR-10 test batch not found (set CIFAR10_DIR): %v", err)
+	}
+	const rec = 3073
+	var out []namedFile
+	seen := 0
+	for r := 0; r+rec <= len(data) && len(out) < n; r += rec {
+		if int(data[r]) != class {
+			continue
+		}
+		seen++
+		if seen <= skip {
+			continue
+		}
+		img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
+		for i := range 1024 {
+			img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = data[r+1+i], data[r+1+1024+i], data[r+1+2048+i], 255
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, namedFile{fmt.Sprintf("%s-%d.png", models.CIFAR10Classes[class], seen), b.Bytes()})
+	}
+	return out
+}
+
+// TestTeachShippedCIFAR teaches the shipped default model three CIFAR-10
+// classes from 20 test images each, as a user would, and logs the time
+// from the drop to the trained model (features included), the main
+// thread's long tasks and the cross-validated accuracy the page shows;
+// then it classifies 20 further images of each class in the page.
+func TestTeachShippedCIFAR(t *testing.T) {
+	classes := []int{2, 4, 6} // bird, deer, frog
+	var train, held [][]namedFile
+	for _, c := range classes {
+		train = append(train, cifarPNGs(t, c, 0, 20))
+		held = append(held, cifarPNGs(t, c, 20, 20))
+	}
+	ctx := newPage(t)
+	dist := filepath.Join(t.TempDir(), "dist")
+	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
+		t.Fatal(err)
+	}
+	name := shippedDefault(t, dist)
+	srv := serveDist(t, dist, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, ctx, name); st.State != "ready" {
+		t.Fatalf("shipped model %s not ready: %+v", name, st)
+	}
+	click(t, ctx, "#teach-add-class")
+	names := []string{"bird", "deer", "frog"}
+	t0 := time.Now()
+	setClassNames(t, ctx, names...) // the focus starts the teach worker
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.querySelector('section.teach').dataset.base === `+fmt.Sprintf("%q", name),
+		chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+		t.Fatalf("the teach worker never had its base model: %v", err)
+	}
+	t.Logf("teach worker ready with %s %.2f s after the first focus", name, time.Since(t0).Seconds())
+	watchLongTasks(t, ctx)
+	start := time.Now()
+	for i, files := range train {
+		teachFiles(t, ctx, i, files)
+	}
+	waitTeach(t, ctx, "the features", `s.images === 60 && s.pending === 0`)
+	features := time.Since(start)
+	click(t, ctx, "#teach-train")
+	st := waitTeach(t, ctx, "training", `s.state === 'trained' || (s.state === 'error' && s.images === 60)`)
+	if st.State != "trained" {
+		t.Fatalf("training failed: %+v", st)
+	}
+	t.Logf("%s, 3 classes × 20 CIFAR-10 images: %.2f s from the drop to the trained model: %.2f s to the features of all, %.2f s in Go for 5-fold cross-validation and training; "+
+		"cross-validated accuracy shown %.1f %%; main-thread long tasks and frames (ms): %q",
+		name, time.Since(start).Seconds(), features.Seconds(), st.Seconds, 100*st.Accuracy, longTasks(t, ctx))
+	if st.Accuracy < 0.6 {
+		t.Errorf("cross-validated accuracy %.3f on three CIFAR-10 classes (chance 0.33)", st.Accuracy)
+	}
+	click(t, ctx, "#teach-use")
+	if s := waitStatus(t, ctx, "taught-bird-deer-frog.cnw"); s.State != "ready" {
+		t.Fatalf("the taught model did not load: %+v", s)
+	}
+	var all []string
+	for _, files := range held {
+		for _, f := range files {
+			all = append(all, fmt.Sprintf(`[%q, %q]`, f.name, base64.StdEncoding.EncodeToString(f.data)))
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const dt = new DataTransfer();
+		for (const [name, b64] of [%s]) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, {type: 'image/png'}));
+		document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`, strings.Join(all, ",")))); err != nil {
+		t.Fatal(err)
+	}
+	right := 0
+	cards := waitCards(t, ctx, len(all))
+	for _, c := range cards {
+		if strings.HasPrefix(c.File, c.TopLabel+"-") {
+			right++
+		}
+	}
+	t.Logf("held-out: %d of %d further test images right (%.1f %%)", right, len(cards), 100*float64(right)/float64(len(cards)))
+	if float64(right) < 0.6*float64(len(cards)) {
+		t.Errorf("only %d of %d held-out images right", right, len(cards))
+	}
 }
