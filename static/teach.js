@@ -1,8 +1,9 @@
 // cifarnet page: teach mode. The user names classes and gives each some
-// pictures; a worker of its own (worker.js, the teach* messages) runs the
-// Go module, which keeps the network's features of each picture as it
-// arrives and trains a new last layer on them (models/finetune, as
-// `trainer train --init W.cnw --freeze head-only` does). The result is an
+// pictures; workers of its own (worker.js, the teach* messages) run the Go
+// module, which computes the network's features of each picture as it
+// arrives, and one of them trains a new last layer on them
+// (models/finetune, as `trainer train --init W.cnw --freeze head-only`
+// does). The result is an
 // ordinary .cnw: used like a dropped weight file, kept in IndexedDB and
 // downloadable.
 //
@@ -44,12 +45,20 @@ export function initTeach(hooks) {
     savedDelete: $('#teach-saved-delete'),
   };
 
-  let worker = null;
-  let baseKey = ''; // the base model the worker has the features of
+  // Workers of their own: every one computes features, the first also
+  // trains. As many as the page's classifier pool, since the features of
+  // a drop of pictures are most of the time training takes.
+  const WORKERS = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
+  const workers = []; // {w, busy: requests sent and not answered}
+  let baseKey = ''; // the base model the workers have
   let baseLoad = null; // the last load that was not a taught model
+  let dim = 0; // length of a feature row
   let nextId = 1;
+  let nextReq = 1;
   let nextRow = 1;
-  const images = new Map(); // id → {file, li, row, state: 'pending' | 'ready'}
+  // id → {file, li (thumbnail), row (class li), features (Float32Array or null), state: 'pending' | 'ready'}
+  const images = new Map();
+  const requests = new Map(); // request id → {id, slot}: answers to older requests are dropped
   let trainWhenDone = false;
   let job = 0;
   let taught = null; // the latest result: {file: ArrayBuffer, name, classes, accuracy, ...}
@@ -69,45 +78,73 @@ export function initTeach(hooks) {
     return baseLoad || cur;
   }
 
-  // ensureWorker starts the teach worker and gives it the model in use as
-  // the base; when that changed, every picture is sent again, since its
-  // features came from the old one.
+  // ensureWorker starts the teach workers and gives them the model in
+  // use as the base; when that changed, every picture is sent again, since
+  // its features came from the old one.
   function ensureWorker() {
     const b = base();
     if (!b) {
       setStatus('No model is loaded yet to teach; wait until the page says Ready.', 'error');
       return false;
     }
-    if (!worker) {
-      worker = new Worker(hooks.workerURL);
-      worker.onmessage = (e) => onMessage(e.data);
-      worker.onerror = (e) => setStatus(`Teach mode failed to start (${e.message || 'worker error'}). Reload the page to try again.`, 'error');
+    while (workers.length < WORKERS) {
+      const slot = {w: new Worker(hooks.workerURL), busy: 0};
+      slot.w.onmessage = (e) => onMessage(slot, e.data);
+      slot.w.onerror = (e) => setStatus(`Teach mode failed to start (${e.message || 'worker error'}). Reload the page to try again.`, 'error');
       const mod = hooks.module();
-      worker.postMessage(mod ? {type: 'init', module: mod} : {type: 'start'});
+      slot.w.postMessage(mod ? {type: 'init', module: mod} : {type: 'start'});
+      workers.push(slot);
     }
     const key = b.url || `${b.name}:${b.bytes.byteLength}`;
     if (key !== baseKey) {
       baseKey = key;
-      worker.postMessage(b.url
-        ? {type: 'teachBase', url: b.url, name: b.url.split('/').pop()}
-        : {type: 'teachBase', bytes: b.bytes.slice(0), name: b.name});
+      for (const slot of workers) {
+        slot.w.postMessage(b.url
+          ? {type: 'teachBase', url: b.url, name: b.url.split('/').pop()}
+          : {type: 'teachBase', bytes: b.bytes.slice(0), name: b.name});
+      }
+      requests.clear();
+      for (const slot of workers) slot.busy = 0;
       for (const [id, img] of images) {
         img.state = 'pending';
-        worker.postMessage({type: 'teachAdd', id, file: img.file});
+        img.features = null;
+        request(id);
       }
     }
     return true;
   }
 
-  function onMessage(msg) {
+  // request sends image id to the least busy worker.
+  function request(id) {
+    const slot = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const req = nextReq++;
+    requests.set(req, {id, slot});
+    slot.busy++;
+    slot.w.postMessage({type: 'teachAdd', id: req, file: images.get(id).file});
+  }
+
+  // answered returns the image a teachAdd answer is for, or null when the
+  // answer is stale (the image is gone, or was sent again).
+  function answered(req) {
+    const r = requests.get(req);
+    if (!r) return null;
+    requests.delete(req);
+    r.slot.busy--;
+    return images.has(r.id) ? r.id : null;
+  }
+
+  function onMessage(slot, msg) {
     switch (msg.type) {
       case 'teachBase':
+        dim = msg.dim;
         section.dataset.base = msg.name;
         break;
       case 'teachAdded': {
-        const img = images.get(msg.id);
-        if (!img) return; // removed meanwhile
+        const id = answered(msg.id);
+        if (id === null) return;
+        const img = images.get(id);
         img.state = 'ready';
+        img.features = msg.row;
         drawThumb(img.li, msg.input, msg.inputWidth, msg.inputHeight);
         img.li.dataset.state = 'ready';
         afterAdd();
@@ -124,10 +161,11 @@ export function initTeach(hooks) {
         break;
       case 'teachError':
         if (msg.op === 'add') {
-          const img = images.get(msg.id);
-          if (!img) return;
+          const id = answered(msg.id);
+          if (id === null) return;
+          const img = images.get(id);
           rowMessage(img.row, `${img.file.name || 'An image'}: ${friendly(msg)}`);
-          removeImage(msg.id);
+          removeImage(id);
           afterAdd();
         } else if (msg.op === 'base') {
           baseKey = '';
@@ -140,7 +178,7 @@ export function initTeach(hooks) {
         }
         break;
       case 'loadError':
-        setStatus(`Teach mode could not start: ${msg.message}`, 'error');
+        if (slot === workers[0]) setStatus(`Teach mode could not start: ${msg.message}`, 'error');
         break;
     }
   }
@@ -271,8 +309,8 @@ export function initTeach(hooks) {
       remove.setAttribute('aria-label', `Remove ${file.name || 'this image'}`);
       t.append(canvas, remove);
       thumbs.append(t);
-      images.set(id, {file, li: t, row: li, state: 'pending'});
-      worker.postMessage({type: 'teachAdd', id, file});
+      images.set(id, {file, li: t, row: li, features: null, state: 'pending'});
+      request(id);
     }
     if (skipped.length) rowMessage(li, `Skipped ${skipped.join(', ')}.`);
     if (section.dataset.state !== 'training') setStatus(pendingText(), 'adding');
@@ -291,7 +329,6 @@ export function initTeach(hooks) {
     if (!img) return;
     images.delete(id);
     img.li.remove();
-    if (worker) worker.postMessage({type: 'teachRemove', id});
   }
 
   const pending = () => Array.from(images.values()).filter((i) => i.state === 'pending').length;
@@ -371,18 +408,22 @@ export function initTeach(hooks) {
   function startTraining() {
     trainWhenDone = false;
     const names = [];
-    const ids = [];
+    const feats = [];
     const labels = [];
     rows().forEach((li, c) => {
       names.push($('.teach-name', li).value);
       for (const t of $('.teach-thumbs', li).children) {
-        ids.push(Number(t.dataset.id));
+        const img = images.get(Number(t.dataset.id));
+        if (!img || !img.features) continue;
+        feats.push(img.features);
         labels.push(c);
       }
     });
+    const all = new Float32Array(feats.length * dim);
+    feats.forEach((f, i) => all.set(f, i * dim));
     job++;
     setStatus('Training…');
-    worker.postMessage({type: 'teachTrain', job, classes: names, ids, labels});
+    workers[0].w.postMessage({type: 'teachTrain', job, classes: names, rows: all, labels}, [all.buffer]);
   }
 
   function endTraining() {
@@ -491,7 +532,7 @@ export function initTeach(hooks) {
   // The worker starts (module, base model) while the user names the
   // classes, so that the first pictures do not wait for it.
   section.addEventListener('focusin', () => {
-    if (!worker && hooks.current()) ensureWorker();
+    if (workers.length === 0 && hooks.current()) ensureWorker();
   });
 
   for (const li of rows()) setUpRow(li);

@@ -256,32 +256,32 @@ async function saliency(api, msg) {
 }
 
 // ---------------------------------------------------------------- teach mode
-// The page's teach panel (static/teach.js) runs its own worker with these
-// messages; the Go side is cifarnet.teach* (wasm/teach_js.go).
+// The page's teach panel (static/teach.js) runs workers of its own with
+// these messages; the Go side is cifarnet.teach* (wasm/teach_js.go). Any
+// of them computes features; the page keeps the rows and one trains.
 //
 // Messages from the page:
-//   {type: 'teachBase', url | bytes, name}   the model to teach; forgets earlier images
-//   {type: 'teachAdd', id, file}             decode a Blob/File, keep its features
-//   {type: 'teachRemove', id}
-//   {type: 'teachTrain', job, classes, ids, labels}
+//   {type: 'teachBase', url | bytes, name}   the model to teach
+//   {type: 'teachAdd', id, file}             decode a Blob/File, compute its features
+//   {type: 'teachTrain', job, classes, rows, labels}   rows: Float32Array, labels.length rows
 // Messages to the page:
-//   {type: 'teachBase', name}
-//   {type: 'teachAdded', id, input, inputWidth, inputHeight}   input: the 32×32 RGBA model input
+//   {type: 'teachBase', name, dim}
+//   {type: 'teachAdded', id, row, input, inputWidth, inputHeight}   row: Float32Array of dim;
+//                                            input: the 32×32 RGBA model input
 //   {type: 'teachProgress', job, done, total}                  epochs
 //   {type: 'teachDone', job, result}         result as cifarnet.teachTrain, file an ArrayBuffer
 //   {type: 'teachError', op, id, job, code, message}           op: 'base', 'add' or 'train'
 
-async function teachAddFile(api, msg) {
-  const file = msg.file;
+async function teachFeatures(api, file) {
   if (file.size > MAX_FILE_BYTES) {
     throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
   }
   try {
-    return await api.teachAdd(msg.id, new Uint8Array(await file.arrayBuffer()));
+    return await api.teachFeatures(new Uint8Array(await file.arrayBuffer()));
   } catch (err) {
     if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
     const {data, width, height} = await browserPixels(file, err);
-    return api.teachAddRGBA(msg.id, data, width, height);
+    return api.teachFeaturesRGBA(data, width, height);
   }
 }
 
@@ -293,7 +293,7 @@ function onTeachMessage(msg) {
         try {
           const api = await started;
           const r = await api.teachBase(msg.bytes ? new Uint8Array(msg.bytes) : msg.url, msg.name);
-          post({type: 'teachBase', name: r.name});
+          post({type: 'teachBase', name: r.name, dim: r.dim});
         } catch (err) {
           fail('base', err);
         }
@@ -302,23 +302,19 @@ function onTeachMessage(msg) {
     case 'teachAdd':
       enqueue(async () => {
         try {
-          const r = await teachAddFile(await started, msg);
-          post({type: 'teachAdded', id: msg.id, input: r.input, inputWidth: r.inputWidth, inputHeight: r.inputHeight}, [r.input.buffer]);
+          const r = await teachFeatures(await started, msg.file);
+          post({type: 'teachAdded', id: msg.id, row: r.row, input: r.input, inputWidth: r.inputWidth, inputHeight: r.inputHeight},
+            [r.row.buffer, r.input.buffer]);
         } catch (err) {
           fail('add', err);
         }
-      });
-      return true;
-    case 'teachRemove':
-      enqueue(async () => {
-        (await started).teachRemove(msg.id);
       });
       return true;
     case 'teachTrain':
       enqueue(async () => {
         try {
           const api = await started;
-          const r = await api.teachTrain(msg.classes, msg.ids, msg.labels,
+          const r = await api.teachTrain(msg.classes, msg.rows, msg.labels,
             (done, total) => post({type: 'teachProgress', job: msg.job, done, total}));
           const file = r.file.buffer;
           post({type: 'teachDone', job: msg.job, result: {...r, file}}, [file]);

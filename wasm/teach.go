@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -23,20 +24,23 @@ const (
 	maxFolds          = 5
 )
 
-// Teacher is the page's teach mode: a base model's features of the
-// images the user adds, kept by the page's image id, and a new classifier
-// head trained on them with models/finetune, the code behind `trainer
-// train --init W.cnw --freeze head-only`. Not safe for concurrent use.
+// Teacher is the page's teach mode: it computes a base model's features
+// of the user's images and trains a new classifier head on them with
+// models/finetune, the code behind `trainer train --init W.cnw --freeze
+// head-only`. It keeps no images: the page holds each image's feature row,
+// so that several workers can compute them and one trains. Not safe for
+// concurrent use.
 type Teacher struct {
 	name string
 	data []byte // the base weight file, whose SHA-256 the provenance records
 	ex   *finetune.Extractor
 	in   models.Shape
 	norm models.Normalization
-	rows map[int][]float32
+	dim  int
 }
 
-// NewTeacher decodes the base weight file.
+// NewTeacher decodes the base weight file and runs it once, on a grey
+// image, to learn the length of its feature rows.
 func NewTeacher(name string, data []byte) (*Teacher, error) {
 	f, err := models.Decode(data)
 	if err != nil {
@@ -50,66 +54,52 @@ func NewTeacher(name string, data []byte) (*Teacher, error) {
 	if err != nil {
 		return nil, &Error{CodeBadModel, fmt.Errorf("the base model %s cannot be taught: %w", name, err)}
 	}
-	return &Teacher{name: name, data: data, ex: ex, in: in, norm: f.Meta.Normalization, rows: map[int][]float32{}}, nil
+	_, dim, err := ex.Features(make([]float32, in.Size()), 1)
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the base model %s cannot be taught: %w", name, err)}
+	}
+	return &Teacher{name: name, data: data, ex: ex, in: in, norm: f.Meta.Normalization, dim: dim}, nil
 }
 
 // Base is the base model's file name.
 func (t *Teacher) Base() string { return t.name }
 
-// Len is the number of images added.
-func (t *Teacher) Len() int { return len(t.rows) }
+// Dim is the length of a feature row.
+func (t *Teacher) Dim() int { return t.dim }
 
-// Add decodes an image file as Classify does and keeps its features
-// under id (replacing any earlier image of that id). It returns the model
-// input the image became, for the page's thumbnail.
-func (t *Teacher) Add(id int, file []byte) (*image.NRGBA, error) {
-	if err := t.room(id); err != nil {
-		return nil, err
-	}
+// Features decodes an image file as Classify does and returns the base
+// model's features of it, and the model input it became (for the page's
+// thumbnail).
+func (t *Teacher) Features(file []byte) ([]float32, *image.NRGBA, error) {
 	if len(file) == 0 {
-		return nil, errorf(CodeUnsupported, "the file is empty")
+		return nil, nil, errorf(CodeUnsupported, "the file is empty")
 	}
 	x, input, err := models.PreprocessImage(file, t.in, t.norm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return input, t.keep(id, x)
+	row, err := t.row(x)
+	return row, input, err
 }
 
-// AddRGBA is Add for non-premultiplied RGBA pixels the browser decoded.
-func (t *Teacher) AddRGBA(id int, pix []byte, w, h int) (*image.NRGBA, error) {
-	if err := t.room(id); err != nil {
-		return nil, err
-	}
+// FeaturesRGBA is Features for non-premultiplied RGBA pixels the browser
+// decoded.
+func (t *Teacher) FeaturesRGBA(pix []byte, w, h int) ([]float32, *image.NRGBA, error) {
 	img, err := models.ImageFromRGBA(pix, w, h)
 	if err != nil {
-		return nil, &Error{CodeBadArgument, fmt.Errorf("pixels: %w", err)}
+		return nil, nil, &Error{CodeBadArgument, fmt.Errorf("pixels: %w", err)}
 	}
 	input := models.ModelInput(img, t.in.W)
-	return input, t.keep(id, models.Normalize(input, t.norm, nil))
+	row, err := t.row(models.Normalize(input, t.norm, nil))
+	return row, input, err
 }
 
-func (t *Teacher) room(id int) error {
-	if _, ok := t.rows[id]; !ok && len(t.rows) >= MaxTeachImages {
-		return errorf(CodeTooLarge, "%d images are the most one model can be taught from here", MaxTeachImages)
-	}
-	return nil
-}
-
-func (t *Teacher) keep(id int, x []float32) error {
+func (t *Teacher) row(x []float32) ([]float32, error) {
 	row, _, err := t.ex.Features(x, 1)
 	if err != nil {
-		return &Error{CodeInternal, fmt.Errorf("features: %w", err)}
+		return nil, &Error{CodeInternal, fmt.Errorf("features: %w", err)}
 	}
-	t.rows[id] = row
-	return nil
-}
-
-// Remove forgets image id; it reports whether there was one.
-func (t *Teacher) Remove(id int) bool {
-	_, ok := t.rows[id]
-	delete(t.rows, id)
-	return ok
+	return row, nil
 }
 
 // Taught is a trained model.
@@ -123,46 +113,42 @@ type Taught struct {
 	Seconds  float64 // cross-validation and training
 }
 
-// Train checks the classes and labelled images (ids[i] is of class
-// labels[i]), measures the accuracy by cross-validation, trains the head
-// on all the images and builds the weight file. progress, when not nil,
-// is called after each epoch with the epochs done and the total.
-func (t *Teacher) Train(classes []string, ids, labels []int, progress func(done, total int)) (*Taught, error) {
+// Train checks the classes and the images' feature rows (row i, Dim
+// values from Features, is of class labels[i]), measures the accuracy by
+// cross-validation, trains the head on all the images and builds the
+// weight file. progress, when not nil, is called after each epoch with
+// the epochs done and the total.
+func (t *Teacher) Train(classes []string, rows []float32, labels []int, progress func(done, total int)) (*Taught, error) {
 	start := time.Now()
 	classes, err := checkClasses(classes)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) != len(labels) {
-		return nil, errorf(CodeBadArgument, "%d image ids for %d labels", len(ids), len(labels))
+	n := len(labels)
+	if n > MaxTeachImages {
+		return nil, errorf(CodeTooLarge, "%d images: %d are the most one model can be taught from here", n, MaxTeachImages)
+	}
+	if len(rows) != n*t.dim {
+		return nil, errorf(CodeBadArgument, "%d feature values for %d images of %d", len(rows), n, t.dim)
+	}
+	for i, v := range rows {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, errorf(CodeBadArgument, "feature %d of image %d is %v", i%t.dim, i/t.dim, v)
+		}
 	}
 	count := make([]int, len(classes))
-	var rows []float32
-	dim := 0
-	seen := map[int]bool{}
-	for i, id := range ids {
-		l := labels[i]
+	for i, l := range labels {
 		if l < 0 || l >= len(classes) {
-			return nil, errorf(CodeBadArgument, "image %d has class %d of %d", id, l, len(classes))
+			return nil, errorf(CodeBadArgument, "image %d has class %d of %d", i, l, len(classes))
 		}
-		row, ok := t.rows[id]
-		if !ok {
-			return nil, errorf(CodeBadArgument, "image %d was not added (or could not be read)", id)
-		}
-		if seen[id] {
-			return nil, errorf(CodeBadArgument, "image %d is given twice", id)
-		}
-		seen[id] = true
-		dim = len(row)
-		rows = append(rows, row...)
 		count[l]++
 	}
 	folds := maxFolds
-	for c, n := range count {
-		if n < MinImagesPerClass {
-			return nil, errorf(CodeBadArgument, "class %q has %d image%s: add at least %d", classes[c], n, plural(n), MinImagesPerClass)
+	for c, k := range count {
+		if k < MinImagesPerClass {
+			return nil, errorf(CodeBadArgument, "class %q has %d image%s: add at least %d", classes[c], k, plural(k), MinImagesPerClass)
 		}
-		folds = min(folds, n)
+		folds = min(folds, k)
 	}
 	o := finetune.Options{Seed: 1}.Defaults()
 	total := (folds + 1) * o.Epochs
@@ -172,16 +158,16 @@ func (t *Teacher) Train(classes []string, ids, labels []int, progress func(done,
 		cvProgress = func(done, _ int) bool { progress(done, total); return true }
 		trainProgress = func(epoch int, _ float64) bool { progress(folds*o.Epochs+epoch, total); return true }
 	}
-	acc, err := finetune.CrossValidate(rows, dim, labels, len(classes), folds, o, cvProgress)
+	acc, err := finetune.CrossValidate(rows, t.dim, labels, len(classes), folds, o, cvProgress)
 	if err != nil {
 		return nil, &Error{CodeInternal, err}
 	}
-	head, err := finetune.Train(rows, dim, labels, len(classes), o, trainProgress)
+	head, err := finetune.Train(rows, t.dim, labels, len(classes), o, trainProgress)
 	if err != nil {
 		return nil, &Error{CodeInternal, err}
 	}
 	secs := time.Since(start).Seconds()
-	prov := finetune.HeadProvenance("images taught in the page", o, len(ids), len(ids), folds, acc, secs)
+	prov := finetune.HeadProvenance("images taught in the page", o, n, n, folds, acc, secs)
 	prov.Trainer = "cifarnet page (WebAssembly)"
 	prov.Device = "browser"
 	prov.Created = time.Now().UTC().Format(time.RFC3339)
@@ -194,7 +180,7 @@ func (t *Teacher) Train(classes []string, ids, labels []int, progress func(done,
 		return nil, &Error{CodeInternal, fmt.Errorf("the new weight file: %w", err)}
 	}
 	return &Taught{File: buf.Bytes(), Name: taughtName(classes), Classes: classes, Accuracy: acc,
-		Folds: folds, Images: len(ids), Seconds: secs}, nil
+		Folds: folds, Images: n, Seconds: secs}, nil
 }
 
 // checkClasses trims the names and refuses too few, too many, empty, too

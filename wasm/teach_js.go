@@ -3,30 +3,24 @@
 package main
 
 import (
+	"encoding/binary"
 	"image"
+	"math"
 	"syscall/js"
 )
 
-// The teach-mode API (see README.md): the page's teach worker sets a base
-// model, adds the user's images one by one (their features are computed
-// as they come, so that Train only fits the head) and trains.
+// The teach-mode API (see README.md): the page's teach workers set a base
+// model and compute the features of the user's images (several workers
+// share that work); the page keeps the rows and one worker trains.
 func (a *api) installTeach(obj js.Value) {
 	obj.Set("teachBase", promise(a.teachBase))
-	obj.Set("teachAdd", promise(a.teachAdd))
-	obj.Set("teachAddRGBA", promise(a.teachAddRGBA))
-	obj.Set("teachRemove", js.FuncOf(func(_ js.Value, args []js.Value) any {
-		if len(args) < 1 || args[0].Type() != js.TypeNumber {
-			return false
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return a.teacher != nil && a.teacher.Remove(args[0].Int())
-	}))
+	obj.Set("teachFeatures", promise(a.teachFeatures))
+	obj.Set("teachFeaturesRGBA", promise(a.teachFeaturesRGBA))
 	obj.Set("teachTrain", promise(a.teachTrain))
 }
 
-// teachBase(urlOrBytes, name?) sets the base model and forgets the images
-// added for the previous one; it resolves to {name, count: 0}.
+// teachBase(urlOrBytes, name?) sets the base model; it resolves to
+// {name, dim}, dim the length of a feature row.
 func (a *api) teachBase(args []js.Value) (job, error) {
 	if len(args) < 1 {
 		return nil, errorf(CodeBadArgument, "teachBase needs the URL or the bytes of a weight file")
@@ -63,50 +57,49 @@ func (a *api) teachBase(args []js.Value) (job, error) {
 		a.mu.Lock()
 		a.teacher = t
 		a.mu.Unlock()
-		return js.ValueOf(map[string]any{"name": name, "count": 0}), nil
+		return js.ValueOf(map[string]any{"name": name, "dim": t.Dim()}), nil
 	}, nil
 }
 
-// teachAdd(id, fileBytes) adds an image file; it resolves to {id, input,
-// inputWidth, inputHeight}: the model input, for the thumbnail.
-func (a *api) teachAdd(args []js.Value) (job, error) {
-	if len(args) < 2 || args[0].Type() != js.TypeNumber {
-		return nil, errorf(CodeBadArgument, "teachAdd needs an image id and the bytes of an image file")
+// teachFeatures(fileBytes) decodes an image; it resolves to {row, input,
+// inputWidth, inputHeight}: the base model's features (Float32Array) and
+// the model input (RGBA), for the thumbnail.
+func (a *api) teachFeatures(args []js.Value) (job, error) {
+	if len(args) < 1 {
+		return nil, errorf(CodeBadArgument, "teachFeatures needs the bytes of an image file")
 	}
-	id := args[0].Int()
-	data, err := bytesFromJS(args[1], "the image file", maxImageBytes)
+	data, err := bytesFromJS(args[0], "the image file", maxImageBytes)
 	if err != nil {
 		return nil, err
 	}
-	return a.teachJob(id, func(t *Teacher) (*image.NRGBA, error) { return t.Add(id, data) }), nil
+	return a.teachJob(func(t *Teacher) ([]float32, *image.NRGBA, error) { return t.Features(data) }), nil
 }
 
-// teachAddRGBA(id, pixels, width, height) adds RGBA pixels the browser
-// decoded.
-func (a *api) teachAddRGBA(args []js.Value) (job, error) {
-	if len(args) < 4 || args[0].Type() != js.TypeNumber || args[2].Type() != js.TypeNumber || args[3].Type() != js.TypeNumber {
-		return nil, errorf(CodeBadArgument, "teachAddRGBA needs an image id, pixels, width and height")
+// teachFeaturesRGBA(pixels, width, height) is teachFeatures for RGBA
+// pixels the browser decoded.
+func (a *api) teachFeaturesRGBA(args []js.Value) (job, error) {
+	if len(args) < 3 || args[1].Type() != js.TypeNumber || args[2].Type() != js.TypeNumber {
+		return nil, errorf(CodeBadArgument, "teachFeaturesRGBA needs pixels, width and height")
 	}
-	id := args[0].Int()
-	w, h := args[2].Float(), args[3].Float()
+	w, h := args[1].Float(), args[2].Float()
 	if w < 1 || h < 1 || w != float64(int(w)) || h != float64(int(h)) || w*h > maxImageBytes/4 {
-		return nil, errorf(CodeBadArgument, "teachAddRGBA: width and height must be positive integers with width×height ≤ %d, got %g×%g", maxImageBytes/4, w, h)
+		return nil, errorf(CodeBadArgument, "teachFeaturesRGBA: width and height must be positive integers with width×height ≤ %d, got %g×%g", maxImageBytes/4, w, h)
 	}
-	pix, err := bytesFromJS(args[1], "the pixels", maxImageBytes)
+	pix, err := bytesFromJS(args[0], "the pixels", maxImageBytes)
 	if err != nil {
 		return nil, err
 	}
-	return a.teachJob(id, func(t *Teacher) (*image.NRGBA, error) { return t.AddRGBA(id, pix, int(w), int(h)) }), nil
+	return a.teachJob(func(t *Teacher) ([]float32, *image.NRGBA, error) { return t.FeaturesRGBA(pix, int(w), int(h)) }), nil
 }
 
-func (a *api) teachJob(id int, add func(*Teacher) (*image.NRGBA, error)) job {
+func (a *api) teachJob(features func(*Teacher) ([]float32, *image.NRGBA, error)) job {
 	return func() (js.Value, error) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.teacher == nil {
 			return js.Value{}, errorf(CodeNoModel, "no base model to teach is loaded yet")
 		}
-		input, err := add(a.teacher)
+		row, input, err := features(a.teacher)
 		if err != nil {
 			return js.Value{}, err
 		}
@@ -119,8 +112,7 @@ func (a *api) teachJob(id int, add func(*Teacher) (*image.NRGBA, error)) job {
 		arr := jsUint8ClampedArray.New(len(pix))
 		js.CopyBytesToJS(arr, pix)
 		o := js.Global().Get("Object").New()
-		o.Set("id", id)
-		o.Set("count", a.teacher.Len())
+		o.Set("row", float32sToJS(row))
 		o.Set("input", arr)
 		o.Set("inputWidth", b.Dx())
 		o.Set("inputHeight", b.Dy())
@@ -128,19 +120,20 @@ func (a *api) teachJob(id int, add func(*Teacher) (*image.NRGBA, error)) job {
 	}
 }
 
-// teachTrain(classes, ids, labels, onProgress?) trains on the added images
-// ids[i] of class labels[i]; onProgress(done, total) is called after each
-// epoch. It resolves to {file: Uint8Array, name, classes, accuracy, folds,
+// teachTrain(classes, rows, labels, onProgress?) trains on the feature
+// rows (a Float32Array of labels.length rows) of images of class
+// labels[i]; onProgress(done, total) is called as epochs finish. It
+// resolves to {file: Uint8Array, name, base, classes, accuracy, folds,
 // images, seconds}.
 func (a *api) teachTrain(args []js.Value) (job, error) {
 	if len(args) < 3 {
-		return nil, errorf(CodeBadArgument, "teachTrain needs class names, image ids and their class indices")
+		return nil, errorf(CodeBadArgument, "teachTrain needs class names, feature rows and class indices")
 	}
 	classes, err := stringsFromJS(args[0], "the class names")
 	if err != nil {
 		return nil, err
 	}
-	ids, err := intsFromJS(args[1], "the image ids")
+	rows, err := float32sFromJS(args[1], "the feature rows")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +152,7 @@ func (a *api) teachTrain(args []js.Value) (job, error) {
 			return js.Value{}, errorf(CodeNoModel, "no base model to teach is loaded yet")
 		}
 		last := -1
-		r, err := a.teacher.Train(classes, ids, labels, func(done, total int) {
+		r, err := a.teacher.Train(classes, rows, labels, func(done, total int) {
 			// About every 2 %: each call crosses into JavaScript.
 			if pct := 50 * done / total; pct != last && progress.Type() == js.TypeFunction {
 				last = pct
@@ -186,6 +179,38 @@ func (a *api) teachTrain(args []js.Value) (job, error) {
 		o.Set("seconds", r.Seconds)
 		return o, nil
 	}, nil
+}
+
+var jsFloat32Array = js.Global().Get("Float32Array")
+
+// float32sToJS copies v into a new Float32Array.
+func float32sToJS(v []float32) js.Value {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	arr := jsFloat32Array.New(len(v))
+	js.CopyBytesToJS(jsUint8Array.New(arr.Get("buffer"), arr.Get("byteOffset"), arr.Get("byteLength")), b)
+	return arr
+}
+
+// float32sFromJS copies a Float32Array (WebAssembly and every browser are
+// little-endian).
+func float32sFromJS(v js.Value, what string) ([]float32, error) {
+	if !v.InstanceOf(jsFloat32Array) {
+		return nil, errorf(CodeBadArgument, "%s must be a Float32Array", what)
+	}
+	n := v.Get("length").Int()
+	if n > MaxTeachImages*(1<<16) {
+		return nil, errorf(CodeTooLarge, "%s: %d values are too many", what, n)
+	}
+	b := make([]byte, 4*n)
+	js.CopyBytesToGo(b, jsUint8Array.New(v.Get("buffer"), v.Get("byteOffset"), v.Get("byteLength")))
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
 }
 
 const maxTeachArray = MaxTeachImages + 1 // a longer array is refused before it is read

@@ -11,50 +11,63 @@ import (
 	"github.com/cifarnet-go/cifarnet/models"
 )
 
-// TestTeachAPI drives teach mode as the page's teach worker does.
+// TestTeachAPI drives teach mode as the page's teach workers do.
 func TestTeachAPI(t *testing.T) {
 	model := mustRead(t, modelPath)
 	square := squarePNG(t, red, 32, 32, 1)
+	noRows := js.Global().Get("Float32Array").New(0)
 	t.Run("before teachBase", func(t *testing.T) {
-		mustReject(t, jsAPI().Call("teachAdd", 1, toU8(square)), CodeNoModel)
-		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", "b"}), js.ValueOf([]any{}), js.ValueOf([]any{})), CodeNoModel)
-		if jsAPI().Call("teachRemove", 1).Bool() {
-			t.Error("teachRemove without a base said it removed something")
-		}
+		mustReject(t, jsAPI().Call("teachFeatures", toU8(square)), CodeNoModel)
+		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", "b"}), noRows, js.ValueOf([]any{})), CodeNoModel)
 	})
 	t.Run("bad arguments", func(t *testing.T) {
 		mustReject(t, jsAPI().Call("teachBase"), CodeBadArgument)
 		mustReject(t, jsAPI().Call("teachBase", toU8(square), "x.png"), CodeBadModel)
-		mustReject(t, jsAPI().Call("teachAdd", "one", toU8(square)), CodeBadArgument)
-		mustReject(t, jsAPI().Call("teachAddRGBA", 1, toU8(square), 0, 3), CodeBadArgument)
-		mustReject(t, jsAPI().Call("teachTrain", "a,b", js.ValueOf([]any{}), js.ValueOf([]any{})), CodeBadArgument)
-		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", 2}), js.ValueOf([]any{}), js.ValueOf([]any{})), CodeBadArgument)
-		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", "b"}), js.ValueOf([]any{1.5}), js.ValueOf([]any{0})), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachFeatures", "one"), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachFeaturesRGBA", toU8(square), 0, 3), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachTrain", "a,b", noRows, js.ValueOf([]any{})), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", 2}), noRows, js.ValueOf([]any{})), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", "b"}), js.ValueOf([]any{1, 2}), js.ValueOf([]any{0})), CodeBadArgument)
+		mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"a", "b"}), noRows, js.ValueOf([]any{1.5})), CodeBadArgument)
 	})
 	base := mustResolve(t, jsAPI().Call("teachBase", toU8(model), "small.cnw"))
-	if base.Get("name").String() != "small.cnw" {
-		t.Errorf("teachBase resolved to name %q", base.Get("name").String())
+	dim := base.Get("dim").Int()
+	if base.Get("name").String() != "small.cnw" || dim <= 0 {
+		t.Fatalf("teachBase resolved to %s", js.Global().Get("JSON").Call("stringify", base))
 	}
-	var ids, labels []any
+	rows := js.Global().Get("Float32Array").New(8 * dim)
+	var labels []any
+	var first []float32
 	for i := range 8 {
 		c := red
 		if i%2 == 1 {
 			c = blue
 		}
-		r := mustResolve(t, jsAPI().Call("teachAdd", i, toU8(squarePNG(t, c, 32, 32, uint64(i)))))
-		if r.Get("id").Int() != i || r.Get("count").Int() != i+1 || r.Get("input").Length() != 32*32*4 || r.Get("inputWidth").Int() != 32 {
-			t.Fatalf("teachAdd(%d) = %s", i, js.Global().Get("JSON").Call("stringify", r))
+		r := mustResolve(t, jsAPI().Call("teachFeatures", toU8(squarePNG(t, c, 32, 32, uint64(i)))))
+		if r.Get("row").Length() != dim || r.Get("input").Length() != 32*32*4 || r.Get("inputWidth").Int() != 32 {
+			t.Fatalf("teachFeatures = %s", js.Global().Get("JSON").Call("stringify", r))
 		}
-		ids, labels = append(ids, i), append(labels, i%2)
+		rows.Call("set", r.Get("row"), i*dim)
+		labels = append(labels, i%2)
+		if i == 0 {
+			first, _ = float32sFromJS(r.Get("row"), "row")
+		}
 	}
-	// A bad image is refused with its code and changes nothing.
-	mustReject(t, jsAPI().Call("teachAdd", 100, toU8([]byte("not an image"))), CodeUnsupported)
+	// The rows are the Go Teacher's, bit for bit, through the Float32Array.
+	tc, err := NewTeacher("small.cnw", model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := tc.Features(squarePNG(t, red, 32, 32, 0))
+	if err != nil || !slices.Equal(first, want) {
+		t.Errorf("row 0 from JavaScript differs from Go's (%v)", err)
+	}
+	mustReject(t, jsAPI().Call("teachFeatures", toU8([]byte("not an image"))), CodeUnsupported)
 	pix := js.Global().Get("Uint8ClampedArray").New(4 * 6)
-	mustResolve(t, jsAPI().Call("teachAddRGBA", 100, pix, 3, 2))
-	if !jsAPI().Call("teachRemove", 100).Bool() {
-		t.Error("teachRemove(100) found nothing")
+	if r := mustResolve(t, jsAPI().Call("teachFeaturesRGBA", pix, 3, 2)); r.Get("row").Length() != dim {
+		t.Errorf("teachFeaturesRGBA row of %d", r.Get("row").Length())
 	}
-	mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"red", "red"}), js.ValueOf(ids), js.ValueOf(labels)), CodeBadArgument)
+	mustReject(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"red", "red"}), rows, js.ValueOf(labels)), CodeBadArgument)
 
 	calls := 0
 	progress := js.FuncOf(func(_ js.Value, a []js.Value) any {
@@ -62,7 +75,7 @@ func TestTeachAPI(t *testing.T) {
 		return nil
 	})
 	defer progress.Release()
-	r := mustResolve(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"red", "blue"}), js.ValueOf(ids), js.ValueOf(labels), progress))
+	r := mustResolve(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"red", "blue"}), rows, js.ValueOf(labels), progress))
 	if calls == 0 || r.Get("accuracy").Float() < 0.9 || r.Get("folds").Int() != 4 || r.Get("images").Int() != 8 ||
 		r.Get("name").String() != "taught-red-blue.cnw" || r.Get("base").String() != "small.cnw" {
 		t.Errorf("teachTrain = %s after %d progress calls", js.Global().Get("JSON").Call("stringify", r), calls)

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -46,33 +47,33 @@ func newTeacher(t *testing.T) *Teacher {
 	return tc
 }
 
-// addSquares adds per red and per blue squares as ids 0.. and returns
-// their ids and labels (red 0, blue 1).
-func addSquares(t *testing.T, tc *Teacher, per int) (ids, labels []int) {
+// squareRows returns the feature rows of per red and per blue squares,
+// alternating, and their labels (red 0, blue 1).
+func squareRows(t *testing.T, tc *Teacher, per int) (rows []float32, labels []int) {
 	t.Helper()
 	for i := range 2 * per {
 		c := red
 		if i%2 == 1 {
 			c = blue
 		}
-		input, err := tc.Add(i, squarePNG(t, c, 40+i, 36, uint64(i)))
+		row, input, err := tc.Features(squarePNG(t, c, 40+i, 36, uint64(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b := input.Bounds(); b.Dx() != 32 || b.Dy() != 32 {
-			t.Fatalf("model input %v", b)
+		if b := input.Bounds(); b.Dx() != 32 || b.Dy() != 32 || len(row) != tc.Dim() {
+			t.Fatalf("model input %v, %d features of %d", b, len(row), tc.Dim())
 		}
-		ids = append(ids, i)
+		rows = append(rows, row...)
 		labels = append(labels, i%2)
 	}
-	return ids, labels
+	return rows, labels
 }
 
 func TestTeachRedBlue(t *testing.T) {
 	tc := newTeacher(t)
-	ids, labels := addSquares(t, tc, 6)
+	rows, labels := squareRows(t, tc, 6)
 	calls, last, total := 0, 0, 0
-	r, err := tc.Train([]string{" red ", "blue"}, ids, labels, func(done, all int) {
+	r, err := tc.Train([]string{" red ", "blue"}, rows, labels, func(done, all int) {
 		calls++
 		if done <= last || done > all {
 			t.Errorf("progress %d of %d after %d", done, all, last)
@@ -115,27 +116,29 @@ func TestTeachRedBlue(t *testing.T) {
 
 func TestTeachRefuses(t *testing.T) {
 	tc := newTeacher(t)
-	ids, labels := addSquares(t, tc, 3) // 0, 2, 4 red; 1, 3, 5 blue
+	rows, labels := squareRows(t, tc, 3) // red, blue, red, blue, red, blue
+	d := tc.Dim()
+	nan := slices.Clone(rows)
+	nan[d+3] = float32(math.NaN())
 	for _, c := range []struct {
 		name    string
 		classes []string
-		ids     []int
+		rows    []float32
 		labels  []int
 		want    string
 	}{
-		{"one class", []string{"red"}, ids, labels, "name 2 to 10 classes"},
-		{"eleven classes", strings.Split("a b c d e f g h i j k", " "), ids, labels, "name 2 to 10 classes"},
-		{"no name", []string{"red", "  "}, ids, labels, "class 2 has no name"},
-		{"duplicate", []string{"Red", "red"}, ids, labels, "both called"},
-		{"long name", []string{"red", strings.Repeat("b", MaxClassName+1)}, ids, labels, "longer than"},
-		{"empty class", []string{"red", "blue", "green"}, ids, labels, `class "green" has 0 images`},
-		{"one image", []string{"red", "blue"}, []int{0, 2, 1}, []int{0, 0, 1}, `class "blue" has 1 image:`},
-		{"unknown id", []string{"red", "blue"}, append(slices.Clone(ids), 77), append(slices.Clone(labels), 0), "image 77 was not added"},
-		{"twice", []string{"red", "blue"}, append(slices.Clone(ids), 0), append(slices.Clone(labels), 0), "given twice"},
-		{"bad label", []string{"red", "blue"}, ids, []int{0, 1, 0, 1, 0, 2}, "class 2 of 2"},
-		{"lengths", []string{"red", "blue"}, ids, labels[:3], "6 image ids for 3 labels"},
+		{"one class", []string{"red"}, rows, labels, "name 2 to 10 classes"},
+		{"eleven classes", strings.Split("a b c d e f g h i j k", " "), rows, labels, "name 2 to 10 classes"},
+		{"no name", []string{"red", "  "}, rows, labels, "class 2 has no name"},
+		{"duplicate", []string{"Red", "red"}, rows, labels, "both called"},
+		{"long name", []string{"red", strings.Repeat("b", MaxClassName+1)}, rows, labels, "longer than"},
+		{"empty class", []string{"red", "blue", "green"}, rows, labels, `class "green" has 0 images`},
+		{"one image", []string{"red", "blue"}, rows[:3*d], labels[:3], `class "blue" has 1 image:`},
+		{"bad label", []string{"red", "blue"}, rows, []int{0, 1, 0, 1, 0, 2}, "image 5 has class 2 of 2"},
+		{"short rows", []string{"red", "blue"}, rows[:len(rows)-1], labels, "feature values for 6 images"},
+		{"not a number", []string{"red", "blue"}, nan, labels, "feature 3 of image 1 is NaN"},
 	} {
-		r, err := tc.Train(c.classes, c.ids, c.labels, nil)
+		r, err := tc.Train(c.classes, c.rows, c.labels, nil)
 		if err == nil {
 			t.Errorf("%s: no error, accuracy %.2f", c.name, r.Accuracy)
 			continue
@@ -159,21 +162,25 @@ func TestTeachImageErrors(t *testing.T) {
 		{"truncated", good[:len(good)/2], CodeCorrupt},
 		{"huge", hugePNGHeader(20000, 20000), CodeTooLarge},
 	} {
-		if _, err := tc.Add(1, c.data); ErrorCode(err) != c.code {
+		if _, _, err := tc.Features(c.data); ErrorCode(err) != c.code {
 			t.Errorf("%s: error %v (code %s), want code %s", c.name, err, ErrorCode(err), c.code)
 		}
 	}
-	if tc.Len() != 0 {
-		t.Errorf("%d images kept after errors", tc.Len())
-	}
-	if _, err := tc.AddRGBA(1, make([]byte, 11), 2, 2); ErrorCode(err) != CodeBadArgument {
+	if _, _, err := tc.FeaturesRGBA(make([]byte, 11), 2, 2); ErrorCode(err) != CodeBadArgument {
 		t.Errorf("short pixels: %v", err)
 	}
-	if _, err := tc.AddRGBA(1, bytes.Repeat([]byte{255, 0, 0, 255}, 12), 4, 3); err != nil || tc.Len() != 1 {
-		t.Errorf("AddRGBA: %v, %d images", err, tc.Len())
+	// The browser's pixels give the same features as the file.
+	pix, w, h := decodeRGBA(t, good)
+	a, _, err := tc.FeaturesRGBA(pix, w, h)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !tc.Remove(1) || tc.Remove(1) || tc.Len() != 0 {
-		t.Error("Remove")
+	b, _, err := tc.Features(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Error("features of the pixels differ from those of the file")
 	}
 	if _, err := NewTeacher("bad.cnw", good); ErrorCode(err) != CodeBadModel || !strings.Contains(err.Error(), "bad.cnw") {
 		t.Errorf("NewTeacher on a PNG: %v", err)

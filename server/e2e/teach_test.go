@@ -420,6 +420,28 @@ func TestTeachShippedCIFAR(t *testing.T) {
 	if st.Accuracy < 0.6 {
 		t.Errorf("cross-validated accuracy %.3f on three CIFAR-10 classes (chance 0.33)", st.Accuracy)
 	}
+	// CIFARNET_TEACH_OUT=DIR keeps the downloaded model (DIR/taught.cnw)
+	// and the held-out images (DIR/held/<class>/) for `trainer eval`.
+	fname, file := catchDownload(t, ctx, "#teach-download")
+	if f, err := models.Decode(file); err != nil || !slices.Equal(f.Meta.Classes, names) || !strings.HasPrefix(f.Meta.Provenance.BaseModel, name+" sha256:") {
+		t.Errorf("downloaded %s: %v", fname, err)
+	}
+	if out := os.Getenv("CIFARNET_TEACH_OUT"); out != "" {
+		for i, files := range held {
+			dir := filepath.Join(out, "held", names[i])
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join(out, "taught.cnw"), file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	click(t, ctx, "#teach-use")
 	if s := waitStatus(t, ctx, "taught-bird-deer-frog.cnw"); s.State != "ready" {
 		t.Fatalf("the taught model did not load: %+v", s)
