@@ -7,9 +7,12 @@ import (
 	"image/png"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
 )
@@ -197,5 +200,67 @@ func TestTaughtName(t *testing.T) {
 		if got := taughtName(strings.Split(in, "|")); got != want {
 			t.Errorf("taughtName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkTeach60 is teach mode's work for 60 pictures in one worker: the
+// features of 3 CIFAR-10 classes × 20 test images (PNG files, decoded as
+// the page does) with the shipped default model, then cross-validation
+// and training. Under Node:
+//
+//	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go test -run - -bench Teach60 -benchtime 3x \
+//	    -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/
+func BenchmarkTeach60(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "shared", "cifar10", "cifar-10-batches-bin", "test_batch.bin"))
+	if dir := os.Getenv("CIFAR10_DIR"); dir != "" {
+		data, err = os.ReadFile(filepath.Join(dir, "test_batch.bin"))
+	}
+	if err != nil {
+		b.Skipf("CIFAR-10 test batch not found (set CIFAR10_DIR): %v", err)
+	}
+	def := strings.TrimSpace(string(mustRead(b, filepath.Join("..", "models", "zoo", "DEFAULT"))))
+	id := strings.TrimSuffix(strings.TrimSuffix(def, ".cnw"), ".int8")
+	base := mustRead(b, filepath.Join("..", "models", "zoo", id, def))
+	var files [][]byte
+	var labels []int
+	count := map[int]int{}
+	for r := 0; r+3073 <= len(data) && len(files) < 60; r += 3073 {
+		c := slices.Index([]int{2, 4, 6}, int(data[r]))
+		if c < 0 || count[c] == 20 {
+			continue
+		}
+		count[c]++
+		img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
+		for i := range 1024 {
+			img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = data[r+1+i], data[r+1025+i], data[r+2049+i], 255
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, buf.Bytes())
+		labels = append(labels, c)
+	}
+	tc, err := NewTeacher(def, base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		var rows []float32
+		for _, f := range files {
+			row, _, err := tc.Features(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows = append(rows, row...)
+		}
+		features := time.Since(start)
+		r, err := tc.Train([]string{"bird", "deer", "frog"}, rows, labels, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("features %.2f s, cross-validation and training %.2f s, cross-validated accuracy %.1f %%", features.Seconds(), r.Seconds, 100*r.Accuracy)
 	}
 }
