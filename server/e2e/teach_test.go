@@ -248,12 +248,23 @@ func TestTeach(t *testing.T) {
 	if st := waitTeach(t, ctx, "the empty-class refusal", `s.state === 'error'`); !strings.Contains(st.Status, `"blue" has 0 images`) {
 		t.Errorf("train with an empty class says %q", st.Status)
 	}
-	// A file that is not an image is named and skipped.
-	teachFiles(t, ctx, 1, []namedFile{{"notes.png", []byte("not a picture")}})
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](
-		`document.querySelectorAll('.teach-class-message')[1].textContent.includes('notes.png')`,
-		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		t.Fatalf("no message for a bad file: %v", err)
+	// A file that is not an image, and one too large to decode, are named
+	// and skipped.
+	for _, f := range []namedFile{{"notes.png", []byte("not a picture")}, {"huge.png", pngHeader(20000, 20000)}} {
+		teachFiles(t, ctx, 1, []namedFile{f})
+		const msg = `document.querySelectorAll('.teach-class-message')[1].textContent`
+		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](msg+`.includes(`+fmt.Sprintf("%q", f.name)+`)`,
+			chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("no message for %s: %v", f.name, err)
+		}
+		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](msg))
+		t.Logf("%s: %q", f.name, text)
+		if f.name == "huge.png" && !strings.Contains(text, "too large") {
+			t.Errorf("a 20000×20000 image: %q", text)
+		}
+	}
+	if st := waitTeach(t, ctx, "the bad files gone", `s.pending === 0`); st.Images != 2 {
+		t.Errorf("%d images kept after two bad files, want 2", st.Images)
 	}
 
 	watchLongTasks(t, ctx)
