@@ -212,13 +212,6 @@ export function initTeach(hooks) {
       addFiles(li, Array.from(file.files));
       file.value = '';
     });
-    // The label opens the picker on a click; Enter and Space do the same.
-    drop.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') {
-        e.preventDefault();
-        file.click();
-      }
-    });
     $('.teach-remove-class', li).addEventListener('click', () => removeClass(li));
     $('.teach-camera', li).addEventListener('click', () => cameraFrame(li));
     li.addEventListener('dragover', (e) => {
