@@ -5,6 +5,8 @@
 // data-top-index, data-top-label, data-probs, data-ms, data-error-code), which
 // the end-to-end tests read.
 
+import {initTeach} from './teach.js'; // rewritten by static/assemble.sh
+
 const WORKER_URL = 'worker.js'; // rewritten by static/assemble.sh
 const MAX_FILE_BYTES = 100e6; // 100 MB, the unit rule of trainer info: MB = 10^6 bytes
 
@@ -776,9 +778,11 @@ document.addEventListener('dragover', (e) => {
   if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
 });
 document.addEventListener('drop', (e) => {
+  const taken = e.defaultPrevented; // by a teach-mode class (teach.js)
   e.preventDefault();
   dragDepth = 0;
   document.body.classList.remove('dragging');
+  if (taken) return;
   const files = e.dataTransfer ? Array.from(e.dataTransfer.files) : [];
   if (files.length > 0) {
     handleFiles(files);
@@ -1433,6 +1437,23 @@ async function registerServiceWorker() {
     console.warn('cifarnet: service worker not registered:', err);
   }
 }
+
+// Teach mode (teach.js) runs a worker of its own from the compiled module,
+// teaches the model in use, and hands back a taught model to use like a
+// dropped weight file.
+initTeach({
+  workerURL: WORKER_URL,
+  module: () => compiledModule,
+  current: () => lastLoad,
+  use: (bytes, name) => {
+    loadStarted = performance.now();
+    setStatus(`Loading ${name}…`);
+    lastLoad = {type: 'loadBytes', bytes, name, taught: true};
+    broadcast(lastLoad);
+    modelRequested = true;
+    flushHeld();
+  },
+});
 
 setStatus('Downloading the classifier…');
 setProgress(0, -1);

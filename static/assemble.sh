@@ -7,7 +7,7 @@
 # MODELS_ZOO/*/; MODELS_ZOO/DEFAULT names the default model: an id or a .cnw file name):
 #
 #   - scripts, style sheet and module get content-hashed names
-#     (app.<hash>.js, worker.<hash>.js, wasm_exec.<hash>.js, style.<hash>.css,
+#     (app.<hash>.js, teach.<hash>.js, worker.<hash>.js, wasm_exec.<hash>.js, style.<hash>.css,
 #     cifarnet.<hash>.wasm) and the references to them are rewritten;
 #   - weight files go to DIST/models/ with DIST/models/manifest.json, the
 #     same JSON as the server's GET /api/models, and, where a zoo folder
@@ -69,8 +69,11 @@ rewrite "$work/worker.js" "const WASM_URL = 'cifarnet.wasm'" "const WASM_URL = '
 rewrite "$work/worker.js" "const WASM_SIZE = 0;" "const WASM_SIZE = $(stat -c %s "$wasm");"
 worker_name=$(hashed "$work/worker.js" worker js)
 
+# app.js imports teach.js, the teach mode module.
+teach_name=$(hashed "$src/teach.js" teach js)
 cp "$src/app.js" "$work/app.js"
 rewrite "$work/app.js" "const WORKER_URL = 'worker.js'" "const WORKER_URL = '$worker_name'"
+rewrite "$work/app.js" "from './teach.js'" "from './$teach_name'"
 app_name=$(hashed "$work/app.js" app js)
 style_name=$(hashed "$src/style.css" style css)
 
@@ -105,7 +108,7 @@ fi
 latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -zoo "$zoo" -o "$dist/models/manifest.json")
 
 # Service worker: build version and precache list.
-precache="'./', '$app_name', '$worker_name', '$exec_name', '$wasm_name', '$style_name', 'icon.svg', 'manifest.webmanifest', 'models/manifest.json'"
+precache="'./', '$app_name', '$teach_name', '$worker_name', '$exec_name', '$wasm_name', '$style_name', 'icon.svg', 'manifest.webmanifest', 'models/manifest.json'"
 for f in "$dist"/samples/*.png; do
 	precache+=", 'samples/$(basename "$f")'"
 done

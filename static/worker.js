@@ -194,6 +194,13 @@ async function classifyFile(api, file) {
 }
 
 async function classifyWithBrowserDecoder(api, file, goErr) {
+  const {data, width, height} = await browserPixels(file, goErr);
+  return api.classifyRGBA(data, width, height);
+}
+
+// browserPixels decodes file with the browser, scaled down to DOWNSCALE_TO
+// on its long side, for the images Go cannot decode (goErr says why).
+async function browserPixels(file, goErr) {
   if (typeof createImageBitmap !== 'function' || typeof OffscreenCanvas !== 'function') throw goErr;
   let bitmap;
   try {
@@ -220,8 +227,7 @@ async function classifyWithBrowserDecoder(api, file, goErr) {
     const ctx = canvas.getContext('2d', {willReadFrequently: true});
     ctx.drawImage(source, 0, 0);
     if (source !== bitmap) source.close();
-    const {data} = ctx.getImageData(0, 0, w, h);
-    return await api.classifyRGBA(data, w, h);
+    return {data: ctx.getImageData(0, 0, w, h).data, width: w, height: h};
   } finally {
     bitmap.close();
   }
@@ -263,9 +269,82 @@ async function saliency(api, msg) {
   }
 }
 
+// ---------------------------------------------------------------- teach mode
+// The page's teach panel (static/teach.js) runs workers of its own with
+// these messages; the Go side is cifarnet.teach* (wasm/teach_js.go). Any
+// of them computes features; the page keeps the rows and one trains.
+//
+// Messages from the page:
+//   {type: 'teachBase', url | bytes, name}   the model to teach
+//   {type: 'teachAdd', id, file}             decode a Blob/File, compute its features
+//   {type: 'teachTrain', job, classes, rows, labels}   rows: Float32Array, labels.length rows
+// Messages to the page:
+//   {type: 'teachBase', name, dim}
+//   {type: 'teachAdded', id, row, input, inputWidth, inputHeight}   row: Float32Array of dim;
+//                                            input: the 32×32 RGBA model input
+//   {type: 'teachProgress', job, done, total}                  epochs
+//   {type: 'teachDone', job, result}         result as cifarnet.teachTrain, file an ArrayBuffer
+//   {type: 'teachError', op, id, job, code, message}           op: 'base', 'add' or 'train'
+
+async function teachFeatures(api, file) {
+  if (file.size > MAX_FILE_BYTES) {
+    throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
+  }
+  try {
+    return await api.teachFeatures(new Uint8Array(await file.arrayBuffer()));
+  } catch (err) {
+    if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
+    const {data, width, height} = await browserPixels(file, err);
+    return api.teachFeaturesRGBA(data, width, height);
+  }
+}
+
+function onTeachMessage(msg) {
+  const fail = (op, err) => post({type: 'teachError', op, id: msg.id, job: msg.job, ...errorMessage(err)});
+  switch (msg.type) {
+    case 'teachBase':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          const r = await api.teachBase(msg.bytes ? new Uint8Array(msg.bytes) : msg.url, msg.name);
+          post({type: 'teachBase', name: r.name, dim: r.dim});
+        } catch (err) {
+          fail('base', err);
+        }
+      });
+      return true;
+    case 'teachAdd':
+      enqueue(async () => {
+        try {
+          const r = await teachFeatures(await started, msg.file);
+          post({type: 'teachAdded', id: msg.id, row: r.row, input: r.input, inputWidth: r.inputWidth, inputHeight: r.inputHeight},
+            [r.row.buffer, r.input.buffer]);
+        } catch (err) {
+          fail('add', err);
+        }
+      });
+      return true;
+    case 'teachTrain':
+      enqueue(async () => {
+        try {
+          const api = await started;
+          const r = await api.teachTrain(msg.classes, msg.rows, msg.labels,
+            (done, total) => post({type: 'teachProgress', job: msg.job, done, total}));
+          const file = r.file.buffer;
+          post({type: 'teachDone', job: msg.job, result: {...r, file}}, [file]);
+        } catch (err) {
+          fail('train', err);
+        }
+      });
+      return true;
+  }
+  return false;
+}
+
 self.onmessage = (e) => {
   const msg = e.data;
   if (!started) start(msg.type === 'init' ? msg.module : null);
+  if (onTeachMessage(msg)) return;
   switch (msg.type) {
     case 'load':
     case 'loadBytes':

@@ -37,8 +37,9 @@ func main() {
 // held across a wait for JavaScript, so a synchronous call (info) cannot
 // block on it.
 type api struct {
-	mu  sync.Mutex
-	cur *Classifier
+	mu      sync.Mutex
+	cur     *Classifier
+	teacher *Teacher // teach mode (teach_js.go)
 }
 
 // install puts the API object on global as "cifarnet".
@@ -62,6 +63,7 @@ func install(global js.Value) {
 		return v
 	}))
 	obj.Set("setTTA", promise(a.setTTA))
+	a.installTeach(obj)
 	global.Set("cifarnet", obj)
 }
 

@@ -7,7 +7,8 @@
 // Lighthouse that many times and judges the median (default 3). Prints the
 // figures and exits 1 when a limit is missed or axe finds a violation in
 // any state (empty, results with an unsure and an error card, the model
-// card, compare mode, the compact filtered layout, camera, phone width).
+// card, compare mode, the compact filtered layout, camera, a trained
+// teach-mode model, phone width).
 import fs from 'node:fs';
 import {createRequire} from 'node:module';
 import * as chromeLauncher from 'chrome-launcher';
@@ -133,6 +134,29 @@ try {
   await page.waitForFunction(`document.getElementById('camera-video').videoWidth > 0`, {timeout: 30000});
   await axe('camera');
   await page.click('#camera-close');
+  // Teach mode: two named classes of a few pictures each, trained.
+  await page.evaluate(`(async () => {
+    const names = document.querySelectorAll('#teach-classes .teach-name');
+    names[0].value = 'light';
+    names[1].value = 'dark';
+    const rows = document.querySelectorAll('#teach-classes .teach-class');
+    for (const [i, grey] of [[0, 220], [1, 30]]) {
+      const dt = new DataTransfer();
+      for (let k = 0; k < 3; k++) {
+        const c = document.createElement('canvas');
+        c.width = c.height = 32;
+        const g = c.getContext('2d');
+        g.fillStyle = 'rgb(' + (grey + 8 * k) + ',' + grey + ',' + grey + ')';
+        g.fillRect(0, 0, 32, 32);
+        const b = await new Promise((resolve) => c.toBlob(resolve));
+        dt.items.add(new File([b], 'p' + k + '.png', {type: 'image/png'}));
+      }
+      rows[i].dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }
+    document.getElementById('teach-train').click();
+  })()`);
+  await page.waitForFunction(`document.querySelector('section.teach').dataset.state === 'trained'`, {timeout: 60000});
+  await axe('teach');
   await page.setViewport({width: 390, height: 844, isMobile: true, hasTouch: true});
   await axe('phone');
 } finally {

@@ -281,3 +281,83 @@ func (e *Extractor) NewFile(head *Head, classes []string, baseName string, data 
 	}
 	return f, nil
 }
+
+// CrossValidate estimates how well a head trained on all n rows
+// generalises when there are too few images to hold some out for good:
+// the rows are split into folds stratified by label (every class in every
+// fold), a head is trained on all folds but one and scored on that one,
+// and the share of rows classified right over all folds is returned.
+// Every class needs at least folds rows. progress, when not nil, is called
+// after each epoch of each fold with the epochs done and the total.
+func CrossValidate(rows []float32, dim int, labels []int, classes, folds int, o Options, progress func(done, total int) bool) (float64, error) {
+	n := len(labels)
+	if folds < 2 {
+		return 0, fmt.Errorf("finetune: %d folds: want at least 2", folds)
+	}
+	if dim <= 0 || len(rows) != n*dim {
+		return 0, fmt.Errorf("finetune: %d feature values for %d images of %d", len(rows), n, dim)
+	}
+	byClass := make([][]int, classes)
+	for i, l := range labels {
+		if l < 0 || l >= classes {
+			return 0, fmt.Errorf("finetune: image %d has label %d of %d classes", i, l, classes)
+		}
+		byClass[l] = append(byClass[l], i)
+	}
+	fold := make([]int, n)
+	rng := rand.New(rand.NewPCG(o.Seed, 0xf01d))
+	for c, idx := range byClass {
+		if len(idx) < folds {
+			return 0, fmt.Errorf("finetune: class %d has %d images, fewer than the %d folds", c, len(idx), folds)
+		}
+		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		for k, i := range idx {
+			fold[i] = k % folds
+		}
+	}
+	epochs := o.Defaults().Epochs
+	correct := 0
+	for f := range folds {
+		var train []float32
+		var trainLabels, held []int
+		for i := range n {
+			if fold[i] == f {
+				held = append(held, i)
+			} else {
+				train = append(train, rows[i*dim:(i+1)*dim]...)
+				trainLabels = append(trainLabels, labels[i])
+			}
+		}
+		var each func(int, float64) bool
+		if progress != nil {
+			each = func(epoch int, _ float64) bool { return progress(f*epochs+epoch, folds*epochs) }
+		}
+		h, err := Train(train, dim, trainLabels, classes, o, each)
+		if err != nil {
+			return 0, fmt.Errorf("finetune: fold %d: %w", f+1, err)
+		}
+		for _, i := range held {
+			if h.Predict(rows[i*dim:(i+1)*dim]) == labels[i] {
+				correct++
+			}
+		}
+	}
+	return float64(correct) / float64(n), nil
+}
+
+// HeadProvenance is the provenance of a weight file made by NewFile from
+// a head trained with o on trained images of dataset, its accuracy
+// measured on held images (held-out or, with folds > 0, by folds-fold
+// cross-validation), so that the trainer's and the page's files say the
+// same things the same way. NewFile adds the base model.
+func HeadProvenance(dataset string, o Options, trained, held, folds int, accuracy, seconds float64) models.Provenance {
+	how := fmt.Sprintf("val_accuracy on %d held-out images", held)
+	if folds > 0 {
+		how = fmt.Sprintf("val_accuracy by %d-fold cross-validation over the %d images", folds, held)
+	}
+	return models.Provenance{
+		Dataset: dataset, Recipe: "head-only", Epochs: o.Defaults().Epochs,
+		ValAccuracy: accuracy, TrainSeconds: seconds,
+		Notes: fmt.Sprintf("classifier head fine-tuned on %d images, backbone frozen; %s", trained, how),
+	}
+}

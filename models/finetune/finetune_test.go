@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
@@ -142,5 +143,76 @@ func TestTrainRefusesBadInput(t *testing.T) {
 		if _, err := Train(rows, 2, c.labels, c.classes, Options{}, nil); err == nil {
 			t.Errorf("labels %v of %d classes: no error", c.labels, c.classes)
 		}
+	}
+}
+
+// separable returns per rows of each of classes classes whose feature c is
+// large for class c, with noise elsewhere.
+func separable(classes, per, dim int) ([]float32, []int) {
+	var rows []float32
+	var labels []int
+	for i := range classes * per {
+		c := i % classes
+		for j := range dim {
+			v := float32((i*7+j*13)%11)/11 - 0.5
+			if j == c {
+				v += 5
+			}
+			rows = append(rows, v)
+		}
+		labels = append(labels, c)
+	}
+	return rows, labels
+}
+
+func TestCrossValidate(t *testing.T) {
+	rows, labels := separable(3, 6, 8)
+	calls, last := 0, 0
+	acc, err := CrossValidate(rows, 8, labels, 3, 3, Options{Seed: 2}, func(done, total int) bool {
+		calls++
+		if total != 3*150 || done != last+1 {
+			t.Errorf("progress %d of %d after %d", done, total, last)
+		}
+		last = done
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc != 1 {
+		t.Errorf("accuracy %.3f on separable features, want 1", acc)
+	}
+	if calls != 3*150 {
+		t.Errorf("progress called %d times, want %d", calls, 3*150)
+	}
+	// Labels that carry no information: the held-out folds cannot all be right.
+	shuffled := slices.Clone(labels)
+	slices.Reverse(shuffled[:9])
+	if acc, err := CrossValidate(rows, 8, shuffled, 3, 3, Options{}, nil); err != nil || acc == 1 {
+		t.Errorf("mislabelled rows: accuracy %.3f, err %v", acc, err)
+	}
+}
+
+func TestCrossValidateRefusesTooFewImages(t *testing.T) {
+	rows, labels := separable(2, 3, 4)
+	if _, err := CrossValidate(rows, 4, labels, 2, 4, Options{}, nil); err == nil {
+		t.Error("4 folds of 3 images per class: no error")
+	}
+	if _, err := CrossValidate(rows, 4, labels, 2, 1, Options{}, nil); err == nil {
+		t.Error("1 fold: no error")
+	}
+	if _, err := CrossValidate(rows[:5], 4, labels, 2, 2, Options{}, nil); err == nil {
+		t.Error("short rows: no error")
+	}
+}
+
+func TestHeadProvenance(t *testing.T) {
+	p := HeadProvenance("the page", Options{}, 20, 20, 5, 0.9, 1.5)
+	if p.Recipe != "head-only" || p.ValAccuracy != 0.9 || p.Epochs != (Options{}).Defaults().Epochs ||
+		!strings.Contains(p.Notes, "5-fold cross-validation") || !strings.Contains(p.Notes, "20 images") {
+		t.Errorf("provenance %+v", p)
+	}
+	if p := HeadProvenance("d", Options{}, 16, 4, 0, 0.5, 1); !strings.Contains(p.Notes, "4 held-out images") {
+		t.Errorf("held-out notes %q", p.Notes)
 	}
 }

@@ -112,13 +112,9 @@ func Run(o Options) (*Result, error) {
 	}
 	res.Train, res.Held = len(lTrain), len(lHeld)
 	res.Seconds = time.Since(start).Seconds()
-	prov := models.Provenance{
-		Dataset: "image folder " + filepath.Base(filepath.Clean(o.Data)), Recipe: "head-only",
-		Command: pathtext.Command(o.Command), Epochs: o.Head.Defaults().Epochs, ValAccuracy: res.HeldAccuracy,
-		TrainSeconds: res.Seconds, Trainer: o.Trainer, Device: "cpu",
-		Created: time.Now().UTC().Format(time.RFC3339),
-		Notes:   fmt.Sprintf("classifier head fine-tuned on %d images, backbone frozen; val_accuracy on %d held-out images", res.Train, res.Held),
-	}
+	prov := finetune.HeadProvenance("image folder "+filepath.Base(filepath.Clean(o.Data)), o.Head, res.Train, res.Held, 0, res.HeldAccuracy, res.Seconds)
+	prov.Command, prov.Trainer, prov.Device = pathtext.Command(o.Command), o.Trainer, "cpu"
+	prov.Created = time.Now().UTC().Format(time.RFC3339)
 	f, err := ex.NewFile(head, train.Classes, o.Base, data, prov)
 	if err != nil {
 		return nil, err
