@@ -368,7 +368,10 @@ function showModel(info) {
   fact('name', info.name);
   fact('arch', `${info.spec}, ${info.layers} layers`);
   fact('params', commas(info.params));
-  let acc = info.testAccuracy ? pct(info.testAccuracy) : 'not measured';
+  // A taught model has no test-set figure, only its held-out or
+  // cross-validated one.
+  const val = info.provenance && info.provenance.val_accuracy;
+  let acc = info.testAccuracy ? pct(info.testAccuracy) : val ? `not measured (validation ${pct(val)})` : 'not measured';
   if (info.testAccuracyTTA) acc += ` (${pct(info.testAccuracyTTA)} with TTA)`;
   fact('accuracy', acc);
   fact('dtype', info.dtype + (info.tta && info.tta.length ? `, TTA: ${info.tta.join(' + ')}` : ''));
