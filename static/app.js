@@ -283,7 +283,8 @@ function onPrimaryMessage(slot, msg) {
       fillClassFilter(msg.info.classes);
       applyTTAChoice(msg.info);
       hideProgress();
-      setStatus(`Ready in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. Everything runs on this device.`, 'ready');
+      setStatus(`Ready in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. ${msg.info.refetched
+        ? 'The stored copy of the model was damaged and was downloaded again.' : 'Everything runs on this device.'}`, 'ready');
       // After the first image, so that the helpers do not slow it down.
       setTimeout(grow, 0);
       break;

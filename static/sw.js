@@ -52,7 +52,9 @@ async function fromNetworkFirst(request) {
 
 async function fromCacheFirst(request) {
   const cache = await caches.open(CACHE);
-  const hit = await cache.match(request);
+  // A page that found the cached copy damaged asks again with cache
+  // 'reload': the server's copy replaces it.
+  const hit = request.cache === 'reload' ? undefined : await cache.match(request);
   if (hit) return hit;
   const resp = await fetch(request);
   // Keep other weight files and samples too, once used, for offline use.

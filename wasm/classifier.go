@@ -69,6 +69,9 @@ type Info struct {
 	TTAOn         bool                 `json:"ttaOn"` // whether classify applies them (SetTTA)
 	Provenance    models.Provenance    `json:"provenance"`
 	Normalization models.Normalization `json:"normalization"`
+	// Refetched says the first copy downloaded was damaged (a corrupted
+	// cache entry) and the file was fetched again from the server.
+	Refetched bool `json:"refetched,omitempty"`
 }
 
 // Result is one classified image.

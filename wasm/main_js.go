@@ -111,16 +111,35 @@ func (a *api) load(args []js.Value) (job, error) {
 	}
 	return func() (js.Value, error) {
 		name := path.Base(target.Path)
-		data, err := download(target.String(), name, expected, progress)
+		var c *Classifier
+		refetched, err := downloadModel(target.String(), name, expected, progress, func(data []byte) (err error) {
+			c, err = NewClassifier(name, data)
+			return err
+		})
 		if err != nil {
 			return js.Value{}, err
 		}
-		c, err := NewClassifier(name, data)
-		if err != nil {
-			return js.Value{}, err
-		}
+		c.info.Refetched = refetched
 		return a.use(c)
 	}, nil
+}
+
+// downloadModel downloads a weight file and hands it to use. A copy that
+// use refuses may be a damaged cache entry (the service worker's, the HTTP
+// cache): it is fetched once more past the caches, and refetched says the
+// second copy was the one used.
+func downloadModel(url, name string, expected int64, progress js.Value, use func([]byte) error) (refetched bool, err error) {
+	data, err := download(url, name, expected, progress, false)
+	if err != nil {
+		return false, err
+	}
+	if err := use(data); err == nil {
+		return false, nil
+	}
+	if data, err = download(url, name, expected, progress, true); err != nil {
+		return false, err
+	}
+	return true, use(data)
 }
 
 // loadBytes(bytes, name?) makes a weight file already in memory (a file
@@ -208,11 +227,16 @@ func (a *api) run(classify func(*Classifier) (*Result, error)) job {
 	}
 }
 
-// download fetches url with the browser's fetch into memory. (Go's
-// net/http would do the same through fetch, but it links in TLS, X.509
-// and HTTP/2 code that never runs here and would double the module.)
-func download(url, name string, expected int64, progress js.Value) ([]byte, error) {
-	resp, err := await(js.Global().Call("fetch", url))
+// download fetches url with the browser's fetch into memory; reload asks
+// for a copy from the server, not from a cache. (Go's net/http would do
+// the same through fetch, but it links in TLS, X.509 and HTTP/2 code that
+// never runs here and would double the module.)
+func download(url, name string, expected int64, progress js.Value, reload bool) ([]byte, error) {
+	opts := map[string]any{}
+	if reload {
+		opts["cache"] = "reload"
+	}
+	resp, err := await(js.Global().Call("fetch", url, opts))
 	if err != nil {
 		return nil, errorf(CodeNetwork, "cannot download the model %s: %v", name, err)
 	}

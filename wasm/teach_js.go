@@ -44,13 +44,17 @@ func (a *api) teachBase(args []js.Value) (job, error) {
 		}
 	}
 	return func() (js.Value, error) {
-		if fetchURL != "" {
-			var err error
-			if data, err = download(fetchURL, name, -1, js.Undefined()); err != nil {
-				return js.Value{}, err
-			}
+		var t *Teacher
+		use := func(data []byte) (err error) {
+			t, err = NewTeacher(name, data)
+			return err
 		}
-		t, err := NewTeacher(name, data)
+		var err error
+		if fetchURL != "" {
+			_, err = downloadModel(fetchURL, name, -1, js.Undefined(), use)
+		} else {
+			err = use(data)
+		}
 		if err != nil {
 			return js.Value{}, err
 		}

@@ -486,3 +486,71 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 		t.Fatalf("status without SIMD: %+v", st)
 	}
 }
+
+// A weight file damaged in the service worker's cache fails its checksum
+// on the next visit: the page fetches it again past the caches, says so,
+// the cache holds the good copy again, and classifying works.
+func TestDamagedCachedModelRefetched(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+		await navigator.serviceWorker.ready;
+		if (!navigator.serviceWorker.controller) {
+			await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, {once: true}));
+		}
+		return true;
+	})()`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("service worker not in control: %v", err)
+	}
+	good, err := os.ReadFile(site.models[defaultID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := defaultID + models.FileExt
+	// The cached copy's bytes, one flipped near the end (in the tensor
+	// data, which only the checksum covers).
+	cachedEntry := fmt.Sprintf(`(async () => {
+		for (const key of await caches.keys()) {
+			const cache = await caches.open(key);
+			for (const req of await cache.keys()) {
+				if (req.url.endsWith('/' + %q)) return {cache, req, resp: await cache.match(req)};
+			}
+		}
+		return null;
+	})()`, name)
+	damaged, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
+		const e = await `+cachedEntry+`;
+		if (!e) return -1;
+		const bytes = new Uint8Array(await e.resp.arrayBuffer());
+		bytes[bytes.length - 100] ^= 0x40;
+		await e.cache.put(e.req, new Response(bytes, {headers: e.resp.headers}));
+		return bytes.length;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || damaged != len(good) {
+		t.Fatalf("damaging the cached %s: %d bytes (%v), the file has %d", name, damaged, err, len(good))
+	}
+
+	openReady(t, ctx, srv.URL)
+	st, err := chromedp.Run(ctx, chromedp.Evaluate[status](statusJS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.Text, "damaged and was downloaded again") {
+		t.Errorf("status after a damaged cached model: %+v", st)
+	}
+	byteThere, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
+		const e = await `+cachedEntry+`;
+		if (!e) return -1;
+		const bytes = new Uint8Array(await e.resp.arrayBuffer());
+		return bytes.length === `+fmt.Sprint(len(good))+` ? bytes[bytes.length - 100] : -2;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || byteThere != int(good[len(good)-100]) {
+		t.Errorf("the cache holds byte %d at the damaged place (%v), the file %d", byteThere, err, good[len(good)-100])
+	}
+	_, cat := sample(t, "cat")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, waitCards(t, ctx, 1)[0], defaultID, cat)
+}
