@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"regexp"
 	"strings"
 	"time"
 
@@ -209,14 +208,30 @@ func checkClasses(names []string) ([]string, error) {
 	return out, nil
 }
 
-var unsafeName = regexp.MustCompile(`[^a-z0-9]+`)
+// fileWord lowers s and turns each run of characters other than a–z and
+// 0–9 into one dash. (A loop, not regexp: the package would add about
+// 100 kB to the module.)
+func fileWord(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return b.String()
+}
 
 // taughtName makes a file name from the class names, e.g.
 // taught-cat-dog.cnw.
 func taughtName(classes []string) string {
 	var parts []string
 	for _, c := range classes {
-		if s := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(c), "-"), "-"); s != "" {
+		if s := strings.Trim(fileWord(c), "-"); s != "" {
 			parts = append(parts, s)
 		}
 	}
