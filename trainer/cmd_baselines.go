@@ -29,7 +29,11 @@ hinge), both by mini-batch SGD, and a random forest. By default they train on
 the same stratified split the CNN recipes train on (80 %, seed 42). Prints
 test accuracy, macro-F1, training time and inference time per image next to
 the CNN's row when --model is given, and writes baselines.json and
-baselines.md into --out.`)
+baselines.md into --out.
+
+Examples:
+  trainer baselines --data data --model models/zoo/cifarnet-fast/cifarnet-fast.cnw
+  trainer baselines --only logreg,svm --train-limit 5000   # a quick look`)
 	data := dataFlag(fs)
 	out := fs.String("out", filepath.Join("runs", "baselines"), "write baselines.json and baselines.md into `DIR`")
 	overwrite := fs.Bool("overwrite", false, "replace baselines.json and baselines.md when --out already holds them")

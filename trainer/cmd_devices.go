@@ -13,7 +13,10 @@ func runDevices(e *env, args []string) error {
 	fs := e.flags("", `Lists the devices "trainer train --device" can train on: the GPUs of a
 CUDA build (index, name, memory, compute capability, CUDA and driver
 versions), or one line saying why there are none, then the CPU. --device
-auto takes the first GPU listed, else the CPU.`)
+auto takes the first GPU listed, else the CPU.
+
+Example:
+  trainer devices`)
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}

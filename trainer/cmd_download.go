@@ -11,7 +11,11 @@ import (
 func runDownload(e *env, args []string) error {
 	fs := e.flags("[flags]", `Downloads the official CIFAR-10 binary archive (170 MB), checks its MD5 and
 unpacks it into DIR/cifar-10-batches-bin. An interrupted download resumes
-where it stopped; when the files are already there nothing is done.`)
+where it stopped; when the files are already there nothing is done.
+
+Examples:
+  trainer download                     # into ./data
+  trainer download --data ~/datasets    # elsewhere; train and eval then take --data ~/datasets`)
 	data := dataFlag(fs)
 	url := fs.String("url", download.DefaultURL, "download the archive from `URL` (a mirror)")
 	sum := fs.String("md5", download.DefaultMD5, "expected MD5 `digest` of the archive, 32 hex digits")

@@ -28,7 +28,12 @@ channel) into a new folder under --runs (or into --out, which must not already
 hold these files unless --overwrite is given), and prints a summary. When MODEL asks for test-time
 augmentation it is also measured with it, as the browser classifies. --record
 writes the measured test accuracies into MODEL's provenance (rewritten
-atomically), so that trainer info and the web page show them.`)
+atomically), so that trainer info and the web page show them.
+
+Examples:
+  trainer eval --data data models/zoo/cifarnet-fast/cifarnet-fast.cnw
+  trainer eval --data data --limit 1000 --latency-images 0 runs/<run>/final.cnw   # a quick look
+  trainer eval --data my-photos runs/<time>-teach/final.cnw   # a taught model on its image folder`)
 	data := dataFlag(fs)
 	out := fs.String("out", "", "write the report and plots into `DIR` (default: a new folder eval-<time>-<model> under --runs)")
 	runs := fs.String("runs", "runs", "`DIR` in which the default report folder is created")

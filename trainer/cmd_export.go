@@ -25,7 +25,12 @@ models/zoo/<id>/<id>.cnw.
 --dtype float16 halves the file and int8 quarters it (per-channel
 quantised weights; biases and batchnorm stay float32). --format onnx writes
 a standard ONNX model instead, for other runtimes; "trainer import" reads
-one back.`)
+one back.
+
+Examples:
+  trainer export --out models/zoo/mine/mine.cnw runs/<run>
+  trainer export --dtype int8 --out models/zoo/mine/mine.int8.cnw models/zoo/mine/mine.cnw
+  trainer export --out mine.onnx models/zoo/mine/mine.cnw`)
 	out := fs.String("out", "", "write the weight file to `FILE.cnw` (or FILE.onnx)")
 	format := fs.String("format", "", "output `FORMAT`: cnw (weight file) or onnx (opset 17); default from --out's extension")
 	overwrite := fs.Bool("overwrite", false, "replace --out if it exists")

@@ -22,7 +22,10 @@ Conv, BatchNormalization, Relu, LeakyRelu, GELU, MaxPool,
 GlobalAveragePool, residual Add, Flatten, Gemm and Softmax.
 
 Class names and normalisation come from the model's metadata_props
-("classes", "normalization") when it has them; the flags override them.`)
+("classes", "normalization") when it has them; the flags override them.
+
+Example:
+  trainer import --out models/zoo/theirs/theirs.cnw theirs.onnx`)
 	out := fs.String("out", "", "write the weight file to `FILE.cnw`")
 	name := fs.String("name", "", "architecture `NAME` in the weight file (default: the ONNX graph's name)")
 	classes := fs.String("classes", "", "class names in output order: a comma-separated `LIST`, or \"cifar10\"")

@@ -14,7 +14,10 @@ import (
 
 func runInfo(e *env, args []string) error {
 	fs := e.flags("[flags] MODEL", `Reads the weight file MODEL, checks it, and prints its architecture (layers
-and output shapes), size, classes, normalisation and provenance.`)
+and output shapes), size, classes, normalisation and provenance.
+
+Example:
+  trainer info models/zoo/cifarnet-fast/cifarnet-fast.int8.cnw`)
 	asJSON := fs.Bool("json", false, "print the file's header (spec, classes, normalisation, provenance) as JSON")
 	if err := e.parse(fs, args); err != nil {
 		return err
