@@ -68,6 +68,17 @@ func TestCommandHelp(t *testing.T) {
 	}
 }
 
+// TestEveryCommandHasAnExample: each subcommand's -h shows how to run it.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	for _, cmd := range commands {
+		c := cmd.name
+		code, out, _ := trainer(t, c, "-h")
+		if code != 0 || !strings.Contains(out, "Example") || !strings.Contains(out, "\n  trainer "+c) {
+			t.Errorf("trainer %s -h (status %d) shows no example:\n%s", c, code, out)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
