@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/modeltest"
 )
 
 // TestTeachAPI drives teach mode as the page's teach workers do.
 func TestTeachAPI(t *testing.T) {
 	model := mustRead(t, modelPath)
-	square := squarePNG(t, red, 32, 32, 1)
+	square := modeltest.NoisySquarePNG(t, red, 32, 32, 1)
 	noRows := js.Global().Get("Float32Array").New(0)
 	t.Run("before teachBase", func(t *testing.T) {
 		mustReject(t, jsAPI().Call("teachFeatures", toU8(square)), CodeNoModel)
@@ -43,7 +44,7 @@ func TestTeachAPI(t *testing.T) {
 		if i%2 == 1 {
 			c = blue
 		}
-		r := mustResolve(t, jsAPI().Call("teachFeatures", toU8(squarePNG(t, c, 32, 32, uint64(i)))))
+		r := mustResolve(t, jsAPI().Call("teachFeatures", toU8(modeltest.NoisySquarePNG(t, c, 32, 32, uint64(i)))))
 		if r.Get("row").Length() != dim || r.Get("input").Length() != 32*32*4 || r.Get("inputWidth").Int() != 32 {
 			t.Fatalf("teachFeatures = %s", js.Global().Get("JSON").Call("stringify", r))
 		}
@@ -58,7 +59,7 @@ func TestTeachAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, err := tc.Features(squarePNG(t, red, 32, 32, 0))
+	want, _, err := tc.Features(modeltest.NoisySquarePNG(t, red, 32, 32, 0))
 	if err != nil || !slices.Equal(first, want) {
 		t.Errorf("row 0 from JavaScript differs from Go's (%v)", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"image/color"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,26 +14,8 @@ import (
 	"time"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/modeltest"
 )
-
-// squarePNG is a w×h picture of one colour with per-pixel noise: the
-// teach tests' two easy classes.
-func squarePNG(t testing.TB, c color.NRGBA, w, h int, seed uint64) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 7))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	jitter := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(81)-40))) }
-	for y := range h {
-		for x := range w {
-			img.SetNRGBA(x, y, color.NRGBA{jitter(c.R), jitter(c.G), jitter(c.B), 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 var (
 	red  = color.NRGBA{200, 30, 30, 255}
@@ -59,7 +40,7 @@ func squareRows(t *testing.T, tc *Teacher, per int) (rows []float32, labels []in
 		if i%2 == 1 {
 			c = blue
 		}
-		row, input, err := tc.Features(squarePNG(t, c, 40+i, 36, uint64(i)))
+		row, input, err := tc.Features(modeltest.NoisySquarePNG(t, c, 40+i, 36, uint64(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +88,7 @@ func TestTeachRedBlue(t *testing.T) {
 		t.Fatal(err)
 	}
 	for want, col := range []color.NRGBA{red, blue} {
-		res, err := c.Classify(squarePNG(t, col, 50, 50, 99+uint64(want)))
+		res, err := c.Classify(modeltest.NoisySquarePNG(t, col, 50, 50, 99+uint64(want)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,15 @@
 // Package modeltest builds deterministic weight files for tests: random
 // but plausible weights for any spec, and a tiny spec that exercises every
 // layer with parameters; and runs a file's forward pass for tests that
-// compare it with something else.
+// compare it with something else; and makes test pictures.
 package modeltest
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -152,4 +156,24 @@ func Predict(t testing.TB, f *models.File, x []float32, n int) []float32 {
 		t.Fatal(err)
 	}
 	return slices.Clone(p)
+}
+
+// NoisySquarePNG is a w×h PNG of colour c with per-pixel noise of ±40
+// levels, the same for the same seed: two colours make two classes any
+// model tells apart, each picture a little different.
+func NoisySquarePNG(t testing.TB, c color.NRGBA, w, h int, seed uint64) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	jitter := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(81)-40))) }
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{jitter(c.R), jitter(c.G), jitter(c.B), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
