@@ -474,18 +474,7 @@ func setView(t *testing.T, ctx context.Context, js string) []shownCard {
 // the samples and unsure of flat colours).
 func TestResultsView(t *testing.T) {
 	ctx := newPage(t)
-	dist := filepath.Join(t.TempDir(), "dist")
-	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
-		t.Fatal(err)
-	}
-	name := shippedDefault(t, dist)
-	srv := serveDist(t, dist, nil)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	if st := waitStatus(t, ctx, name); st.State != "ready" {
-		t.Fatalf("shipped model %s not ready: %+v", name, st)
-	}
+	openShipped(t, ctx)
 	var paths []string
 	for _, class := range models.CIFAR10Classes {
 		p, _ := sample(t, class)

@@ -234,18 +234,7 @@ func unsureBelow(t *testing.T, ctx context.Context) float64 {
 // not.
 func TestUnsureOnShippedModel(t *testing.T) {
 	ctx := newPage(t)
-	dist := filepath.Join(t.TempDir(), "dist")
-	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
-		t.Fatal(err)
-	}
-	name := shippedDefault(t, dist)
-	srv := serveDist(t, dist, nil)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	if st := waitStatus(t, ctx, name); st.State != "ready" {
-		t.Fatalf("shipped model %s not ready: %+v", name, st)
-	}
+	openShipped(t, ctx)
 	giveFile(t, ctx, "drop", "grey.png", "image/png", plainPNG(t, 64, 64, color.Gray{Y: 128}))
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('button[data-sample="horse"]').click()`)); err != nil {
 		t.Fatal(err)

@@ -22,19 +22,8 @@ import (
 // <name>-shipped.png, the README's screenshot.
 func TestShippedModel(t *testing.T) {
 	ctx := newPage(t)
-	dist := filepath.Join(t.TempDir(), "dist")
-	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
-		t.Fatal(err)
-	}
-	name := shippedDefault(t, dist)
+	dist, name := openShipped(t, ctx)
 	site.models["shipped"] = filepath.Join(dist, "models", name)
-	srv := serveDist(t, dist, nil)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	if st := waitStatus(t, ctx, name); st.State != "ready" {
-		t.Fatalf("shipped model %s not ready: %+v", name, st)
-	}
 	// Every shipped weight file can be chosen in the page.
 	files, err := filepath.Glob(filepath.Join(site.repo, "models", "zoo", "*", "*"+models.FileExt))
 	if err != nil || len(files) == 0 {
@@ -120,6 +109,26 @@ func checkTTASwitch(t *testing.T, ctx context.Context) {
 
 // shippedDefault returns the file name of the model the assembled site
 // in dist marks as its default, as the page sees it in the manifest.
+// openShipped builds the site from the repository's own models/zoo, as
+// build.sh does, serves it and opens it with its default model ready; it
+// returns the site's folder and that model's file name.
+func openShipped(t *testing.T, ctx context.Context) (dist, name string) {
+	t.Helper()
+	dist = filepath.Join(t.TempDir(), "dist")
+	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
+		t.Fatal(err)
+	}
+	name = shippedDefault(t, dist)
+	srv := serveDist(t, dist, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, ctx, name); st.State != "ready" {
+		t.Fatalf("shipped model %s not ready: %+v", name, st)
+	}
+	return dist, name
+}
+
 func shippedDefault(t *testing.T, dist string) string {
 	t.Helper()
 	list, err := app.ListModels(filepath.Join(dist, "models"), "models/")

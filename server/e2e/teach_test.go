@@ -9,7 +9,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,30 +19,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cifarnet-go/cifarnet/models"
+	"github.com/cifarnet-go/cifarnet/models/modeltest"
 )
 
 // namedFile is an image handed to a teach-mode class.
 type namedFile struct {
 	name string
 	data []byte
-}
-
-// noisySquare is a w×h PNG of one colour with per-pixel noise.
-func noisySquare(t testing.TB, c color.NRGBA, w, h int, seed uint64) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 11))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	jitter := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(81)-40))) }
-	for y := range h {
-		for x := range w {
-			img.SetNRGBA(x, y, color.NRGBA{jitter(c.R), jitter(c.G), jitter(c.B), 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 // teachState is the teach panel as the page shows it.
@@ -237,7 +219,7 @@ func TestTeach(t *testing.T) {
 		t.Errorf("train with no names says %q", st.Status)
 	}
 	setClassNames(t, ctx, "red", "Red")
-	teachFiles(t, ctx, 0, []namedFile{{"r.png", noisySquare(t, red, 40, 40, 1)}, {"r2.png", noisySquare(t, red, 40, 40, 2)}})
+	teachFiles(t, ctx, 0, []namedFile{{"r.png", modeltest.NoisySquarePNG(t, red, 40, 40, 1)}, {"r2.png", modeltest.NoisySquarePNG(t, red, 40, 40, 2)}})
 	waitTeach(t, ctx, "two images", `s.images === 2 && s.pending === 0`)
 	click(t, ctx, "#teach-train")
 	if st := waitTeach(t, ctx, "the duplicate-name refusal", `s.state === 'error'`); !strings.Contains(st.Status, `both called "Red"`) {
@@ -271,10 +253,10 @@ func TestTeach(t *testing.T) {
 	start := time.Now()
 	var reds, blues []namedFile
 	for i := range 8 { // 2 red already in
-		reds = append(reds, namedFile{fmt.Sprintf("red-%d.png", i), noisySquare(t, red, 32+i*3, 32+i, uint64(10+i))})
+		reds = append(reds, namedFile{fmt.Sprintf("red-%d.png", i), modeltest.NoisySquarePNG(t, red, 32+i*3, 32+i, uint64(10+i))})
 	}
 	for i := range 10 {
-		blues = append(blues, namedFile{fmt.Sprintf("blue-%d.png", i), noisySquare(t, blue, 32+i*3, 40-i, uint64(30+i))})
+		blues = append(blues, namedFile{fmt.Sprintf("blue-%d.png", i), modeltest.NoisySquarePNG(t, blue, 32+i*3, 40-i, uint64(30+i))})
 	}
 	teachFiles(t, ctx, 0, reds)
 	teachFiles(t, ctx, 1, blues)
@@ -295,8 +277,8 @@ func TestTeach(t *testing.T) {
 	if s := waitStatus(t, ctx, "taught-red-blue.cnw"); s.State != "ready" {
 		t.Fatalf("the taught model did not load: %+v", s)
 	}
-	giveFile(t, ctx, "drop", "new-blue.png", "image/png", noisySquare(t, blue, 50, 30, 99))
-	giveFile(t, ctx, "paste", "new-red.png", "image/png", noisySquare(t, red, 30, 50, 98))
+	giveFile(t, ctx, "drop", "new-blue.png", "image/png", modeltest.NoisySquarePNG(t, blue, 50, 30, 99))
+	giveFile(t, ctx, "paste", "new-red.png", "image/png", modeltest.NoisySquarePNG(t, red, 30, 50, 98))
 	cards := waitCards(t, ctx, 2)
 	if cards[0].TopLabel != "blue" || cards[1].TopLabel != "red" || cards[0].Bars != 2 {
 		t.Errorf("new pictures classified as %q (%v) and %q (%v), want blue and red", cards[0].TopLabel, cards[0].Probs, cards[1].TopLabel, cards[1].Probs)
@@ -338,7 +320,7 @@ func TestTeach(t *testing.T) {
 	if s := waitStatus(t, ctx, "taught-red-blue.cnw"); s.State != "ready" {
 		t.Fatalf("the saved model did not load: %+v", s)
 	}
-	giveFile(t, ctx, "drop", "again-red.png", "image/png", noisySquare(t, red, 33, 33, 97))
+	giveFile(t, ctx, "drop", "again-red.png", "image/png", modeltest.NoisySquarePNG(t, red, 33, 33, 97))
 	if c := waitCards(t, ctx, 1); c[0].TopLabel != "red" {
 		t.Errorf("after the reload a red picture is %q", c[0].TopLabel)
 	}
@@ -396,18 +378,7 @@ func TestTeachShippedCIFAR(t *testing.T) {
 		held = append(held, cifarPNGs(t, c, 20, 20))
 	}
 	ctx := newPage(t)
-	dist := filepath.Join(t.TempDir(), "dist")
-	if err := assemble(dist, filepath.Join(site.repo, "models", "zoo")); err != nil {
-		t.Fatal(err)
-	}
-	name := shippedDefault(t, dist)
-	srv := serveDist(t, dist, nil)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	if st := waitStatus(t, ctx, name); st.State != "ready" {
-		t.Fatalf("shipped model %s not ready: %+v", name, st)
-	}
+	_, name := openShipped(t, ctx)
 	click(t, ctx, "#teach-add-class")
 	names := []string{"bird", "deer", "frog"}
 	t0 := time.Now()
