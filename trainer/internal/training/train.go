@@ -348,13 +348,14 @@ func (t *trainer) loadData() error {
 		}
 		t.dataset = "CIFAR-10"
 	}
-	t.mean, t.std = cifar.Stats(t.train)
-	if t.init != nil {
-		// The weights expect the inputs normalised as they were trained.
-		n := t.init.Meta.Normalization
-		copy(t.mean[:], n.Mean)
-		copy(t.std[:], n.Std)
+	if t.init == nil {
+		t.mean, t.std = cifar.Stats(t.train)
+		return nil
 	}
+	// The weights expect the inputs normalised as they were trained.
+	n := t.init.Meta.Normalization
+	copy(t.mean[:], n.Mean)
+	copy(t.std[:], n.Std)
 	return nil
 }
 
