@@ -28,7 +28,7 @@ if [ "${1:-}" = ort ]; then
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
 	model=models/zoo/cifarnet-fast/$(cat models/zoo/DEFAULT)
-	GOEXPERIMENT=simd GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$tmp/cifarnet.wasm" ./wasm
+	./build.sh wasm "$tmp/cifarnet.wasm"
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" bench/ortweb/page.html bench/ortweb/bench.js "$tmp/"
 	cp "$model" "$tmp/model.cnw"
 	cp static/samples/cat.png "$tmp/sample.png"

@@ -110,11 +110,10 @@ func buildSite(tmp string) error {
 	site.repo = filepath.Clean(filepath.Join(wd, "..", ".."))
 
 	wasm := filepath.Join(tmp, "cifarnet.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", wasm, "./wasm")
+	build := exec.Command("./build.sh", "wasm", wasm)
 	build.Dir = site.repo
-	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./wasm: %v\n%s", err, out)
+		return fmt.Errorf("./build.sh wasm: %v\n%s", err, out)
 	}
 	fi, err := os.Stat(wasm)
 	if err != nil {
