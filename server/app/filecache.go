@@ -57,10 +57,12 @@ type fileCache struct {
 	etags     map[string]etagEntry
 	gz        map[string]*gzipped
 	gzipBytes int
+	mem       map[string]*memFile // request key → small file (memfile.go)
+	memBytes  int
 }
 
 func newFileCache() *fileCache {
-	return &fileCache{etags: make(map[string]etagEntry), gz: make(map[string]*gzipped)}
+	return &fileCache{etags: make(map[string]etagEntry), gz: make(map[string]*gzipped), mem: make(map[string]*memFile)}
 }
 
 // contentETag is a strong entity tag naming exactly these bytes: the first

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -119,7 +120,16 @@ func (s *staticFiles) handle(c echo.Context) error {
 	if s.extModels != "" && path.Dir(name) == "models" && (path.Ext(name) == models.FileExt || strings.HasSuffix(name, ReportSuffix)) {
 		dir, name = s.extModels, path.Base(name)
 	}
-	// Opened per request, because ./build.sh replaces dist/ wholesale.
+	memKey := dir + "\x00" + name
+	if trailingSlash {
+		memKey += "/"
+	}
+	if m := s.cache.memFile(memKey, time.Now()); m != nil {
+		return s.send(c, m.name, m.typ, m.vary, m.modTime, m.representation(req))
+	}
+
+	// Opened per request (outside the memory cache's window), because
+	// ./build.sh replaces dist/ wholesale.
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return echo.ErrNotFound.WithInternal(err)
@@ -157,29 +167,42 @@ func (s *staticFiles) handle(c echo.Context) error {
 	if sibling != nil {
 		defer sibling.Close()
 	}
+	vary := typ.compressible || sibling != nil
+	if fi.Size() <= maxMemFile && (sibling == nil || siblingInfo.Size() <= maxMemFile) {
+		m, err := s.cache.loadMemFile(memKey, key, name, typ, f, fi, sibling, siblingInfo)
+		if err != nil {
+			return err
+		}
+		return s.send(c, m.name, m.typ, m.vary, m.modTime, m.representation(req))
+	}
 	rep, err := s.representation(req, key, typ, f, fi, sibling, siblingInfo)
 	if err != nil {
 		return err
 	}
+	return s.send(c, name, typ, vary, fi.ModTime(), rep)
+}
 
+// send writes the response for representation rep of file name.
+func (s *staticFiles) send(c echo.Context, name string, typ fileType, vary bool, modTime time.Time, rep representation) error {
+	req := c.Request()
 	// Headers are set only now, so that an error response never carries
 	// a file's caching headers.
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, typ.mime)
 	h.Set(echo.HeaderCacheControl, cacheControl(name))
-	if typ.compressible || sibling != nil {
+	if vary {
 		h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 	}
 	h.Set("ETag", rep.etag)
 	if !rep.gzip {
-		http.ServeContent(c.Response(), req, name, fi.ModTime(), rep.content)
+		http.ServeContent(c.Response(), req, name, modTime, rep.content)
 		return nil
 	}
 	h.Set(echo.HeaderContentEncoding, "gzip")
 	// ServeContent leaves out the Content-Length of whole responses once
 	// Content-Encoding is set; browsers need it to show progress.
 	w := &wholeLength{ResponseWriter: c.Response(), size: rep.size}
-	http.ServeContent(w, req, name, fi.ModTime(), rep.content)
+	http.ServeContent(w, req, name, modTime, rep.content)
 	return nil
 }
 
