@@ -55,7 +55,7 @@ build() {
 	go build -o "$work/bin/trainer" ./trainer &&
 		go build -o "$work/bin/server" ./server &&
 		go build -o "$work/bin/cnwsum" ./bench/reliability/cnwsum &&
-		(cd bench/loadgen && go build -o "$work/bin/loadgen" .)
+		(cd bench/loadgen && go build -o "$work/bin/loadgen" . && go build -o "$work/bin/bare" ./bare)
 }
 
 # wait_folder RUNS waits (up to 60 s) until a run folder with its
@@ -290,6 +290,23 @@ class_server() {
 		ok=$((ok + 1))
 	fi
 	echo "load, 50000 GETs over 200 connections: $load; server peak RSS $(awk '/VmHWM/ { print $2 / 1024 " MiB" }' /proc/$spid/status)" >>"$work/server.txt"
+	# Throughput on small files beside its ceiling, a bare net/http handler
+	# (bench/loadgen/bare) driven by the same load generator on the same
+	# cores, alternating, median of 3 rounds. Reported, not counted: on a
+	# shared machine it measures the neighbours too.
+	"$work/bin/bare" -addr 127.0.0.1:$((port + 1)) 2>/dev/null &
+	local bpid=$! ours=() bare=() r
+	sleep 0.3
+	for r in 1 2 3; do
+		ours+=("$("$work/bin/loadgen" -base "$base" -n 50000 -c 200 /icon.svg /manifest.webmanifest /sw.js | grep -o '[0-9]* requests/s' | cut -d' ' -f1)")
+		bare+=("$("$work/bin/loadgen" -base "http://127.0.0.1:$((port + 1))" -n 50000 -c 200 /a /b /c | grep -o '[0-9]* requests/s' | cut -d' ' -f1)")
+	done
+	kill $bpid 2>/dev/null
+	wait $bpid 2>/dev/null
+	local mo mb
+	mo=$(printf '%s\n' "${ours[@]}" | sort -n | sed -n 2p)
+	mb=$(printf '%s\n' "${bare[@]}" | sort -n | sed -n 2p)
+	echo "throughput, small files (icon.svg, manifest.webmanifest, sw.js; 50,000 GETs at 200 keep-alive connections), median of 3: bin/server ${mo:-?} requests/s (${ours[*]}), bare net/http handler ${mb:-?} requests/s (${bare[*]}), ratio $(awk -v a="${mo:-0}" -v b="${mb:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'); load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/server.txt"
 	# 1,000 slow-header connections held open; a normal request still
 	# works within a second.
 	tried=$((tried + 1))
