@@ -9,13 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cifarnet-go/cifarnet/models"
-	"github.com/cifarnet-go/cifarnet/models/atomicfile"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/cifar"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evalreport"
 	"github.com/cifarnet-go/cifarnet/trainer/internal/evaluate"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/imagefolder"
-	"github.com/cifarnet-go/cifarnet/trainer/internal/pathtext"
 )
 
 func runEval(e *env, args []string) error {
@@ -81,144 +76,30 @@ Examples:
 		return err
 	}
 
-	f, err := models.ReadFile(modelPath)
-	if err != nil {
-		return err
-	}
-	model, err := models.NewModel(f)
-	if err != nil {
-		return fmt.Errorf("model %s: %w", modelPath, err)
-	}
-	var dataInfo *evaluate.DataInfo
-	var train, test *cifar.Set // train: nil for an image folder
-	if imagefolder.Is(*data) {
-		if dataInfo, test, err = folderTestSet(*data, model); err != nil {
-			return err
-		}
-	} else {
-		if dataInfo, err = evaluate.DescribeData(*data); err != nil {
-			return err
-		}
-		if train, test, err = cifar.Load(*data); err != nil {
-			return err
-		}
-	}
-
-	// The run folder gives training curves and the split that was used.
-	history, runCfg, err := evalreport.ReadRun(*runDir, modelPath)
+	ev, err := evalreport.Make(evalreport.Config{
+		Model: modelPath, Data: *data, Run: *runDir,
+		Workers: *workers, BatchSize: *batch, LatencyImages: *latency, TTA: *tta,
+		Record: *record, Limit: *limit, Resampled: *resample,
+		ValSplit: *valSplit, SplitSeed: *splitSeed, Log: e.stderr,
+	})
 	if errors.Is(err, evalreport.ErrNoHistory) {
 		return &usageError{err}
 	}
 	if err != nil {
 		return err
 	}
-	if runCfg != nil {
-		*valSplit, *splitSeed = runCfg.Recipe.ValSplit, runCfg.Recipe.SplitSeed
-	}
-
-	latencyImages := *latency
-	if latencyImages == 0 {
-		latencyImages = -1 // Options: negative skips the batch-1 pass
-	}
-	if *limit > 0 && *limit < test.Len() {
-		test = &cifar.Set{Images: test.Images[:*limit*cifar.ImageSize], Labels: test.Labels[:*limit], Classes: test.Classes}
-	}
-	fmt.Fprintf(e.stderr, "evaluating %s on %d test images with %d workers\n", filepath.Base(modelPath), test.Len(), *workers)
-	res, err := evaluate.Run(model, test, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: latencyImages, TTA: *tta, Log: e.stderr})
-	if err != nil {
-		return err
-	}
-	meta := &model.Meta
-	if *record {
-		if meta, err = evalreport.RecordAccuracy(modelPath, res); err != nil {
-			return err
-		}
+	if ev.Recorded {
 		fmt.Fprintf(e.stderr, "recorded the test accuracy in %s\n", modelPath)
 	}
-	modelInfo, err := evaluate.DescribeModel(modelPath, meta)
-	if err != nil {
+	if err := ev.Write(*out); err != nil {
 		return err
 	}
-	report := evaluate.NewReport(modelInfo, dataInfo, res)
-	if *resample > 0 {
-		rs, err := evaluate.Resampled(test, *resample)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "  the same images enlarged %d× and resized back, as photos are:\n", *resample)
-		rres, err := evaluate.Run(model, rs, evaluate.Options{Workers: *workers, BatchSize: *batch, LatencyImages: -1, Log: e.stderr})
-		if err != nil {
-			return err
-		}
-		report.Resampled = &evaluate.ResampledResult{Factor: *resample, Metrics: rres.Metrics}
-	}
-	if history != nil {
-		report.Training = evalreport.Summarize(pathtext.Of(history.File), history.Epochs)
-	}
-
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if report.Plots, err = evalreport.Plots(*out, res.Metrics, history, train, *valSplit, *splitSeed); err != nil {
+	if err := ev.Report.WriteSummary(e.stdout); err != nil {
 		return err
 	}
-	js, err := report.JSON()
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(*out, evalreport.JSONFile), js); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(*out, evalreport.MarkdownFile), report.Markdown()); err != nil {
-		return err
-	}
-	if err := report.WriteSummary(e.stdout); err != nil {
-		return err
-	}
-	if dataInfo.JPEGDerived {
+	if ev.Report.Data.JPEGDerived {
 		fmt.Fprintln(e.stdout, "\nnote: the test set is the JPEG-derived copy; accuracy is close to, not equal to, a published CIFAR-10 figure")
 	}
-	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalreport.JSONFile, evalreport.MarkdownFile, len(report.Plots), *out)
+	fmt.Fprintf(e.stdout, "\nwrote %s, %s and %d plots in %s\n", evalreport.JSONFile, evalreport.MarkdownFile, len(ev.Report.Plots), *out)
 	return nil
-}
-
-// folderTestSet reads an image folder (its val/ or test/ part when it has
-// train/) as the test set, its class folders matched to the model's
-// classes by name.
-func folderTestSet(dir string, m *models.Model) (*evaluate.DataInfo, *cifar.Set, error) {
-	all, held, err := imagefolder.Load(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	part := dir
-	if held != nil {
-		all, part = held, filepath.Join(dir, "val or test")
-	}
-	in := m.Meta.Spec.Input
-	if len(m.Meta.Classes) > 256 {
-		return nil, nil, fmt.Errorf("eval: the model has %d classes; image folders are evaluated for up to 256", len(m.Meta.Classes))
-	}
-	if in.C != 3 || in.H != 32 || in.W != 32 {
-		return nil, nil, fmt.Errorf("eval: model input %v: image folders are evaluated at 3×32×32", in)
-	}
-	index := map[string]int{}
-	for i, c := range m.Meta.Classes {
-		index[c] = i
-	}
-	for _, c := range all.Classes {
-		if _, ok := index[c]; !ok {
-			return nil, nil, fmt.Errorf("eval: %s has class %q, which the model does not know (its classes: %s)", dir, c, strings.Join(m.Meta.Classes, ", "))
-		}
-	}
-	pix, labels, _, err := all.Pixels(32, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	set := &cifar.Set{Images: pix, Labels: make([]uint8, len(labels)), Classes: m.Meta.Classes}
-	for i, l := range labels {
-		set.Labels[i] = uint8(index[all.Classes[l]])
-	}
-	info := &evaluate.DataInfo{Dir: pathtext.Of(dir), TestFile: pathtext.Of(dir),
-		Note: fmt.Sprintf("image folder %s: %d images of %d classes, reduced to 32×32 as the page does", part, len(labels), len(all.Classes))}
-	return info, set, nil
 }

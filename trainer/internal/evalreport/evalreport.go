@@ -1,4 +1,5 @@
-// Package evalreport writes the eval command's report folder: the
+// Package evalreport is the eval command's work: it evaluates a weight
+// file (Make) and writes the report folder (Write): the
 // model's test results as report.json and report.md, the charts
 // (confusion matrix, training curves, class distribution, mean intensity),
 // the training history of the run it came from, and the accuracies

@@ -32,7 +32,8 @@ func teachFlags(fs *flag.FlagSet) teachOpts {
 	}
 }
 
-// runTeach is train --init: fine-tune a weight file on an image folder.
+// runTeach is train --init (this file holds train's --init flags and
+// path): fine-tune a weight file on an image folder.
 // o carries train's run settings, its RecipeSource and Overrides what
 // --recipe and the recipe flags said (for --freeze none).
 func runTeach(e *env, t teachOpts, o training.Options, data string, args []string) error {
