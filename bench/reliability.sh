@@ -168,10 +168,33 @@ class_diskfull() {
 			ok=$((ok + 1))
 			echo "diskfull $i ($before metrics lines): error \"$(tail -n1 <<<"$msg")\"; resumed after, weights identical" >>"$work/full.txt"
 		else
-			echo "diskfull $i: FAILED (rc $rc): $msg" >>"$work/full.txt"
+			echo "diskfull $i: FAILED (rc $rc): $msg; then: $(tail -n 3 "$runs.log" | xargs); weights $(weights "$dir")" >>"$work/full.txt"
 		fi
 	done
-	row diskfull "$tried" "$ok" "resume under ulimit -f 8 KiB: non-zero exit with a write error; then resume without the limit: bit-identical weights"
+	# Exports under the same limit, over an existing file: a clear error,
+	# the old file untouched, no temporary file left beside it.
+	local src
+	src=$(echo "$work"/ref/*/final.cnw)
+	for fmt in cnw onnx; do
+		tried=$((tried + 1))
+		local dst=$work/full/export/model.$fmt
+		mkdir -p "$work/full/export"
+		printf 'the user'"'"'s previous file\n' >"$dst"
+		local msg rc=0
+		msg=$( (
+			ulimit -f 2 # the tiny network's ONNX file is 7.9 kB
+			"$work/bin/trainer" export --overwrite --dtype float32 --out "$dst" "$src" 2>&1
+		) | tail -n 1) || rc=$?
+		if [ $rc -ne 0 ] && grep -qiE 'write|file too large|no space' <<<"$msg" &&
+			[ "$(cat "$dst")" = "the user's previous file" ] && [ "$(ls "$work/full/export" | wc -l)" = 1 ]; then
+			ok=$((ok + 1))
+			echo "export $fmt over an existing file under ulimit -f 2 KiB: error \"$msg\"; the old file intact, nothing left beside it" >>"$work/full.txt"
+		else
+			echo "export $fmt: FAILED (rc $rc): $msg; folder: $(ls "$work/full/export" | xargs)" >>"$work/full.txt"
+		fi
+		rm -f "$work/full/export"/*
+	done
+	row diskfull "$tried" "$ok" "resume under ulimit -f 8 KiB: non-zero exit with a write error; then resume without the limit: bit-identical weights. export (cnw, onnx) over an existing file under ulimit -f 2 KiB: an error, the old file intact, no temporary file left"
 }
 
 class_download() {
