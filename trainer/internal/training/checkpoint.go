@@ -62,20 +62,22 @@ type ckptState struct {
 // state file at all: the run was stopped before its first checkpoint.
 var errNoCheckpoint = errors.New("no checkpoint")
 
+// errInconsistent is loadCheckpoint's answer for a run folder whose state
+// files all fail to load or to match a weight file.
+var errInconsistent = errors.New("no consistent checkpoint")
+
 // reached, when set by a test, is called at the points where a crash must
 // leave a resumable run folder, so that tests can kill the process there.
 var reached = func(format string, a ...any) {}
 
 // saveCheckpoint writes weights and state as the last checkpoint. The
-// previous pair is renamed to prev.* first and kept until the new pair is
+// newest consistent pair is kept as prev.* until the new pair is
 // complete, so that a crash at any point leaves a consistent pair.
 func saveCheckpoint(dir string, f *models.File, st *ckptState) error {
-	last, lastState := filepath.Join(dir, LastWeights), filepath.Join(dir, LastState)
-	for _, p := range [][2]string{{last, filepath.Join(dir, prevWeights)}, {lastState, filepath.Join(dir, prevState)}} {
-		if err := os.Rename(p[0], p[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("save checkpoint: %w", err)
-		}
+	if err := keepNewestPair(dir); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
 	}
+	last, lastState := filepath.Join(dir, LastWeights), filepath.Join(dir, LastState)
 	if err := models.WriteFile(last, f); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
@@ -101,6 +103,28 @@ func saveCheckpoint(dir string, f *models.File, st *ckptState) error {
 // is no state file, and another error when there are states but none is
 // usable.
 func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
+	p, err := newestPair(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := models.ReadFile(p.weights)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	return f, p.st, nil
+}
+
+// pair is a checkpoint's weight file and the state file that records its
+// checksum. The names need not match: a crash between the renames of
+// keepNewestPair leaves prev.cnw with last.state.
+type pair struct {
+	weights, state string
+	st             *ckptState
+}
+
+// newestPair finds the state with the most progress whose weight file
+// (last or prev) has the checksum it records; errors as loadCheckpoint.
+func newestPair(dir string) (*pair, error) {
 	weights := map[string]string{} // checksum → path
 	for _, name := range []string{LastWeights, prevWeights} {
 		p := filepath.Join(dir, name)
@@ -108,12 +132,12 @@ func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
 			weights[sum] = p
 		}
 	}
-	var best *ckptState
-	var bestPath string
+	var best *pair
 	var problems []error
 	states := 0
 	for _, name := range []string{LastState, prevState} {
-		st, err := readState(filepath.Join(dir, name))
+		path := filepath.Join(dir, name)
+		st, err := readState(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -122,26 +146,61 @@ func loadCheckpoint(dir string) (*models.File, *ckptState, error) {
 			problems = append(problems, err)
 			continue
 		}
-		p, ok := weights[st.WeightsSHA256]
+		w, ok := weights[st.WeightsSHA256]
 		if !ok {
 			problems = append(problems, fmt.Errorf("%s: its weight file is missing or changed", name))
 			continue
 		}
-		if best == nil || st.GlobalStep > best.GlobalStep {
-			best, bestPath = st, p
+		if best == nil || st.GlobalStep > best.st.GlobalStep {
+			best = &pair{weights: w, state: path, st: st}
 		}
 	}
 	if states == 0 {
-		return nil, nil, fmt.Errorf("%s: %w", dir, errNoCheckpoint)
+		return nil, fmt.Errorf("%s: %w", dir, errNoCheckpoint)
 	}
 	if best == nil {
-		return nil, nil, fmt.Errorf("no consistent checkpoint in %s: %w", dir, errors.Join(append(problems, errors.New("nothing to resume"))...))
+		return nil, fmt.Errorf("%w in %s: %w", errInconsistent, dir, errors.Join(append(problems, errors.New("nothing to resume"))...))
 	}
-	f, err := models.ReadFile(bestPath)
+	return best, nil
+}
+
+// keepNewestPair moves the newest consistent pair to prev.* and removes
+// the other checkpoint files, which belong to no pair or an older one. A
+// crash between a checkpoint's weights and its state leaves last.cnw
+// without a state: renaming it over prev.cnw, as a plain rotation would,
+// would break the only consistent pair. Each step leaves the pair
+// findable, since newestPair matches by checksum, not by name.
+func keepNewestPair(dir string) error {
+	p, err := newestPair(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load checkpoint: %w", err)
+		if !errors.Is(err, errNoCheckpoint) && !errors.Is(err, errInconsistent) {
+			return err
+		}
+		p = nil // nothing consistent to keep
 	}
-	return f, best, nil
+	prevW, prevS := filepath.Join(dir, prevWeights), filepath.Join(dir, prevState)
+	if p != nil {
+		for _, r := range [][2]string{{p.weights, prevW}, {p.state, prevS}} {
+			if r[0] != r[1] {
+				if err := os.Rename(r[0], r[1]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, name := range []string{LastWeights, LastState} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if p == nil {
+		for _, path := range []string{prevW, prevS} {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func readState(path string) (*ckptState, error) {
