@@ -143,12 +143,16 @@ async function traced(page, name, round, body) {
   const wall = Date.now() - t0;
   const buf = Buffer.from(await page.tracing.stop()).toString('utf8');
   if (process.env.TRACE_OUT) fs.writeFileSync(`${process.env.TRACE_OUT}.${name}.${round}.json`, buf);
-  const tasks = longTasks(JSON.parse(buf).traceEvents);
+  const events = JSON.parse(buf).traceEvents;
+  const tasks = longTasks(events);
+  // Functions compiled on first call: none when the module came with its
+  // compiled code from the cache (needs CATEGORIES=v8.wasm).
+  const lazy = events.filter((e) => e.name === 'wasm.CompileLazy').length;
   const marks = await page.evaluate(() => globalThis.cifarnetMarks || {});
   const longest = tasks.reduce((m, t) => Math.max(m, t.ms), 0);
   const blocking = tasks.reduce((s, t) => s + t.ms - LONG, 0);
   console.log(`${name} round ${round} (CPU ×${cpu}, load ${os.loadavg()[0].toFixed(2)}): ${tasks.length} long tasks, longest ${longest.toFixed(0)} ms, ` +
-    `blocking ${blocking.toFixed(0)} ms, window ${wall} ms` +
+    `blocking ${blocking.toFixed(0)} ms, window ${wall} ms${lazy ? `, ${lazy} wasm functions compiled lazily` : ''}` +
     (marks.firstResult ? `, first result at ${marks.firstResult.toFixed(0)} ms` : ''));
   for (const t of tasks) console.log(`  ${t.ms.toFixed(0).padStart(5)} ms (${t.cpu.toFixed(0)} on the CPU): ${t.what.join('; ')}`);
   if (process.env.MARKS && name !== 'drop' && name !== 'teach') {
@@ -204,7 +208,9 @@ for (const name of windows) {
         await page.evaluate(() => navigator.serviceWorker.ready);
         // Let the precache finish before the reload.
         await page.waitForFunction(() => navigator.serviceWorker.controller || navigator.serviceWorker.ready, {timeout: 60000});
-        await new Promise((r) => setTimeout(r, 1500));
+        // V8 hands Chromium the optimised module to keep about 2 s after
+        // optimising it; a user's second visit comes later than that.
+        await new Promise((r) => setTimeout(r, Number(process.env.WARM_WAIT_MS || 5000)));
         // RELOADS=n: n - 1 untraced warm visits first (a third visit may
         // find code cached that the second stored).
         for (let i = 1; i < Number(process.env.RELOADS || 1); i++) {
