@@ -127,10 +127,11 @@ async function storedWasm() {
   }
 }
 
-// compileWasm compiles the module while it downloads. The response is
-// handed over untouched so that the browser can keep the compiled code
-// with its cached copy for the next visit; a host that sends the wrong
-// Content-Type gets the module compiled from its bytes instead.
+// compileWasm compiles the stored copy (storedWasm). Without Cache Storage
+// it compiles the module while it downloads, the response handed over
+// untouched so that the browser can keep the compiled code with its HTTP
+// cached copy; a host that sends the wrong Content-Type gets the module
+// compiled from its bytes instead.
 async function compileWasm() {
   if (typeof WebAssembly.compileStreaming === 'function') {
     const stored = await storedWasm();
