@@ -3,7 +3,8 @@
 # random-weight cifarnet-fast model. Prints the WebAssembly module size
 # (raw and gzip), bytes sent for the first visit and for a reload, time from
 # navigation to the first prediction (cold and warm, through the service
-# worker) and the median inference time per image; then the same model's
+# worker; the warm visit's steps too, means over the rounds) and the median
+# inference time per image; then the same model's
 # inference time without and with test-time augmentation, side by side.
 #
 # bench/browser.sh ort [rounds]: our module against onnxruntime-web 1.30
@@ -47,6 +48,7 @@ go test -run '^$' -bench '^BenchmarkBrowser$' -benchtime "${count}x" ./server/e2
 		printf "first visit        %9.0f bytes sent\n", v["cold-bytes"]
 		printf "reload             %9.0f bytes sent\n", v["warm-bytes"]
 		printf "first prediction   %9.0f ms cold, %.0f ms warm (from navigation)\n", v["cold-ms"], v["warm-ms"]
+		printf "  warm steps       %9.0f ms to the worker, %.0f to the module compiled, %.0f to the model loaded, %.0f to the first result\n", v["warm-spawn-ms"], v["warm-compile-ms"], v["warm-model-ms"], v["warm-image-ms"]
 		printf "inference          %9.1f ms per image (median)\n", v["infer-ms"]
 		found = 1
 	}

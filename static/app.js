@@ -64,8 +64,12 @@ const ui = {
 
 // Timings for the benchmark (bench/browser.sh reads them back).
 const marks = (globalThis.cifarnetMarks = {});
+let firstResultShown = null;
+const firstResult = new Promise((resolve) => { firstResultShown = resolve; });
 function mark(name, at = performance.now()) {
-  if (!(name in marks)) marks[name] = at;
+  if (name in marks) return;
+  marks[name] = at;
+  if (name === 'firstResult') firstResultShown();
 }
 
 // Content Security Policy violations are collected for the tests: the page
@@ -1430,16 +1434,19 @@ document.addEventListener('visibilitychange', () => {
 // ---------------------------------------------------------------- offline
 
 // Registered once the model is in, so that its precache is served from
-// the HTTP cache instead of downloading everything a second time.
+// the HTTP cache instead of downloading everything a second time; and not
+// before the first result or, with no image given, a few idle seconds, so
+// that starting it and its precache do not compete with the first image
+// (nor with the page's start on a slow phone).
 let swRegistered = false;
-async function registerServiceWorker() {
+const SW_IDLE_MS = 4000;
+function registerServiceWorker() {
   if (swRegistered || !('serviceWorker' in navigator) || !globalThis.isSecureContext) return;
   swRegistered = true;
-  try {
-    await navigator.serviceWorker.register('sw.js');
-  } catch (err) {
-    console.warn('cifarnet: service worker not registered:', err);
-  }
+  Promise.race([firstResult, new Promise((resolve) => setTimeout(resolve, SW_IDLE_MS))])
+    .then(() => new Promise((resolve) => (globalThis.requestIdleCallback ? requestIdleCallback(resolve, {timeout: 1000}) : setTimeout(resolve, 0))))
+    .then(() => navigator.serviceWorker.register('sw.js'))
+    .catch((err) => console.warn('cifarnet: service worker not registered:', err));
 }
 
 // Teach mode (teach.js) runs a worker of its own from the compiled module,

@@ -1,7 +1,8 @@
 // cifarnet service worker: makes the page work offline after the first
 // visit. static/assemble.sh fills in the build version and the precache
-// list (the page, its content-hashed scripts, the WebAssembly module, the
-// samples, the model manifest and the default model). A new build has a new
+// list (the page, its content-hashed scripts, the samples, the model
+// manifest and the default model; the WebAssembly module is kept by the
+// worker, worker.js, in a cache of its own). A new build has a new
 // version, so it installs a fresh cache and deletes the old ones.
 'use strict';
 
@@ -21,7 +22,9 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     for (const key of await caches.keys()) {
-      if (key.startsWith('cifarnet-') && key !== CACHE) await caches.delete(key);
+      // cifarnet-wasm is the worker's copy of the module (worker.js keeps
+      // it there, with its compiled code, and prunes it itself).
+      if (key.startsWith('cifarnet-') && key !== CACHE && key !== 'cifarnet-wasm') await caches.delete(key);
     }
     await self.clients.claim();
   })());
@@ -68,5 +71,6 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.headers.has('range')) return; // partial responses are not cached
+  if (url.pathname.endsWith('.wasm')) return; // the worker keeps the module itself
   event.respondWith(request.mode === 'navigate' || networkFirst(url) ? fromNetworkFirst(request) : fromCacheFirst(request));
 });

@@ -87,12 +87,63 @@ async function fetchWithProgress(url, phase, expected) {
   return out;
 }
 
-// compileWasm compiles the module while it downloads. The response is
-// handed over untouched so that the browser can keep the compiled code
-// with its cached copy for the next visit; a host that sends the wrong
-// Content-Type gets the module compiled from its bytes instead.
+// The module is kept in a Cache Storage cache of its own (the service
+// worker does not precache it). Chromium keeps the compiled code of a
+// module compiled from a Cache Storage response beside that entry, once the
+// engine has optimised it, and reuses it the next time the entry is
+// compiled; the code it keeps for an HTTP response is not used for the
+// service worker's copy. So the module is compiled from this cache on every
+// visit, the first included: the second visit then starts from optimised
+// code instead of compiling it again (and reading the cache here also
+// skips starting the service worker). Older modules' entries are deleted.
+const WASM_CACHE = 'cifarnet-wasm';
+
+async function wasmCache() {
+  if (typeof caches === 'undefined') return null;
+  try {
+    return await caches.open(WASM_CACHE);
+  } catch {
+    return null; // storage blocked
+  }
+}
+
+// storedWasm returns the cached module's response, storing it first when
+// it is not there, or null when Cache Storage is not available or fails.
+async function storedWasm() {
+  const cache = await wasmCache();
+  if (!cache) return null;
+  try {
+    const hit = await cache.match(WASM_URL);
+    if (hit) return hit;
+    const resp = await fetch(WASM_URL);
+    if (!resp.ok) return null;
+    await cache.put(WASM_URL, resp);
+    for (const req of await cache.keys()) {
+      if (!req.url.endsWith(`/${WASM_URL}`)) await cache.delete(req);
+    }
+    return (await cache.match(WASM_URL)) || null;
+  } catch {
+    return null;
+  }
+}
+
+// compileWasm compiles the stored copy (storedWasm). Without Cache Storage
+// it compiles the module while it downloads, the response handed over
+// untouched so that the browser can keep the compiled code with its HTTP
+// cached copy; a host that sends the wrong Content-Type gets the module
+// compiled from its bytes instead.
 async function compileWasm() {
   if (typeof WebAssembly.compileStreaming === 'function') {
+    const stored = await storedWasm();
+    if (stored) {
+      try {
+        return await WebAssembly.compileStreaming(stored);
+      } catch {
+        // A damaged stored copy or a wrong Content-Type: drop it, the network's copy follows.
+        const cache = await wasmCache();
+        if (cache) await cache.delete(WASM_URL).catch(() => {});
+      }
+    }
     try {
       return await WebAssembly.compileStreaming(fetch(WASM_URL));
     } catch (err) {
