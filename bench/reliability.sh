@@ -315,21 +315,34 @@ class_server() {
 	echo "load, 50000 GETs over 200 connections: $load; server peak RSS $(awk '/VmHWM/ { print $2 / 1024 " MiB" }' /proc/$spid/status)" >>"$work/server.txt"
 	# Throughput on small files beside its ceiling, a bare net/http handler
 	# (bench/loadgen/bare) driven by the same load generator on the same
-	# cores, alternating, median of 3 rounds. Reported, not counted: on a
-	# shared machine it measures the neighbours too.
+	# cores, alternating, median of 3 rounds; and each server's CPU time per
+	# request, which says what it would serve with the cores to itself (the
+	# load generator here takes most of them). Reported, not counted.
 	"$work/bin/bare" -addr 127.0.0.1:$((port + 1)) 2>/dev/null &
-	local bpid=$! ours=() bare=() r
+	local bpid=$! ours=() bare=() ours_us=() bare_us=() r
 	sleep 0.3
+	cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+	# rps_and_cpu PID BASE PATH...: "requests/s µs-of-server-CPU-per-request"
+	rps_and_cpu() {
+		local pid=$1 base=$2 t0 t1 rps
+		shift 2
+		t0=$(cpu_ticks "$pid")
+		rps=$("$work/bin/loadgen" -base "$base" -n 50000 -c 200 "$@" | grep -o '[0-9]* requests/s' | cut -d' ' -f1)
+		t1=$(cpu_ticks "$pid")
+		echo "${rps:-0} $(((t1 - t0) * 1000000 / $(getconf CLK_TCK) / 50000))"
+	}
 	for r in 1 2 3; do
-		ours+=("$("$work/bin/loadgen" -base "$base" -n 50000 -c 200 /icon.svg /manifest.webmanifest /sw.js | grep -o '[0-9]* requests/s' | cut -d' ' -f1)")
-		bare+=("$("$work/bin/loadgen" -base "http://127.0.0.1:$((port + 1))" -n 50000 -c 200 /a /b /c | grep -o '[0-9]* requests/s' | cut -d' ' -f1)")
+		read -r a b < <(rps_and_cpu $spid "$base" /icon.svg /manifest.webmanifest /sw.js)
+		ours+=("$a") ours_us+=("$b")
+		read -r a b < <(rps_and_cpu $bpid "http://127.0.0.1:$((port + 1))" /a /b /c)
+		bare+=("$a") bare_us+=("$b")
 	done
 	kill $bpid 2>/dev/null
 	wait $bpid 2>/dev/null
-	local mo mb
-	mo=$(printf '%s\n' "${ours[@]}" | sort -n | sed -n 2p)
-	mb=$(printf '%s\n' "${bare[@]}" | sort -n | sed -n 2p)
-	echo "throughput, small files (icon.svg, manifest.webmanifest, sw.js; 50,000 GETs at 200 keep-alive connections), median of 3: bin/server ${mo:-?} requests/s (${ours[*]}), bare net/http handler ${mb:-?} requests/s (${bare[*]}), ratio $(awk -v a="${mo:-0}" -v b="${mb:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'); load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/server.txt"
+	med() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+	local mo mb uo ub
+	mo=$(med "${ours[@]}") mb=$(med "${bare[@]}") uo=$(med "${ours_us[@]}") ub=$(med "${bare_us[@]}")
+	echo "throughput, small files (icon.svg, manifest.webmanifest, sw.js; 50,000 GETs at 200 keep-alive connections), median of 3: bin/server $mo requests/s (${ours[*]}), bare net/http handler $mb requests/s (${bare[*]}), ratio $(awk -v a="$mo" -v b="$mb" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'); server CPU per request: bin/server $uo µs (${ours_us[*]}), bare $ub µs (${bare_us[*]}), so $(awk -v u="$uo" -v n="$(nproc)" 'BEGIN { if (u > 0) printf "%.0f", n * 1e6 / u; else print "?" }') requests/s on $(nproc) cores of its own; load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/server.txt"
 	# 1,000 slow-header connections held open; a normal request still
 	# works within a second.
 	tried=$((tried + 1))
