@@ -882,6 +882,7 @@ function showResult(card, r) {
   card.dataset.topP = String(r.top.p);
   card.dataset.ms = String(r.ms);
   if (r.decodedBy) card.dataset.decodedBy = r.decodedBy;
+  if (r.parts) card.dataset.parts = String(r.parts); // its TTA views ran on that many workers
 
   $('.answer .label', card).textContent = r.top.label;
   $('.answer .confidence', card).textContent = pct(r.top.p);
@@ -895,7 +896,7 @@ function showResult(card, r) {
   if (batch.total <= 1) ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}${unsure ? ', unsure' : ''}`;
   card.dataset.tta = String(Boolean(r.tta));
   const via = r.decodedBy === 'browser' ? ' · decoded by the browser' : '';
-  const tta = r.tta ? ' (test-time augmentation)' : '';
+  const tta = r.tta ? ` (test-time augmentation${r.parts ? `, on ${r.parts} workers at once` : ''})` : '';
   $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
   // The model input, drawn at 32×32 and scaled up crisply by CSS.
