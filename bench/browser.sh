@@ -5,7 +5,9 @@
 # navigation to the first prediction (cold and warm, through the service
 # worker; the warm visit's steps too, means over the rounds) and the median
 # inference time per image; then the same model's
-# inference time without and with test-time augmentation, side by side.
+# inference time without and with test-time augmentation, side by side;
+# and one image dropped alone on the page, timed to its answer, with TTA
+# split across the pool, with TTA on one worker and without TTA.
 #
 # bench/browser.sh ort [rounds]: our module against onnxruntime-web 1.30
 # (wasm execution provider, SIMD, 1 thread and navigator.hardwareConcurrency
@@ -60,3 +62,10 @@ go test -run '^$' -bench '^BenchmarkBrowserTTA$' -benchtime "${count}x" ./server
 		found = 1
 	}
 	END { if (!found) { print "bench/browser.sh: no TTA benchmark result" > "/dev/stderr"; exit 1 } }'
+go test -run '^$' -bench '^BenchmarkBrowserTTAPool$' -benchtime "${count}x" ./server/e2e/ |
+	awk '/^BenchmarkBrowserTTAPool/ {
+		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+		printf "one image, page     %9.1f ms with TTA split over %d workers, %.1f ms on one, %.1f ms without TTA (x%.2f split, x%.2f on one; drop to answer, median)\n", v["tta-ms"], v["workers"], v["tta1-ms"], v["plain-ms"], v["tta/plain"], v["tta1/plain"]
+		found = 1
+	}
+	END { if (!found) { print "bench/browser.sh: no TTA pool benchmark result" > "/dev/stderr"; exit 1 } }'

@@ -1,6 +1,9 @@
 package models
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Test-time augmentations a weight file can ask for (Meta.Inference.TTA).
 const (
@@ -15,20 +18,64 @@ const (
 // one pixel diagonally (reflect padding) a quarter each. Without
 // augmentations it is Predict. The returned slice is reused by the next call.
 func (p *Predictor) PredictTTA(x []float32) ([]float32, error) {
-	tta := p.m.Meta.Inference.TTA
-	flip, translate := false, false
-	for _, t := range tta {
+	n, err := p.m.TTAViews()
+	if err != nil {
+		return nil, err
+	}
+	if n == 1 {
+		return p.Predict(x)
+	}
+	out, err := p.PredictTTAPart(x, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	p.m.FinishTTA(out)
+	return out, nil
+}
+
+// TTAViews is the number of views the model's test-time augmentations
+// make of an image: 1 without any, 2 for flip, 3 for translate, 6 for both.
+func (m *Model) TTAViews() (int, error) {
+	flip, translate, err := m.ttaOptions()
+	if err != nil {
+		return 0, err
+	}
+	n := 1
+	if flip {
+		n *= 2
+	}
+	if translate {
+		n *= 3
+	}
+	return n, nil
+}
+
+func (m *Model) ttaOptions() (flip, translate bool, err error) {
+	for _, t := range m.Meta.Inference.TTA {
 		switch t {
 		case TTAFlip:
 			flip = true
 		case TTATranslate:
 			translate = true
 		default:
-			return nil, fmt.Errorf("predict: unknown test-time augmentation %q", t)
+			return false, false, fmt.Errorf("predict: unknown test-time augmentation %q", t)
 		}
 	}
-	if !flip && !translate {
-		return p.Predict(x)
+	return flip, translate, nil
+}
+
+// PredictTTAPart runs part of PredictTTA, so that the views of one image
+// can be computed on several workers at once: of the TTAViews() views, in
+// PredictTTA's order, part number part of parts (contiguous, as even as
+// can be) goes through the network, and the weighted sum of their logits
+// is returned. Adding the parts' sums in part order and passing the total
+// to FinishTTA gives PredictTTA's probabilities up to float rounding
+// (exactly them for parts = 1). The returned slice is reused by the next
+// call.
+func (p *Predictor) PredictTTAPart(x []float32, part, parts int) ([]float32, error) {
+	flip, translate, err := p.m.ttaOptions()
+	if err != nil {
+		return nil, err
 	}
 	in := p.m.Meta.Spec.Input
 	size := in.Size()
@@ -48,37 +95,54 @@ func (p *Predictor) PredictTTA(x []float32) ([]float32, error) {
 		per = 2
 	}
 	n := nviews * per
+	if parts < 1 || parts > n || part < 0 || part >= parts {
+		return nil, fmt.Errorf("predict: part %d of %d, but there are %d views", part, parts, n)
+	}
+	lo, hi := part*n/parts, (part+1)*n/parts
 	if cap(p.views) < n*size {
 		p.views = make([]float32, n*size)
 	}
-	buf := p.views[:n*size]
-	for v, d := range views[:nviews] {
-		dst := buf[v*per*size : (v*per+1)*size]
-		shift(x, dst, in, d[0], d[1])
-		if flip {
-			mirror(dst, buf[(v*per+1)*size:(v*per+2)*size], in)
+	buf := p.views[:(hi-lo)*size]
+	for i := lo; i < hi; i++ {
+		v, k := i/per, i%per
+		dst := buf[(i-lo)*size : (i-lo+1)*size]
+		switch {
+		case k == 0:
+			shift(x, dst, in, views[v][0], views[v][1])
+		case i > lo: // the view before is the same shift, unmirrored
+			mirror(buf[(i-lo-1)*size:(i-lo)*size], dst, in)
+		default: // a part that starts with a mirrored view
+			shift(x, dst, in, views[v][0], views[v][1])
+			mirrorInPlace(dst, in)
 		}
 	}
-	if _, err := p.PredictBatch(buf, n); err != nil {
+	if _, err := p.PredictBatch(buf, hi-lo); err != nil {
 		return nil, err
 	}
 	c := p.m.classes
 	logits := p.Logits()
 	out := p.probs[:c] // row 0 of probs is free to overwrite now
 	clear(out)
-	for v := range nviews {
-		w := weights[v] / float32(per)
-		for k := 0; k < per; k++ {
-			row := logits[(v*per+k)*c : (v*per+k+1)*c]
-			for j := range out {
-				out[j] += w * row[j]
-			}
+	for i := lo; i < hi; i++ {
+		w := weights[i/per] / float32(per)
+		row := logits[(i-lo)*c : (i-lo+1)*c]
+		for j := range out {
+			out[j] += w * row[j]
 		}
 	}
-	if p.m.softmax {
-		softmax(out)
-	}
 	return out, nil
+}
+
+// EndsWithSoftmax reports whether the network's last layer is a softmax,
+// the step FinishTTA applies (for a host that adds the parts itself).
+func (m *Model) EndsWithSoftmax() bool { return m.softmax }
+
+// FinishTTA turns the summed weighted logits of PredictTTAPart into
+// probabilities in place: a softmax when the network ends with one.
+func (m *Model) FinishTTA(sum []float32) {
+	if m.softmax {
+		softmax(sum)
+	}
 }
 
 // shift copies src to dst moved by (dy, dx) pixels: dst(y, x) =
@@ -112,5 +176,12 @@ func mirror(src, dst []float32, s Shape) {
 		for x := range a {
 			b[s.W-1-x] = a[x]
 		}
+	}
+}
+
+// mirrorInPlace mirrors every row of v horizontally.
+func mirrorInPlace(v []float32, s Shape) {
+	for r := 0; r < s.C*s.H; r++ {
+		slices.Reverse(v[r*s.W : (r+1)*s.W])
 	}
 }

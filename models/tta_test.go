@@ -110,3 +110,51 @@ func TestPredictTTAWithoutOptionsIsPredict(t *testing.T) {
 		}
 	}
 }
+
+// The views of one image split into parts (as the page splits them across
+// its workers) and added in part order give PredictTTA's probabilities.
+func TestPredictTTAPartsAddUp(t *testing.T) {
+	spec, _ := models.Preset("cifarnet-fast")
+	for _, tta := range [][]string{{models.TTAFlip, models.TTATranslate}, {models.TTAFlip}, {models.TTATranslate}} {
+		f := modeltest.RandomFile(spec, 12)
+		f.Meta.Inference.TTA = tta
+		m, err := models.NewModel(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		views, err := m.TTAViews()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := m.NewPredictor()
+		x := input(1, m.InputSize(), 5)
+		want, err := p.PredictTTA(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]float32(nil), want...)
+		for parts := 1; parts <= views; parts++ {
+			sum := make([]float32, len(want))
+			for part := range parts {
+				// A predictor per part, as each worker has its own.
+				got, err := m.NewPredictor().PredictTTAPart(x, part, parts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j := range sum {
+					sum[j] += got[j]
+				}
+			}
+			m.FinishTTA(sum)
+			for j := range want {
+				d := math.Abs(float64(sum[j] - want[j]))
+				if parts == 1 && d != 0 || d > 1e-6 {
+					t.Errorf("%v, %d parts: class %d: %v, PredictTTA %v", tta, parts, j, sum[j], want[j])
+				}
+			}
+		}
+		if _, err := p.PredictTTAPart(x, 0, views+1); err == nil {
+			t.Errorf("%v: %d parts of %d views accepted", tta, views+1, views)
+		}
+	}
+}

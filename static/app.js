@@ -23,6 +23,7 @@ const SHORT_NAMES = {airplane: 'plane', automobile: 'car'};
 const ui = {
   status: $('#status'),
   progress: $('#progress'),
+  retry: $('#retry'),
   choice: $('#model-choice'),
   select: $('#model-select'),
   facts: $('#model-facts'),
@@ -141,15 +142,19 @@ let modelRequested = false;
 let held = [];
 
 function spawn(primary) {
-  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map()};
-  slot.w.onmessage = (e) => (primary ? onPrimaryMessage(slot, e.data) : onHelperMessage(slot, e.data));
+  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map(), quiet: 0};
+  slot.w.onmessage = (e) => {
+    if (!pool.includes(slot)) return; // replaced; anything it still says is stale
+    if (slot.primary) onPrimaryMessage(slot, e.data);
+    else onHelperMessage(slot, e.data);
+  };
   slot.w.onerror = (e) => {
-    if (primary) {
-      hideProgress();
-      setStatus(`The classifier failed to start (${e.message || 'worker error'}). Reload the page to try again.`, 'error');
-    } else {
-      retire(slot);
-    }
+    e.preventDefault();
+    const why = e.message || 'worker error';
+    // Before the module is compiled the first worker cannot be
+    // replaced from it: downloading it again is the cure.
+    if (slot.primary && !compiledModule) startFailed(slot, 'network', `The classifier could not start: ${why}`);
+    else crashed(slot, why);
   };
   pool.push(slot);
   return slot;
@@ -158,8 +163,10 @@ function spawn(primary) {
 // broadcast posts a load or setting to every worker, each with its own copy of
 // any bytes.
 function broadcast(msg) {
-  for (const slot of pool) slot.w.postMessage(msg.bytes ? {...msg, bytes: msg.bytes.slice(0)} : msg);
+  for (const slot of pool) slot.w.postMessage(copyMsg(msg));
 }
+
+const copyMsg = (msg) => (msg.bytes ? {...msg, bytes: msg.bytes.slice(0)} : msg);
 
 // waiting holds the requests no worker has taken yet, in order.
 const waiting = [];
@@ -173,8 +180,10 @@ function dispatch(msg) {
 
 // pump hands queued requests to workers with room. The first worker takes
 // them before its model is in (it runs them after the load, in order);
-// helpers only once they have the model.
+// helpers only once they have the model. A lone image with test-time
+// augmentation is split across the idle workers instead.
 function pump() {
+  splitLone();
   for (const slot of pool) {
     while (waiting.length > 0 && (slot.ready || slot.primary) && slot.jobs.size < JOBS_PER_WORKER) {
       const msg = waiting.shift();
@@ -184,6 +193,253 @@ function pump() {
   }
 }
 
+// ---------------------------------------------------------------- one image, several workers
+
+// With test-time augmentation an image costs one forward pass per view (6
+// for flip + translate). When it is the only image waiting and two or
+// more workers have nothing to do, its views are split between them
+// (cifarnet.classifyPart) and the parts' logit sums added here as
+// models.Predictor.PredictTTA adds them, so that one image is answered
+// in about the time of half its views. A batch keeps one image per
+// worker: that already uses every core, without the page doing each
+// image's decoding twice.
+const splits = new Map(); // id of the image → {msg, results, left}
+
+function splitViews() {
+  if (!modelInfo || lastTTA === false || !modelInfo.ttaOn || loadsInFlight.length > 0) return 1;
+  return ttaViews(modelInfo.tta);
+}
+
+function splitLone() {
+  if (waiting.length !== 1 || incoming.length > 0 || waiting[0].type !== 'classify') return;
+  const views = splitViews();
+  const idle = pool.filter((s) => s.ready && s.jobs.size === 0);
+  if (views < 2 || idle.length < 2) return;
+  const msg = waiting.shift();
+  const parts = Math.min(views, idle.length);
+  splits.set(msg.id, {msg, results: new Array(parts), left: parts});
+  for (let part = 0; part < parts; part++) {
+    const job = {type: 'classifyPart', id: nextId++, of: msg.id, file: msg.file, part, parts};
+    idle[part].jobs.set(job.id, job);
+    idle[part].w.postMessage(job);
+  }
+}
+
+// partDone takes one part's answer; the last one completes the image.
+function partDone(job, msg) {
+  const s = splits.get(job.of);
+  if (!s) return; // the image already failed, or was cancelled
+  if (msg.type === 'error') {
+    splits.delete(job.of);
+    // A worker that disagrees about the model's views (a setting that
+    // changed meanwhile) gets the image whole.
+    if (msg.code === 'bad_argument') dispatch(s.msg);
+    else settle(job.of, msg);
+    return;
+  }
+  s.results[job.part] = msg.result;
+  if (--s.left > 0) return;
+  splits.delete(job.of);
+  settle(job.of, {type: 'result', result: combineParts(s.results)});
+}
+
+// combineParts adds the parts' weighted logits in part order in float32
+// and applies the softmax as Go's models.softmax does, so that the
+// probabilities equal the one-worker result up to float rounding.
+function combineParts(results) {
+  const first = results[0];
+  const n = first.logits.length;
+  const sum = new Float32Array(n);
+  for (const r of results) {
+    for (let j = 0; j < n; j++) sum[j] += r.logits[j]; // stored as float32: rounded as Go rounds
+  }
+  let probs = sum;
+  if (first.softmax) {
+    probs = new Float32Array(n);
+    let hi = sum[0];
+    for (const x of sum) hi = Math.max(hi, x);
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Math.exp(Math.fround(sum[j] - hi));
+      probs[j] = e;
+      total += e;
+    }
+    for (let j = 0; j < n; j++) probs[j] /= total;
+  }
+  let top = 0;
+  for (let j = 1; j < n; j++) if (probs[j] > probs[top]) top = j;
+  return {
+    probs, classes: first.classes, top: {index: top, label: first.classes[top] || '', p: probs[top]}, tta: true,
+    ms: Math.max(...results.map((r) => r.ms)), totalMs: Math.max(...results.map((r) => r.totalMs)),
+    input: first.input, inputWidth: first.inputWidth, inputHeight: first.inputHeight,
+    decodedBy: first.decodedBy, parts: results.length,
+  };
+}
+
+// ---------------------------------------------------------------- workers that fail
+
+// A worker whose Go program ends (a fatal error, e.g. out of memory) or
+// that throws is replaced by a fresh one from the compiled module, given
+// the current model and TTA setting. The image it was working on (the
+// first it holds: a worker runs them in order) gets an error on its card
+// rather than a second try, so that an image that kills the classifier
+// cannot do it again; the images queued behind it go to the others. At
+// most MAX_RESTARTS replacements in RESTART_WINDOW_MS, then the pool
+// shrinks, and once it is empty the status line offers Retry.
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60e3;
+let restarts = []; // times of recent replacements
+let restartNote = ''; // said on the status line when the replacement is ready
+
+// The first worker cannot download the module: tried again after 1, 2 and
+// 4 s, then Retry.
+const START_RETRIES = 3;
+let startTries = 0;
+let retryTimer = 0;
+
+const CRASHED = 'crashed';
+const crashedMessage = (restarted) => (restarted
+  ? 'The classifier stopped while working on this image and was restarted. The image was not classified; add it again to retry.'
+  : 'The classifier stopped while working on this image, again and again, so it was not restarted. The image was not classified.');
+
+// drop takes a worker out of the pool and returns the jobs it held, in
+// the order it would have run them.
+function drop(slot) {
+  slot.w.terminate();
+  pool.splice(pool.indexOf(slot), 1);
+  return [...slot.jobs.values()];
+}
+
+// requeue puts jobs back at the front of the queue, except parts of an
+// image that has already failed.
+function requeue(jobs) {
+  waiting.unshift(...jobs.filter((m) => m.type !== 'classifyPart' || splits.has(m.of)));
+  pump();
+}
+
+// failJob answers a job with an error as its worker would have.
+function failJob(job, code, message) {
+  const msg = {type: 'error', id: job.id, code, message};
+  if (job.type === 'saliency') onSaliencyMessage(null, msg);
+  else if (job.type === 'classifyPart') partDone(job, msg);
+  else settle(job.id, msg);
+}
+
+// retire drops a helper that never got the model; its images go to the others.
+function retire(slot) {
+  requeue(drop(slot));
+  if (pool.length === 0) stalled('The classifier could not be started again.');
+}
+
+function crashed(slot, why) {
+  if (!pool.includes(slot)) return;
+  const [held, ...queued] = drop(slot);
+  const now = performance.now();
+  restarts = restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+  const replace = restarts.length < MAX_RESTARTS;
+  const card = held && pending.get(held.type === 'classifyPart' ? held.of : held.id);
+  const what = card ? ` while working on ${$('.file', card).textContent}` : '';
+  console.warn(`cifarnet: a classifier worker stopped (${why})`);
+  if (held) failJob(held, CRASHED, crashedMessage(replace));
+  if (replace) {
+    restarts.push(now);
+    respawn(slot.primary);
+    restartNote = `The classifier stopped unexpectedly${what} and was restarted.`;
+    const alive = pool.some((s) => s.ready);
+    setStatus(alive ? restartNote : `The classifier stopped unexpectedly${what}; restarting it…`, alive ? 'ready' : 'loading');
+  } else if (pool.length > 0) {
+    // Carry on with fewer workers; one of them drives the status line.
+    if (slot.primary) pool[0].primary = true;
+    setStatus(`The classifier stopped unexpectedly${what}, ${MAX_RESTARTS + 1} times within a minute; it goes on with ${pool.length} worker${pool.length > 1 ? 's' : ''}.`, 'ready');
+  } else {
+    stalled(`The classifier stopped unexpectedly${what}, ${MAX_RESTARTS + 1} times within a minute, so it was not restarted.`);
+  }
+  requeue(queued);
+}
+
+// respawn starts a worker in the place of one that failed, from the
+// compiled module if there is one, and replays the model load and TTA
+// setting. A primary's answer to the replayed load is not news for the
+// model panel (quiet), unless a load the page asked for was still
+// unanswered: then it is that answer.
+function respawn(primary) {
+  const slot = spawn(primary);
+  slot.w.postMessage(compiledModule ? {type: 'init', module: compiledModule} : {type: 'start'});
+  if (lastLoad) {
+    if (primary && loadsInFlight.length > 0) loadsInFlight.splice(0, loadsInFlight.length - 1);
+    else slot.quiet = 1;
+    slot.w.postMessage(copyMsg(lastLoad));
+  }
+  if (lastTTA !== null) slot.w.postMessage({type: 'setTTA', on: lastTTA});
+  return slot;
+}
+
+// replacementReady tells that a restarted worker is working.
+function replacementReady() {
+  if (!restartNote) return;
+  setStatus(restartNote, 'ready');
+  restartNote = '';
+}
+
+// startFailed: the first worker could not download, compile or start
+// the module. Nothing it held ran; a fresh worker tries again.
+function startFailed(slot, code, message) {
+  if (!pool.includes(slot)) return;
+  const jobs = drop(slot);
+  waiting.unshift(...jobs);
+  hideProgress();
+  if (code === 'unsupported') { // this browser cannot run it: no retry helps
+    setStatus(sentence(message), 'error');
+    ui.status.dataset.code = code;
+    return;
+  }
+  if (startTries < START_RETRIES) {
+    const delay = 2 ** startTries;
+    startTries++;
+    setStatus(`${sentence(message)} Trying again in ${delay} s…`, 'error');
+    retryTimer = setTimeout(() => {
+      retryTimer = 0;
+      setStatus('Downloading the classifier…');
+      setProgress(0, -1);
+      respawn(true);
+    }, delay * 1000);
+  } else {
+    stalled(`${sentence(message)} Check the connection, then press Retry.`);
+  }
+}
+
+// startTrouble says the status line is telling of a module that would not
+// download.
+const startTrouble = () => retryTimer !== 0 || !ui.retry.hidden;
+
+// stalled: no worker is left and none is started on its own. Queued
+// images stay queued for Retry (or Cancel).
+function stalled(text) {
+  hideProgress();
+  setStatus(text, 'error');
+  ui.status.dataset.code = 'stopped';
+  ui.retry.hidden = false;
+}
+
+ui.retry.addEventListener('click', () => {
+  ui.retry.hidden = true;
+  delete ui.status.dataset.code;
+  startTries = 0;
+  restarts = [];
+  clearTimeout(retryTimer);
+  retryTimer = 0;
+  restartNote = 'The classifier was started again.';
+  setStatus(compiledModule ? 'Starting the classifier…' : 'Downloading the classifier…');
+  setProgress(0, -1);
+  if (!pool.some((s) => s.primary)) respawn(true);
+  if (compiledModule) grow();
+});
+
+// globalThis.cifarnetPool tells the tests what the pool holds.
+globalThis.cifarnetPool = () => pool.map((s) => ({primary: s.primary, ready: s.ready, jobs: s.jobs.size}));
+
+// ---------------------------------------------------------------- answers
+
 // grow starts the other workers from the compiled module, with the model
 // and TTA choice the first one has.
 function grow() {
@@ -191,24 +447,23 @@ function grow() {
   while (pool.length < POOL_SIZE) {
     const slot = spawn(false);
     slot.w.postMessage({type: 'init', module: compiledModule});
-    slot.w.postMessage(lastLoad.bytes ? {...lastLoad, bytes: lastLoad.bytes.slice(0)} : lastLoad);
+    slot.w.postMessage(copyMsg(lastLoad));
     if (lastTTA !== null) slot.w.postMessage({type: 'setTTA', on: lastTTA});
   }
 }
 
-// retire drops a helper worker that failed; its images go to the others.
-function retire(slot) {
-  slot.w.terminate();
-  pool.splice(pool.indexOf(slot), 1);
-  waiting.unshift(...slot.jobs.values());
+function finishJob(slot, msg) {
+  const job = slot.jobs.get(msg.id);
+  slot.jobs.delete(msg.id);
+  if (job && job.type === 'classifyPart') partDone(job, msg);
+  else settle(msg.id, msg);
   pump();
 }
 
-function finishJob(slot, msg) {
-  slot.jobs.delete(msg.id);
-  pump();
-  const card = pending.get(msg.id);
-  pending.delete(msg.id);
+// settle shows an image's answer on its card.
+function settle(id, msg) {
+  const card = pending.get(id);
+  pending.delete(id);
   pumpIncoming();
   if (!card) return;
   if (msg.type === 'result') {
@@ -219,11 +474,26 @@ function finishJob(slot, msg) {
   }
 }
 
+// A worker's messages about itself, the same for the first and the others.
+function onWorkerFault(slot, msg) {
+  switch (msg.type) {
+    case 'exited':
+      crashed(slot, `its Go program ended${msg.code === null ? '' : ` with code ${msg.code}`}`);
+      return true;
+    case 'startError':
+      if (slot.primary && !compiledModule) startFailed(slot, msg.code, msg.message);
+      else crashed(slot, msg.message);
+      return true;
+  }
+  return false;
+}
+
 function onHelperMessage(slot, msg) {
-  if (onSaliencyMessage(slot, msg)) return;
+  if (onSaliencyMessage(slot, msg) || onWorkerFault(slot, msg)) return;
   switch (msg.type) {
     case 'ready':
       slot.ready = true;
+      replacementReady();
       pump();
       break;
     case 'loadError':
@@ -259,7 +529,19 @@ function showProgress() {
 }
 
 function onPrimaryMessage(slot, msg) {
-  if (onSaliencyMessage(slot, msg)) return;
+  if (onSaliencyMessage(slot, msg) || onWorkerFault(slot, msg)) return;
+  if (slot.quiet > 0 && (msg.type === 'ready' || msg.type === 'loadError')) {
+    // A replacement's answer to the load replayed to it.
+    slot.quiet--;
+    if (msg.type === 'ready') {
+      slot.ready = true;
+      replacementReady();
+      pump();
+    } else {
+      stalled(`The classifier was restarted but could not load the model again: ${sentence(msg.message)}`);
+    }
+    return;
+  }
   switch (msg.type) {
     case 'module':
       compiledModule = msg.module;
@@ -279,6 +561,7 @@ function onPrimaryMessage(slot, msg) {
     case 'ready':
       mark('modelReady');
       slot.ready = true;
+      startTries = 0;
       modelName = msg.info.name;
       modelInfo = msg.info;
       registerServiceWorker();
@@ -293,6 +576,7 @@ function onPrimaryMessage(slot, msg) {
       setTimeout(grow, 0);
       break;
     case 'tta':
+      modelInfo = msg.info;
       showModel(msg.info);
       break;
     case 'loadError':
@@ -313,8 +597,10 @@ spawn(true).w.postMessage({type: 'start'}); // download and compile while the mo
 
 function loadModel(entry) {
   loadStarted = performance.now();
-  setStatus(`Loading ${entry.file}…`);
-  setProgress(0, entry.size || -1);
+  if (!startTrouble()) { // its message stays until the module is in
+    setStatus(`Loading ${entry.file}…`);
+    setProgress(0, entry.size || -1);
+  }
   lastLoad = {type: 'load', url: entry.url, size: entry.size};
   loadsInFlight.push(entry);
   broadcast(lastLoad);
@@ -600,6 +886,7 @@ function showResult(card, r) {
   card.dataset.topP = String(r.top.p);
   card.dataset.ms = String(r.ms);
   if (r.decodedBy) card.dataset.decodedBy = r.decodedBy;
+  if (r.parts) card.dataset.parts = String(r.parts); // its TTA views ran on that many workers
 
   $('.answer .label', card).textContent = r.top.label;
   $('.answer .confidence', card).textContent = pct(r.top.p);
@@ -613,7 +900,7 @@ function showResult(card, r) {
   if (batch.total <= 1) ui.announce.textContent = `${$('.file', card).textContent}: ${r.top.label}, ${pct(r.top.p, 0)}${unsure ? ', unsure' : ''}`;
   card.dataset.tta = String(Boolean(r.tta));
   const via = r.decodedBy === 'browser' ? ' · decoded by the browser' : '';
-  const tta = r.tta ? ' (test-time augmentation)' : '';
+  const tta = r.tta ? ` (test-time augmentation${r.parts ? `, on ${r.parts} workers at once` : ''})` : '';
   $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
   // The model input, drawn at 32×32 and scaled up crisply by CSS.
@@ -969,7 +1256,8 @@ function cancelBatch() {
   batch.made -= ids.size;
   batch.cancelled += ids.size + incoming.length;
   incoming.length = 0;
-  const keep = (m) => !(m.type === 'classify' && ids.has(m.id));
+  const keep = (m) => !(m.type === 'classify' && ids.has(m.id)) && !(m.type === 'classifyPart' && ids.has(m.of));
+  for (const id of ids) splits.delete(id);
   const left = waiting.filter(keep);
   waiting.length = 0;
   waiting.push(...left);
@@ -1207,7 +1495,7 @@ function onSaliencyMessage(slot, msg) {
     return true;
   }
   if (msg.type !== 'saliency' && msg.type !== 'error') return false;
-  slot.jobs.delete(msg.id);
+  if (slot) slot.jobs.delete(msg.id);
   pump();
   explaining.delete(msg.id);
   if (msg.type === 'error') {
@@ -1460,6 +1748,7 @@ initTeach({
     loadStarted = performance.now();
     setStatus(`Loading ${name}…`);
     lastLoad = {type: 'loadBytes', bytes, name, taught: true};
+    loadsInFlight.push(null);
     broadcast(lastLoad);
     modelRequested = true;
     flushHeld();

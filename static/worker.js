@@ -8,6 +8,9 @@
 //   {type: 'load', url, size}           download a weight file and use it
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
 //   {type: 'classify', id, file}        classify a Blob/File
+//   {type: 'classifyPart', id, file, part, parts}
+//                                       one part of its test-time views (the page
+//                                       splits one image across idle workers)
 //   {type: 'setTTA', on}                turn the model's test-time augmentation on or off
 //   {type: 'saliency', id, pixels, width, height, patch, stride, index}
 //                                       occlusion sensitivity of class index
@@ -17,8 +20,15 @@
 //   {type: 'module', module}                   the compiled module, for the pool
 //   {type: 'ready', info}                      a model is loaded (info as cifarnet.info())
 //   {type: 'tta', info}                        test-time augmentation switched
-//   {type: 'loadError', code, message}
-//   {type: 'result', id, result}
+//   {type: 'loadError', code, message}         a model could not be loaded
+//   {type: 'startError', code, message}        the module could not be downloaded,
+//                                              compiled or started (code 'unsupported':
+//                                              this browser cannot run it)
+//   {type: 'exited', code}                     the Go program ended (a fatal error, such
+//                                              as running out of memory): nothing more
+//                                              will be answered
+//   {type: 'result', id, result}               for classifyPart, result has logits
+//                                              instead of probs (cifarnet.classifyPart)
 //   {type: 'error', id, code, message}
 //   {type: 'saliencyProgress', id, done, total}
 //   {type: 'saliency', id, result}             {base, drop, cols, rows, patch, stride, passes, ms}
@@ -179,21 +189,26 @@ function start(module) {
     const go = new Go();
     const instance = await WebAssembly.instantiate(mod, go.importObject);
     step('instantiated');
+    // The size of the module's memory, which never shrinks: the tests
+    // read it through the DevTools protocol to watch for leaks.
+    self.cifarnetMemory = () => instance.exports.mem.buffer.byteLength;
     const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
-    go.run(instance).then(
-      () => post({type: 'loadError', code: 'internal', message: 'The classifier stopped unexpectedly. Reload the page.'}),
-    );
+    // main never returns, so the program ends only on a fatal error (out
+    // of memory, a runtime bug): the requests it held never settle, and
+    // the page replaces this worker.
+    let exitCode = null;
+    go.exit = (code) => { exitCode = code; };
+    go.run(instance).then(() => post({type: 'exited', code: exitCode}));
     await ready;
     step('goStarted');
     return self.cifarnet;
   })();
   started.catch((err) => {
     if (err.code === 'unsupported') {
-      post({type: 'loadError', code: err.code, message: err.message});
+      post({type: 'startError', code: err.code, message: err.message});
       return;
     }
-    post({type: 'loadError', code: err.code || 'network',
-      message: `The classifier could not start: ${err.message || err}. Check your connection and reload.`});
+    post({type: 'startError', code: err.code || 'network', message: `The classifier could not start: ${err.message || err}`});
   });
 }
 
@@ -229,24 +244,22 @@ async function loadModel(msg) {
 // classifyFile hands the file's bytes to Go; for formats only the browser
 // decodes, and for images too large for the classifier, the browser
 // decodes and scales them and Go gets the pixels.
-async function classifyFile(api, file) {
+// With part and parts, only that part of the test-time views is run
+// (cifarnet.classifyPart).
+async function classifyFile(api, file, part, parts) {
   if (file.size > MAX_FILE_BYTES) {
     throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   try {
-    return await api.classify(bytes);
+    return await (parts ? api.classifyPart(bytes, part, parts) : api.classify(bytes));
   } catch (err) {
     if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
-    const viaBrowser = await classifyWithBrowserDecoder(api, file, err);
+    const {data, width, height} = await browserPixels(file, err);
+    const viaBrowser = await (parts ? api.classifyPartRGBA(data, width, height, part, parts) : api.classifyRGBA(data, width, height));
     viaBrowser.decodedBy = 'browser';
     return viaBrowser;
   }
-}
-
-async function classifyWithBrowserDecoder(api, file, goErr) {
-  const {data, width, height} = await browserPixels(file, goErr);
-  return api.classifyRGBA(data, width, height);
 }
 
 // browserPixels decodes file with the browser, scaled down to DOWNSCALE_TO
@@ -423,14 +436,15 @@ self.onmessage = (e) => {
       });
       break;
     case 'classify':
+    case 'classifyPart':
       enqueue(async () => {
         try {
           const api = await started;
           step('classifyStart');
-          const r = await classifyFile(api, msg.file);
+          const r = await classifyFile(api, msg.file, msg.part, msg.parts);
           step('classified');
           post({type: 'timing', timing});
-          post({type: 'result', id: msg.id, result: r}, [r.probs.buffer, r.input.buffer]);
+          post({type: 'result', id: msg.id, result: r}, [(r.probs || r.logits).buffer, r.input.buffer]);
         } catch (err) {
           post({type: 'error', id: msg.id, ...errorMessage(err)});
         }

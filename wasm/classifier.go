@@ -82,6 +82,13 @@ type Result struct {
 	Input *image.NRGBA  // the model input the image became
 	Infer time.Duration // forward passes only (every TTA view)
 	Total time.Duration // decoding, preprocessing and inference
+
+	// Set by ClassifyPart instead of Probs and Top: the weighted logit
+	// sum of part Part of Parts of the TTA views, and whether the total
+	// of all parts gets a softmax (models.Predictor.PredictTTAPart).
+	Logits      []float32
+	Part, Parts int
+	Softmax     bool
 }
 
 // Classifier holds one model and its predictor. It is not safe for
@@ -165,13 +172,55 @@ func (c *Classifier) Classify(file []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.predict(start, x, input)
+	return c.predict(start, x, input, 0, 0)
+}
+
+// ClassifyPart is Classify for part part of parts of the test-time views,
+// so that several workers can share one image: the Result has Logits
+// instead of Probs. It needs test-time augmentation on, with at least
+// parts views.
+func (c *Classifier) ClassifyPart(file []byte, part, parts int) (*Result, error) {
+	start := time.Now()
+	if err := c.checkPart(part, parts); err != nil {
+		return nil, err
+	}
+	if len(file) == 0 {
+		return nil, errorf(CodeUnsupported, "the file is empty")
+	}
+	x, input, err := models.PreprocessImage(file, c.info.Input, c.info.Normalization)
+	if err != nil {
+		return nil, err
+	}
+	return c.predict(start, x, input, part, parts)
+}
+
+// ClassifyPartRGBA is ClassifyRGBA for part of the views, as ClassifyPart.
+func (c *Classifier) ClassifyPartRGBA(pix []byte, w, h, part, parts int) (*Result, error) {
+	if err := c.checkPart(part, parts); err != nil {
+		return nil, err
+	}
+	return c.classifyRGBA(pix, w, h, part, parts)
+}
+
+func (c *Classifier) checkPart(part, parts int) error {
+	n, err := c.model.TTAViews()
+	if err != nil {
+		return &Error{CodeBadModel, err}
+	}
+	if !c.info.TTAOn || parts < 1 || parts > n || part < 0 || part >= parts {
+		return errorf(CodeBadArgument, "part %d of %d: the model has %d test-time views (test-time augmentation on: %v)", part, parts, n, c.info.TTAOn)
+	}
+	return nil
 }
 
 // ClassifyRGBA classifies non-premultiplied RGBA pixels, as a canvas's
 // ImageData holds them: for formats only the browser decodes, and images
 // the browser has already scaled down.
 func (c *Classifier) ClassifyRGBA(pix []byte, w, h int) (*Result, error) {
+	return c.classifyRGBA(pix, w, h, 0, 0)
+}
+
+func (c *Classifier) classifyRGBA(pix []byte, w, h, part, parts int) (*Result, error) {
 	start := time.Now()
 	img, err := models.ImageFromRGBA(pix, w, h)
 	if err != nil {
@@ -179,11 +228,22 @@ func (c *Classifier) ClassifyRGBA(pix []byte, w, h int) (*Result, error) {
 	}
 	input := models.ModelInput(img, c.info.Input.W)
 	x := models.Normalize(input, c.info.Normalization, nil)
-	return c.predict(start, x, input)
+	return c.predict(start, x, input, part, parts)
 }
 
-func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA) (*Result, error) {
+// predict runs the model on x; parts > 0 asks for one part of the
+// test-time views (ClassifyPart).
+func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA, part, parts int) (*Result, error) {
 	t := time.Now()
+	if parts > 0 {
+		logits, err := c.pred.PredictTTAPart(x, part, parts)
+		if err != nil {
+			return nil, &Error{CodeInternal, fmt.Errorf("inference: %w", err)}
+		}
+		end := time.Now()
+		return &Result{Logits: slices.Clone(logits), Part: part, Parts: parts, Softmax: c.model.EndsWithSoftmax(),
+			TTA: true, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}, nil
+	}
 	// PredictTTA honours the model's test-time augmentations (a plain
 	// Predict without them); either result is reused by the next call.
 	predict := c.pred.Predict

@@ -51,6 +51,8 @@ func install(global js.Value) {
 	obj.Set("loadBytes", promise(a.loadBytes))
 	obj.Set("classify", promise(a.classify))
 	obj.Set("classifyRGBA", promise(a.classifyRGBA))
+	obj.Set("classifyPart", promise(a.classifyPart))
+	obj.Set("classifyPartRGBA", promise(a.classifyPartRGBA))
 	obj.Set("info", js.FuncOf(func(js.Value, []js.Value) any {
 		c := a.current()
 		if c == nil {
@@ -196,18 +198,64 @@ func (a *api) setTTA(args []js.Value) (job, error) {
 
 // classifyRGBA(pixels, width, height) classifies RGBA pixels (ImageData.data).
 func (a *api) classifyRGBA(args []js.Value) (job, error) {
-	if len(args) < 3 || args[1].Type() != js.TypeNumber || args[2].Type() != js.TypeNumber {
-		return nil, errorf(CodeBadArgument, "classifyRGBA needs pixels, width and height")
-	}
-	w, h := args[1].Float(), args[2].Float()
-	if w < 1 || h < 1 || w != float64(int(w)) || h != float64(int(h)) || w*h > maxImageBytes/4 {
-		return nil, errorf(CodeBadArgument, "classifyRGBA: width and height must be positive integers with width×height ≤ %d, got %g×%g", maxImageBytes/4, w, h)
-	}
-	pix, err := bytesFromJS(args[0], "the pixels", maxImageBytes)
+	pix, w, h, err := rgbaArgs(args, "classifyRGBA")
 	if err != nil {
 		return nil, err
 	}
-	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyRGBA(pix, int(w), int(h)) }), nil
+	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyRGBA(pix, w, h) }), nil
+}
+
+// rgbaArgs copies the pixels, width and height of classifyRGBA's arguments.
+func rgbaArgs(args []js.Value, name string) (pix []byte, w, h int, err error) {
+	if len(args) < 3 || args[1].Type() != js.TypeNumber || args[2].Type() != js.TypeNumber {
+		return nil, 0, 0, errorf(CodeBadArgument, "%s needs pixels, width and height", name)
+	}
+	fw, fh := args[1].Float(), args[2].Float()
+	if fw < 1 || fh < 1 || fw != float64(int(fw)) || fh != float64(int(fh)) || fw*fh > maxImageBytes/4 {
+		return nil, 0, 0, errorf(CodeBadArgument, "%s: width and height must be positive integers with width×height ≤ %d, got %g×%g", name, maxImageBytes/4, fw, fh)
+	}
+	pix, err = bytesFromJS(args[0], "the pixels", maxImageBytes)
+	return pix, int(fw), int(fh), err
+}
+
+// classifyPart(bytes, part, parts) is classify for one part of the
+// test-time views: the page splits one image's views across its workers.
+func (a *api) classifyPart(args []js.Value) (job, error) {
+	part, parts, err := partArgs(args, 1, "classifyPart(bytes, part, parts)")
+	if err != nil {
+		return nil, err
+	}
+	data, err := bytesFromJS(args[0], "the image file", maxImageBytes)
+	if err != nil {
+		return nil, err
+	}
+	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyPart(data, part, parts) }), nil
+}
+
+// classifyPartRGBA(pixels, width, height, part, parts) is classifyRGBA
+// for one part of the test-time views.
+func (a *api) classifyPartRGBA(args []js.Value) (job, error) {
+	part, parts, err := partArgs(args, 3, "classifyPartRGBA(pixels, width, height, part, parts)")
+	if err != nil {
+		return nil, err
+	}
+	pix, w, h, err := rgbaArgs(args, "classifyPartRGBA")
+	if err != nil {
+		return nil, err
+	}
+	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyPartRGBA(pix, w, h, part, parts) }), nil
+}
+
+// partArgs reads the integers part and parts at args[at:].
+func partArgs(args []js.Value, at int, usage string) (part, parts int, err error) {
+	if len(args) < at+2 || args[at].Type() != js.TypeNumber || args[at+1].Type() != js.TypeNumber {
+		return 0, 0, errorf(CodeBadArgument, "%s needs the part and the number of parts", usage)
+	}
+	p, n := args[at].Float(), args[at+1].Float()
+	if p != float64(int(p)) || n != float64(int(n)) || n < 1 || p < 0 || p >= n {
+		return 0, 0, errorf(CodeBadArgument, "%s: part %g of %g", usage, p, n)
+	}
+	return int(p), int(n), nil
 }
 
 // run classifies with the current model, holding the lock so that
@@ -381,18 +429,24 @@ func bytesFromJS(v js.Value, what string, limit int) ([]byte, error) {
 
 // resultToJS builds {probs, top: {index, label, p}, classes, tta, ms,
 // totalMs, input, inputWidth, inputHeight}.
+//
+// A part (classifyPart) has {logits, part, parts, softmax} instead of
+// probs and top.
 func resultToJS(r *Result, classes []string) js.Value {
 	o := js.Global().Get("Object").New()
-	probs := js.Global().Get("Float32Array").New(len(r.Probs))
-	for i, p := range r.Probs {
-		probs.SetIndex(i, p)
+	if r.Parts > 0 {
+		o.Set("logits", float32Array(r.Logits))
+		o.Set("part", r.Part)
+		o.Set("parts", r.Parts)
+		o.Set("softmax", r.Softmax)
+	} else {
+		o.Set("probs", float32Array(r.Probs))
+		label := ""
+		if r.Top < len(classes) {
+			label = classes[r.Top]
+		}
+		o.Set("top", map[string]any{"index": r.Top, "label": label, "p": r.Probs[r.Top]})
 	}
-	o.Set("probs", probs)
-	label := ""
-	if r.Top < len(classes) {
-		label = classes[r.Top]
-	}
-	o.Set("top", map[string]any{"index": r.Top, "label": label, "p": r.Probs[r.Top]})
 	names := make([]any, len(classes))
 	for i, c := range classes {
 		names[i] = c
@@ -414,6 +468,14 @@ func resultToJS(r *Result, classes []string) js.Value {
 	o.Set("inputWidth", b.Dx())
 	o.Set("inputHeight", b.Dy())
 	return o
+}
+
+func float32Array(v []float32) js.Value {
+	a := js.Global().Get("Float32Array").New(len(v))
+	for i, x := range v {
+		a.SetIndex(i, x)
+	}
+	return a
 }
 
 // toJSON converts v to a plain JavaScript object through JSON.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,11 +181,45 @@ func TestAPI(t *testing.T) {
 		if slices.Equal(probsFromJS(with.Get("probs")), probsFromJS(without.Get("probs"))) {
 			t.Error("the same probabilities with and without TTA")
 		}
+		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 0, 2), CodeBadArgument) // TTA is off
 		mustResolve(t, jsAPI().Call("setTTA", true))
 		again := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
 		if !slices.Equal(probsFromJS(again.Get("probs")), probsFromJS(with.Get("probs"))) {
 			t.Error("TTA back on gives other probabilities")
 		}
+		// The six views in two parts, from the file and from pixels,
+		// added as the page adds them, give the one-call probabilities.
+		pix, w, h := decodeRGBA(t, cat)
+		clamped := js.Global().Get("Uint8ClampedArray").New(len(pix))
+		js.CopyBytesToJS(clamped, pix)
+		for _, rgba := range []bool{false, true} {
+			sum := make([]float32, 10)
+			for part := range 2 {
+				var r js.Value
+				if rgba {
+					r = mustResolve(t, jsAPI().Call("classifyPartRGBA", clamped, w, h, part, 2))
+				} else {
+					r = mustResolve(t, jsAPI().Call("classifyPart", toU8(cat), part, 2))
+				}
+				if r.Get("part").Int() != part || r.Get("parts").Int() != 2 || !r.Get("probs").IsUndefined() {
+					t.Fatalf("part %d: %s", part, js.Global().Get("JSON").Call("stringify", r))
+				}
+				for j, v := range probsFromJS(r.Get("logits")) {
+					sum[j] += v
+				}
+			}
+			if r := mustResolve(t, jsAPI().Call("classifyPart", toU8(cat), 0, 2)); !r.Get("softmax").Bool() {
+				t.Error("the parts do not say the model ends with a softmax")
+			}
+			softmax(sum)
+			for j, want := range probsFromJS(with.Get("probs")) {
+				if d := sum[j] - want; d > 1e-6 || d < -1e-6 {
+					t.Errorf("rgba %v: class %d: %v from two parts, %v in one call", rgba, j, sum[j], want)
+				}
+			}
+		}
+		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 2, 2), CodeBadArgument)
+		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 0, 7), CodeBadArgument)
 	})
 	t.Run("image errors keep the model", func(t *testing.T) {
 		mustResolve(t, jsAPI().Call("loadBytes", toU8(model), "small.cnw"))
@@ -195,4 +230,18 @@ func TestAPI(t *testing.T) {
 		r := mustResolve(t, jsAPI().Call("classify", toU8(cat).Get("buffer")))
 		checkProbs(t, probsFromJS(r.Get("probs")), g.Cases[0])
 	})
+}
+
+// softmax as the page applies it to the sum of the parts.
+func softmax(v []float32) {
+	hi := slices.Max(v)
+	var sum float64
+	for i, x := range v {
+		e := math.Exp(float64(x - hi))
+		v[i] = float32(e)
+		sum += e
+	}
+	for i := range v {
+		v[i] = float32(float64(v[i]) / sum)
+	}
 }

@@ -194,7 +194,7 @@ func BenchmarkBrowserTTA(b *testing.B) {
 
 // singleModelSite assembles a site whose only model is a random-weight
 // cifarnet-fast with the given test-time augmentations.
-func singleModelSite(b *testing.B, tta []string) string {
+func singleModelSite(b testing.TB, tta []string) string {
 	b.Helper()
 	zoo := filepath.Join(b.TempDir(), "zoo")
 	f := modeltest.RandomFile(models.CifarNetFast(), 42)

@@ -247,8 +247,9 @@ func newPage(t testing.TB) context.Context {
 	return ctx
 }
 
-// launch starts Chromium with a fresh profile on disk.
-func launch() (context.Context, context.CancelFunc, error) {
+// launch starts Chromium with a fresh profile on disk; extra adds to its
+// options.
+func launch(extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc, error) {
 	profile, err := os.MkdirTemp("", "cifarnet-chromium-")
 	if err != nil {
 		return nil, nil, err
@@ -266,6 +267,7 @@ func launch() (context.Context, context.CancelFunc, error) {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	cancel := func() {
