@@ -98,10 +98,13 @@ func (e *env) flags(synopsis, about string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs. -h and --help print the usage on stdout and
-// return flag.ErrHelp (exit status 0); a bad flag gives a usageError.
+// parse parses args into fs. Flags may come before or after the
+// positional arguments ("trainer eval MODEL --data DIR"), as users type
+// them; after "--" everything is positional. -h and --help print the usage
+// on stdout and return flag.ErrHelp (exit status 0); a bad flag gives a
+// usageError.
 func (e *env) parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := parseInterspersed(fs, args)
 	switch {
 	case err == nil:
 		return nil
@@ -111,6 +114,28 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 	default:
 		return &usageError{err}
 	}
+}
+
+// parseInterspersed parses args into fs, taking flags wherever they are
+// among the positional arguments, which fs.Args then returns in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // positional checks that exactly the named positional arguments were

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -266,5 +268,23 @@ func TestDevices(t *testing.T) {
 		"cpu     " + backend.CPUDevice().Name + "\n"
 	if code != 0 || out != want || errOut != "" {
 		t.Errorf("two GPUs: status %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
+	}
+}
+
+// TestFlagsAfterArguments: flags typed after the positional arguments are
+// taken as flags, and "--" ends them.
+func TestFlagsAfterArguments(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	data := fs.String("data", "", "")
+	limit := fs.Int("limit", 0, "")
+	if err := parseInterspersed(fs, []string{"a.cnw", "--data", "d", "b.cnw", "--limit=3", "--", "--c"}); err != nil {
+		t.Fatal(err)
+	}
+	if *data != "d" || *limit != 3 || !slices.Equal(fs.Args(), []string{"a.cnw", "b.cnw", "--c"}) {
+		t.Fatalf("data %q limit %d args %q", *data, *limit, fs.Args())
+	}
+	code, _, errOut := trainer(t, "eval", "../models/zoo/keras-cnn/keras-cnn.int8.cnw", "--data", filepath.Join(t.TempDir(), "none"))
+	if code == 0 || strings.Contains(errOut, "unexpected argument") || !strings.Contains(errOut, "trainer download") {
+		t.Fatalf("eval MODEL --data: status %d, %s", code, errOut)
 	}
 }
