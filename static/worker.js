@@ -119,14 +119,23 @@ async function wasmCache() {
 
 // storedWasm returns the cached module's response, storing it first when
 // it is not there, or null when Cache Storage is not available or fails.
+// A server that answers with an error status ends the try at once: the
+// other ways of downloading would only ask it again.
 async function storedWasm() {
   const cache = await wasmCache();
   if (!cache) return null;
+  let resp;
   try {
     const hit = await cache.match(WASM_URL);
     if (hit) return hit;
-    const resp = await fetch(WASM_URL);
-    if (!resp.ok) return null;
+    resp = await fetch(WASM_URL);
+  } catch {
+    return null;
+  }
+  if (!resp.ok) {
+    throw new CodedError('network', `Could not download ${WASM_URL}: the server answered ${resp.status} ${resp.statusText}.`);
+  }
+  try {
     await cache.put(WASM_URL, resp);
     for (const req of await cache.keys()) {
       if (!req.url.endsWith(`/${WASM_URL}`)) await cache.delete(req);
