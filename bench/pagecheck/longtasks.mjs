@@ -5,7 +5,8 @@
 //           clicked as soon as the button exists
 //   warm    the same after a reload, the service worker in control
 //   drop    200 generated JPEG photos (640×480) dropped at once, to the last result
-//   teach   two classes of 10 pictures each added and trained, to the trained model
+//   teach   two classes of TEACH_IMAGES/2 pictures each (default 10) added and
+//           trained, to the trained model
 //
 //   node longtasks.mjs URL [windows...]     default: all four
 //
@@ -238,9 +239,10 @@ for (const name of windows) {
       } else if (name === 'teach') {
         await page.goto(url);
         await page.waitForFunction(`document.getElementById('status').dataset.state === 'ready'`, {timeout: 120000});
-        await page.evaluate(makePhotos(20, 320, 240));
+        const perClass = Math.max(1, Math.floor(Number(process.env.TEACH_IMAGES || 20) / 2));
+        await page.evaluate(makePhotos(2 * perClass, 320, 240));
         res = await traced(page, name, r, async () => {
-          await page.evaluate(() => {
+          await page.evaluate((perClass) => {
             const names = document.querySelectorAll('#teach-classes .teach-name');
             names[0].focus();
             names[0].value = 'one';
@@ -248,11 +250,11 @@ for (const name of windows) {
             const rows = document.querySelectorAll('#teach-classes .teach-class');
             for (let i = 0; i < 2; i++) {
               const dt = new DataTransfer();
-              for (const f of globalThis.ltFiles.slice(i * 10, i * 10 + 10)) dt.items.add(f);
+              for (const f of globalThis.ltFiles.slice(i * perClass, (i + 1) * perClass)) dt.items.add(f);
               rows[i].dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
             }
             document.getElementById('teach-train').click();
-          });
+          }, perClass);
           await page.waitForFunction(`document.querySelector('section.teach').dataset.state === 'trained'`, {timeout: 300000, polling: 200});
         });
       } else {
