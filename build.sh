@@ -53,6 +53,11 @@ build_wasm() {
 # The trainer records its revision in every weight file's provenance.
 trainer_ldflags="-X github.com/cifarnet-go/cifarnet/trainer/internal/training.stamped=$(git describe --always --dirty 2>/dev/null || true)"
 
+# wasm_gzip_size prints the gzip -9 size of dist/'s module.
+wasm_gzip_size() {
+	find dist -name 'cifarnet*.wasm' -exec sh -c 'gzip -9c "$1" | wc -c' _ {} \; | head -n1
+}
+
 build() {
 	if [ ! -d "$(go env GOMODCACHE)/gorgonia.org" ]; then
 		log "first build on this machine: downloading the Go modules before compiling (minutes on a slow link)"
@@ -77,10 +82,9 @@ build() {
 	# Swap in the new dist/ only once it is complete.
 	rm -rf dist
 	mv dist.new dist
-	local raw gz
+	local raw
 	raw=$(find dist -name 'cifarnet*.wasm' -exec stat -c %s {} + | head -n1)
-	gz=$(find dist -name 'cifarnet*.wasm' -exec sh -c 'gzip -9c "$1" | wc -c' _ {} \; | head -n1)
-	log "dist/ ready: wasm module ${raw} bytes raw, ${gz} bytes gzip"
+	log "dist/ ready: wasm module ${raw} bytes raw, $(wasm_gzip_size) bytes gzip"
 }
 
 run_tests() {
@@ -105,7 +109,7 @@ run_tests() {
 	GOOS=js GOARCH=wasm go test -count=1 -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./models/ ./wasm/
 	log "wasm module size"
 	local gz
-	gz=$(find dist -name 'cifarnet*.wasm' -exec sh -c 'gzip -9c "$1" | wc -c' _ {} \; | head -n1)
+	gz=$(wasm_gzip_size)
 	# The budget: 10 % above the first module's 1.34 MB; a first visit
 	# downloads and compiles all of it before the first prediction.
 	if [ "$gz" -gt 1474000 ]; then

@@ -1595,8 +1595,9 @@ function toCSV(records) {
   return [head, ...rows].map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 
-function download(name, type, text) {
-  const url = URL.createObjectURL(new Blob([text], {type}));
+// download saves data (a string or bytes) as a file named name.
+function download(name, type, data) {
+  const url = URL.createObjectURL(new Blob([data], {type}));
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
@@ -1753,6 +1754,7 @@ initTeach({
     modelRequested = true;
     flushHeld();
   },
+  download,
 });
 
 setStatus('Downloading the classifier…');

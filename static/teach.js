@@ -25,6 +25,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 //   current()         the model load in use: {type: 'load', url, size} or
 //                     {type: 'loadBytes', bytes, name, taught?}, or null
 //   use(bytes, name)  make a taught model the one that classifies
+//   download(name, type, data)  save data (a string or bytes) as a file
 export function initTeach(hooks) {
   const section = $('section.teach');
   if (!section) return;
@@ -458,17 +459,7 @@ export function initTeach(hooks) {
     }
   });
 
-  function download(bytes, name) {
-    const url = URL.createObjectURL(new Blob([bytes], {type: 'application/octet-stream'}));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.hidden = true;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
-  }
+  const download = (bytes, name) => hooks.download(name, 'application/octet-stream', bytes);
 
   // ------------------------------------------------------------ saved models
 

@@ -66,12 +66,14 @@ class CodedError extends Error {
   }
 }
 
+// downloadError is the error for a download the server answered with an
+// error status.
+const downloadError = (url, resp) => new CodedError('network', `Could not download ${url}: the server answered ${resp.status} ${resp.statusText}.`);
+
 // fetchWithProgress reads a response body chunk by chunk, reporting bytes.
 async function fetchWithProgress(url, phase, expected) {
   const resp = await fetch(url);
-  if (!resp.ok) {
-    throw new CodedError('network', `Could not download ${url}: the server answered ${resp.status} ${resp.statusText}.`);
-  }
+  if (!resp.ok) throw downloadError(url, resp);
   const total = expected || Number(resp.headers.get('Content-Length')) || -1;
   if (!resp.body) {
     const buf = new Uint8Array(await resp.arrayBuffer());
@@ -132,9 +134,7 @@ async function storedWasm() {
   } catch {
     return null;
   }
-  if (!resp.ok) {
-    throw new CodedError('network', `Could not download ${WASM_URL}: the server answered ${resp.status} ${resp.statusText}.`);
-  }
+  if (!resp.ok) throw downloadError(WASM_URL, resp);
   try {
     await cache.put(WASM_URL, resp);
     for (const req of await cache.keys()) {
