@@ -856,10 +856,12 @@ function newCard(name, blob) {
   card.dataset.seq = String(nextSeq++);
   $('.file', card).textContent = name;
   $('.thumb canvas.preview', card).setAttribute('aria-label', `Preview of ${name}`);
-  ui.results.prepend(card);
+  if (!inBulk()) {
+    ui.results.prepend(card);
+    updateEmpty();
+  }
   if (blob) queueThumb(card, blob);
   else $('.thumb', card).classList.add('broken');
-  updateEmpty();
   card.dataset.time = new Date().toISOString();
   return card;
 }
@@ -986,10 +988,19 @@ function classify(file, name = file.name || 'pasted image') {
 // below the picker.
 let revealNext = null;
 function finished(card) {
-  updateExportButtons();
   if (card.dataset.compare) renderVersus(card);
+  if (!card.isConnected) {
+    staged.push(card);
+    scheduleBatch();
+    return;
+  }
+  updateExportButtons();
   scheduleView();
   scheduleBatch();
+  reveal(card);
+}
+
+function reveal(card) {
   if (card !== revealNext) return;
   revealNext = null;
   card.focus({preventScroll: true});
@@ -1127,7 +1138,8 @@ for (const btn of document.querySelectorAll('.sample')) {
 }
 
 ui.clear.addEventListener('click', () => {
-  for (const card of ui.results.querySelectorAll('.result:not([data-state="pending"])')) card.remove();
+  for (const card of staged.splice(0)) discard(card);
+  for (const card of ui.results.querySelectorAll('.result:not([data-state="pending"])')) discard(card);
   updateEmpty();
   updateExportButtons();
   scheduleView();
@@ -1159,7 +1171,7 @@ async function drainThumbs() {
   thumbBusy = true;
   while (thumbQueue.length > 0) {
     const {card, blob} = thumbQueue.shift();
-    if (!card.isConnected) continue; // cancelled or cleared
+    if (gone.has(card)) continue; // cancelled or cleared
     try {
       await drawThumb($('.thumb canvas.preview', card), blob);
     } catch {
@@ -1217,7 +1229,62 @@ function countBatch() {
 }
 
 function scheduleBatch() {
-  if (!batchFrame) batchFrame = requestAnimationFrame(showBatch);
+  if (staged.length > 0 || inBulk()) scheduleFlush();
+  else if (!batchFrame) batchFrame = requestAnimationFrame(showBatch);
+}
+
+// In a drop of several images a card joins the page when its answer is
+// in, with the others finished by then, at most every BULK_FLUSH_MS (and
+// at once when the last one is done): laying out, painting and committing
+// a frame for every card and every answer took the main thread about as
+// much CPU as classifying took a worker, which on two cores left the
+// worker pool nothing to gain.
+const BULK_FLUSH_MS = 250;
+const staged = []; // finished cards not on the page yet, in order of finishing
+let flushTimer = 0;
+let lastFlush = 0;
+
+// inBulk: more than one image is on its way, so cards wait to be shown.
+const inBulk = () => batch.made + incoming.length > 1;
+
+function scheduleFlush() {
+  const active = pending.size > 0 || incoming.length > 0 || making > 0;
+  if (!active) {
+    clearTimeout(flushTimer);
+    flushTimer = 0;
+    flushStaged();
+    return;
+  }
+  if (flushTimer) return;
+  const wait = Math.max(0, lastFlush + BULK_FLUSH_MS - performance.now());
+  flushTimer = setTimeout(() => {
+    flushTimer = 0;
+    flushStaged();
+  }, wait);
+}
+
+// flushStaged puts the finished cards on the page, newest first, and
+// updates what depends on them.
+function flushStaged() {
+  lastFlush = performance.now();
+  if (staged.length > 0) {
+    const cards = staged.splice(0).filter((c) => !gone.has(c));
+    cards.sort((a, b) => Number(b.dataset.seq) - Number(a.dataset.seq));
+    ui.results.prepend(...cards);
+    updateEmpty();
+    updateExportButtons();
+    scheduleView();
+    if (revealNext && cards.includes(revealNext)) reveal(revealNext);
+  }
+  showBatch();
+}
+
+// Cards cancelled or cleared before they reached the page: their
+// thumbnails are not drawn and they are not shown.
+const gone = new WeakSet();
+function discard(card) {
+  gone.add(card);
+  card.remove();
 }
 
 function showBatch() {
@@ -1251,7 +1318,7 @@ function showBatch() {
 function cancelBatch() {
   batchGen++;
   const ids = new Set(pending.keys());
-  for (const card of pending.values()) card.remove();
+  for (const card of pending.values()) discard(card);
   pending.clear();
   batch.made -= ids.size;
   batch.cancelled += ids.size + incoming.length;
