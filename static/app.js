@@ -452,9 +452,15 @@ function grow() {
   }
 }
 
+let growAfterAnswer = false;
+
 function finishJob(slot, msg) {
   const job = slot.jobs.get(msg.id);
   slot.jobs.delete(msg.id);
+  if (growAfterAnswer) {
+    growAfterAnswer = false;
+    setTimeout(grow, 0);
+  }
   if (job && job.type === 'classifyPart') partDone(job, msg);
   else settle(msg.id, msg);
   pump();
@@ -572,8 +578,11 @@ function onPrimaryMessage(slot, msg) {
       hideProgress();
       setStatus(`Ready in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s. ${msg.info.refetched
         ? 'The stored copy of the model was damaged and was downloaded again.' : 'Everything runs on this device.'}`, 'ready');
-      // After the first image, so that the helpers do not slow it down.
-      setTimeout(grow, 0);
+      // The helpers start once the first worker has answered what it
+      // holds, so that loading their models does not slow down the first
+      // image (on two cores they would take the core it needs).
+      if (slot.jobs.size > 0) growAfterAnswer = true;
+      else setTimeout(grow, 0);
       break;
     case 'tta':
       modelInfo = msg.info;
@@ -909,7 +918,7 @@ function showResult(card, r) {
   const canvas = $('.seen canvas.input', card);
   canvas.width = r.inputWidth;
   canvas.height = r.inputHeight;
-  canvas.getContext('2d').putImageData(new ImageData(r.input, r.inputWidth, r.inputHeight), 0, 0);
+  createImageBitmap(new ImageData(r.input, r.inputWidth, r.inputHeight)).then((b) => showBitmap(canvas, b), () => {});
 
   // Kept for the saliency map: the 32×32 input only, not the file.
   inputs.set(card, {pixels: r.input.slice(), width: r.inputWidth, height: r.inputHeight, index: r.top.index, label: r.top.label});
@@ -1183,27 +1192,31 @@ async function drainThumbs() {
 
 async function drawThumb(canvas, blob) {
   const full = await createImageBitmap(blob);
+  const {width: w, height: h} = full;
+  if (w <= 64 && h <= 64) {
+    // Tiny pictures (CIFAR-10 itself is 32×32) are shown as pixels, not blur.
+    canvas.classList.add('small');
+    showBitmap(canvas, full);
+    return;
+  }
+  // The centred square the preview shows, as object-fit: cover would.
+  const side = Math.min(w, h);
   try {
-    const {width: w, height: h} = full;
-    if (w <= 64 && h <= 64) {
-      // Tiny pictures (CIFAR-10 itself is 32×32) are shown as pixels, not blur.
-      canvas.width = w;
-      canvas.height = h;
-      canvas.classList.add('small');
-      canvas.getContext('2d').drawImage(full, 0, 0);
-      return;
-    }
-    // The centred square the preview shows, as object-fit: cover would.
-    const side = Math.min(w, h);
-    const small = await createImageBitmap(full, (w - side) / 2, (h - side) / 2, side, side,
-      {resizeWidth: THUMB, resizeHeight: THUMB, resizeQuality: 'medium'});
-    canvas.width = THUMB;
-    canvas.height = THUMB;
-    canvas.getContext('2d').drawImage(small, 0, 0);
-    small.close();
+    showBitmap(canvas, await createImageBitmap(full, (w - side) / 2, (h - side) / 2, side, side,
+      {resizeWidth: THUMB, resizeHeight: THUMB, resizeQuality: 'medium'}));
   } finally {
     full.close();
   }
+}
+
+// showBitmap hands a bitmap to a canvas's bitmap renderer, which takes it
+// over without copying or drawing on this thread: a 2D context and a
+// draw per card cost the main thread over a millisecond each, twice a
+// card, in a drop of hundreds.
+function showBitmap(canvas, bitmap) {
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  canvas.getContext('bitmaprenderer').transferFromImageBitmap(bitmap);
 }
 
 // ---------------------------------------------------------------- many images
@@ -1334,10 +1347,13 @@ function cancelBatch() {
     for (const id of ids) compare.cards.delete(id);
   }
   // Jobs a worker already holds finish; finishJob finds no card for them.
+  // The answers so far go on the page now, with the progress line.
+  clearTimeout(flushTimer);
+  flushTimer = 0;
+  flushStaged();
   updateEmpty();
   updateExportButtons();
   scheduleView();
-  showBatch();
   ui.batchText.focus();
 }
 ui.batchCancel.addEventListener('click', cancelBatch);
@@ -1388,11 +1404,16 @@ function applyView() {
   viewFrame = 0;
   const cards = Array.from(ui.results.children);
   const sorted = cards.slice().sort(rank(ui.viewSort.value));
-  if (sorted.some((c, i) => c !== cards[i])) {
-    const focused = document.activeElement;
-    ui.results.append(...sorted);
-    if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({preventScroll: true});
+  // Only the cards out of place move (in a drop, the few that finished
+  // out of turn): moving all of them costs a layout of every card, and
+  // moving the focused one loses its focus.
+  const focused = document.activeElement;
+  let next = ui.results.firstElementChild;
+  for (const c of sorted) {
+    if (c === next) next = next.nextElementSibling;
+    else ui.results.insertBefore(c, next);
   }
+  if (focused && focused !== document.activeElement && focused.isConnected) focused.focus({preventScroll: true});
   const cls = ui.viewClass.value;
   const unsureOnly = ui.viewUnsure.checked;
   let shown = 0;
@@ -1810,6 +1831,7 @@ function registerServiceWorker() {
 // dropped weight file.
 initTeach({
   workerURL: WORKER_URL,
+  showBitmap,
   module: () => compiledModule,
   current: () => lastLoad,
   use: (bytes, name) => {

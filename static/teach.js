@@ -26,6 +26,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 //                     {type: 'loadBytes', bytes, name, taught?}, or null
 //   use(bytes, name)  make a taught model the one that classifies
 //   download(name, type, data)  save data (a string or bytes) as a file
+//   showBitmap(canvas, bitmap)   show an ImageBitmap on a canvas (sized to it)
 export function initTeach(hooks) {
   const section = $('section.teach');
   if (!section) return;
@@ -315,7 +316,7 @@ export function initTeach(hooks) {
     const canvas = $('canvas', li);
     canvas.width = w;
     canvas.height = h;
-    canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(pixels), w, h), 0, 0);
+    createImageBitmap(new ImageData(new Uint8ClampedArray(pixels), w, h)).then((b) => hooks.showBitmap(canvas, b), () => {});
   }
 
   function removeImage(id) {

@@ -511,8 +511,10 @@ func TestResultsView(t *testing.T) {
 	}
 	previews, err := chromedp.Run(ctx, chromedp.Evaluate[[]preview](`Array.from(document.querySelectorAll('#results .result')).map((li) => {
 		const c = li.querySelector('canvas.preview');
+		const copy = new OffscreenCanvas(c.width, c.height).getContext('2d');
+		copy.drawImage(c, 0, 0);
 		return {File: li.querySelector('.file').textContent, W: c.width, H: c.height,
-			Alpha: c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data[3],
+			Alpha: copy.getImageData(c.width >> 1, c.height >> 1, 1, 1).data[3],
 			Images: li.querySelectorAll('img').length};
 	})`))
 	if err != nil || len(previews) != n {
