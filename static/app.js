@@ -1257,8 +1257,10 @@ const staged = []; // finished cards not on the page yet, in order of finishing
 let flushTimer = 0;
 let lastFlush = 0;
 
-// inBulk: more than one image is on its way, so cards wait to be shown.
-const inBulk = () => batch.made + incoming.length > 1;
+// inBulk: more than one image is on its way to a working classifier, so
+// cards wait to be shown. While the model is still loading they are shown
+// at once, waiting, so that a drop is not met with an empty list.
+const inBulk = () => batch.made + incoming.length > 1 && pool.some((s) => s.ready);
 
 function scheduleFlush() {
   const active = pending.size > 0 || incoming.length > 0 || making > 0;

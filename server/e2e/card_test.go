@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -439,6 +441,64 @@ func TestManyImagesCancel(t *testing.T) {
 	// stretch a task (bench/pagecheck runs Lighthouse for that).
 	t.Logf("main-thread tasks over 50 ms during the drop: %v", long)
 	noCSPViolations(t, ctx)
+}
+
+// A drop of several images made while the model is still downloading
+// shows its cards at once, waiting (a drop on a working classifier shows
+// each card with its answer, a few at a time); all are answered once the
+// model is in.
+func TestDropWhileLoadingShowsCards(t *testing.T) {
+	ctx := newPage(t)
+	release := make(chan struct{})
+	srv := startServer(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, models.FileExt) {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	var files strings.Builder
+	for i, class := range []string{"cat", "dog", "ship", "frog", "truck"} {
+		_, data := sample(t, class)
+		fmt.Fprintf(&files, "dt.items.add(new File([Uint8Array.from(atob(%q), (c) => c.charCodeAt(0))], %q, {type: 'image/png'}));\n",
+			base64.StdEncoding.EncodeToString(data), fmt.Sprintf("%d-%s.png", i, class))
+	}
+	drop := `(() => { const dt = new DataTransfer();` + files.String() +
+		`document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		return dt.files.length; })()`
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](drop)); err != nil || n != 5 {
+		t.Fatalf("drop: %v (%d files)", err, n)
+	}
+	waiting := `document.querySelectorAll('#results .result[data-state="pending"]').length === 5 &&
+		document.getElementById('status').dataset.state !== 'ready'`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](waiting, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		cards, _ := chromedp.Run(ctx, chromedp.Evaluate[[]card](cardsJS))
+		t.Fatalf("no waiting cards while the model downloads: %v; the page shows %+v", err, cards)
+	}
+	close(release)
+	cards := waitCards(t, ctx, 5)
+	if len(cards) != 5 {
+		t.Fatalf("%d cards, want 5: %+v", len(cards), cards)
+	}
+	for _, c := range cards {
+		_, data := sample(t, sampleOf(c.File))
+		checkCard(t, c, defaultID, data)
+	}
 }
 
 // shownCard is a result card as the view shows it, in page order.
