@@ -444,9 +444,8 @@ func TestManyImagesCancel(t *testing.T) {
 }
 
 // A drop of several images made while the model is still downloading
-// shows its cards at once, waiting (a drop on a working classifier shows
-// each card with its answer, a few at a time); all are answered once the
-// model is in.
+// shows its cards at once, waiting; all are answered once the model is
+// in. A drop on a working classifier adds each card with its answer.
 func TestDropWhileLoadingShowsCards(t *testing.T) {
 	ctx := newPage(t)
 	release := make(chan struct{})
@@ -498,6 +497,26 @@ func TestDropWhileLoadingShowsCards(t *testing.T) {
 	for _, c := range cards {
 		_, data := sample(t, sampleOf(c.File))
 		checkCard(t, c, defaultID, data)
+	}
+
+	// With the model in, a drop's cards join the page with their answers:
+	// none is added waiting.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.cifarnetAdded = [];
+		new MutationObserver((records) => {
+			for (const r of records) for (const n of r.addedNodes) if (n.classList && n.classList.contains('result')) window.cifarnetAdded.push(n.dataset.state);
+		}).observe(document.getElementById('results'), {childList: true});`)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](drop)); err != nil || n != 5 {
+		t.Fatalf("second drop: %v (%d files)", err, n)
+	}
+	waitCards(t, ctx, 10)
+	added, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.cifarnetAdded`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(added) < 5 || slices.ContainsFunc(added, func(s string) bool { return s != "done" }) {
+		t.Errorf("cards added to the page in a drop on a working classifier: %q; want every one done", added)
 	}
 }
 
