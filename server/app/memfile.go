@@ -75,7 +75,7 @@ func (c *fileCache) loadMemFile(reqKey, fileKey, name string, typ fileType, f *o
 	if err != nil {
 		return nil, err
 	}
-	m := &memFile{name: name, typ: typ, vary: typ.compressible || sibling != nil, modTime: fi.ModTime(), data: data, etag: etag, read: read}
+	m := &memFile{name: name, typ: typ, vary: typ.varies(sibling != nil), modTime: fi.ModTime(), data: data, etag: etag, read: read}
 	switch {
 	case sibling != nil:
 		if m.gz, err = readExactly(sibling, siblingInfo.Size()); err != nil {
@@ -84,7 +84,7 @@ func (c *fileCache) loadMemFile(reqKey, fileKey, name string, typ fileType, f *o
 		if m.gzETag, err = c.etag(fileKey+".gz", bytes.NewReader(m.gz), siblingInfo); err != nil {
 			return nil, err
 		}
-	case typ.compressible && fi.Size() >= minGzipSize:
+	case typ.gzipsHere(fi.Size()):
 		g, err := c.gzip(fileKey, bytes.NewReader(data), fi)
 		if err != nil {
 			return nil, err

@@ -28,6 +28,16 @@ type fileType struct {
 	compressible bool
 }
 
+// gzipsHere reports whether a file of this type and size with no .gz
+// sibling is gzipped by the server for clients that accept it.
+func (t fileType) gzipsHere(size int64) bool {
+	return t.compressible && size >= minGzipSize && size <= maxGzipSource
+}
+
+// varies reports whether responses for a file of this type depend on
+// Accept-Encoding: it is gzipped here or has a precompressed sibling.
+func (t fileType) varies(hasSibling bool) bool { return t.compressible || hasSibling }
+
 // fileTypes maps a file name extension to its type. The table is fixed
 // rather than taken from the host's mime.types, so responses do not
 // depend on the machine. Anything else is application/octet-stream, and
@@ -167,7 +177,7 @@ func (s *staticFiles) handle(c echo.Context) error {
 	if sibling != nil {
 		defer sibling.Close()
 	}
-	vary := typ.compressible || sibling != nil
+	vary := typ.varies(sibling != nil)
 	if fi.Size() <= maxMemFile && (sibling == nil || siblingInfo.Size() <= maxMemFile) {
 		m, err := s.cache.loadMemFile(memKey, key, name, typ, f, fi, sibling, siblingInfo)
 		if err != nil {
@@ -231,7 +241,7 @@ func (s *staticFiles) representation(req *http.Request, key string, typ fileType
 				return representation{}, fmt.Errorf("rewind %s.gz: %w", key, err)
 			}
 			return representation{content: sibling, size: siblingInfo.Size(), etag: etag, gzip: true}, nil
-		case typ.compressible && fi.Size() >= minGzipSize && fi.Size() <= maxGzipSource:
+		case typ.gzipsHere(fi.Size()):
 			gz, err := s.cache.gzip(key, f, fi)
 			if err != nil {
 				return representation{}, err
