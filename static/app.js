@@ -915,10 +915,7 @@ function showResult(card, r) {
   $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
   // The model input, drawn at 32×32 and scaled up crisply by CSS.
-  const canvas = $('.seen canvas.input', card);
-  canvas.width = r.inputWidth;
-  canvas.height = r.inputHeight;
-  createImageBitmap(new ImageData(r.input, r.inputWidth, r.inputHeight)).then((b) => showBitmap(canvas, b), () => {});
+  showPixels($('.seen canvas.input', card), r.input, r.inputWidth, r.inputHeight);
 
   // Kept for the saliency map: the 32×32 input only, not the file.
   inputs.set(card, {pixels: r.input.slice(), width: r.inputWidth, height: r.inputHeight, index: r.top.index, label: r.top.label});
@@ -1219,6 +1216,14 @@ function showBitmap(canvas, bitmap) {
   canvas.getContext('bitmaprenderer').transferFromImageBitmap(bitmap);
 }
 
+// showPixels shows w×h RGBA pixels on a canvas, sized to them at once and
+// drawn when their bitmap is made.
+function showPixels(canvas, pixels, w, h) {
+  canvas.width = w;
+  canvas.height = h;
+  createImageBitmap(new ImageData(pixels, w, h)).then((b) => showBitmap(canvas, b), () => {});
+}
+
 // ---------------------------------------------------------------- many images
 
 // The progress line counts the images since the queue was last empty;
@@ -1229,12 +1234,15 @@ let batchFrame = 0;
 
 // A new batch starts when nothing is waiting.
 function resetBatchIfIdle() {
-  if (pending.size > 0 || incoming.length > 0 || making > 0) return;
+  if (batchActive()) return;
   batch.made = 0;
   batch.cancelled = 0;
   batch.total = 0;
   batch.done = 0;
 }
+
+// batchActive: images of the batch are still being read, queued or classified.
+const batchActive = () => pending.size > 0 || incoming.length > 0 || making > 0;
 
 function countBatch() {
   batch.total = batch.made + incoming.length + batch.cancelled;
@@ -1263,8 +1271,7 @@ let lastFlush = 0;
 const inBulk = () => batch.made + incoming.length > 1 && pool.some((s) => s.ready);
 
 function scheduleFlush() {
-  const active = pending.size > 0 || incoming.length > 0 || making > 0;
-  if (!active) {
+  if (!batchActive()) {
     clearTimeout(flushTimer);
     flushTimer = 0;
     flushStaged();
@@ -1305,7 +1312,7 @@ function discard(card) {
 function showBatch() {
   batchFrame = 0;
   countBatch();
-  const active = pending.size > 0 || incoming.length > 0 || making > 0;
+  const active = batchActive();
   const wasActive = ui.batch.dataset.state === 'running';
   ui.batch.dataset.state = active ? 'running' : batch.cancelled ? 'cancelled' : 'done';
   if (batch.total <= 1 && batch.cancelled === 0) {
@@ -1833,7 +1840,7 @@ function registerServiceWorker() {
 // dropped weight file.
 initTeach({
   workerURL: WORKER_URL,
-  showBitmap,
+  showPixels,
   module: () => compiledModule,
   current: () => lastLoad,
   use: (bytes, name) => {

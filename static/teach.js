@@ -26,7 +26,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 //                     {type: 'loadBytes', bytes, name, taught?}, or null
 //   use(bytes, name)  make a taught model the one that classifies
 //   download(name, type, data)  save data (a string or bytes) as a file
-//   showBitmap(canvas, bitmap)   show an ImageBitmap on a canvas (sized to it)
+//   showPixels(canvas, pixels, w, h)  show w×h RGBA pixels (Uint8ClampedArray) on a canvas
 export function initTeach(hooks) {
   const section = $('section.teach');
   if (!section) return;
@@ -313,10 +313,7 @@ export function initTeach(hooks) {
   }
 
   function drawThumb(li, pixels, w, h) {
-    const canvas = $('canvas', li);
-    canvas.width = w;
-    canvas.height = h;
-    createImageBitmap(new ImageData(new Uint8ClampedArray(pixels), w, h)).then((b) => hooks.showBitmap(canvas, b), () => {});
+    hooks.showPixels($('canvas', li), new Uint8ClampedArray(pixels), w, h);
   }
 
   function removeImage(id) {
