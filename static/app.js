@@ -296,6 +296,7 @@ let restartNote = ''; // said on the status line when the replacement is ready
 const START_RETRIES = 3;
 let startTries = 0;
 let retryTimer = 0;
+let cannotRun = false; // the module needs what this browser lacks
 
 const CRASHED = 'crashed';
 const crashedMessage = (restarted) => (restarted
@@ -389,6 +390,7 @@ function startFailed(slot, code, message) {
   waiting.unshift(...jobs);
   hideProgress();
   if (code === 'unsupported') { // this browser cannot run it: no retry helps
+    cannotRun = true;
     setStatus(sentence(message), 'error');
     ui.status.dataset.code = code;
     return;
@@ -409,8 +411,9 @@ function startFailed(slot, code, message) {
 }
 
 // startTrouble says the status line is telling of a module that would not
-// download.
-const startTrouble = () => retryTimer !== 0 || !ui.retry.hidden;
+// download or cannot run in this browser; a model list arriving later
+// must not cover that message.
+const startTrouble = () => cannotRun || retryTimer !== 0 || !ui.retry.hidden;
 
 // stalled: no worker is left and none is started on its own. Queued
 // images stay queued for Retry (or Cancel).

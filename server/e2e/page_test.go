@@ -10,10 +10,12 @@ import (
 	"image/color"
 	"image/png"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,14 +479,46 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(workers[0] + ".gz") // served in place of the edited file otherwise
-	srv := serveDist(t, dist, nil)
+	// The model list is held until the worker has failed, so that it
+	// arrives after the message, the order a slow network gives: it must
+	// not cover the message with "Loading …".
+	release := make(chan struct{})
+	var listed atomic.Bool
+	srv := serveDist(t, dist, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/manifest.json") {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				listed.Store(true)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, ctx, "")
-	if st.State != "error" || st.Code != "unsupported" || !strings.Contains(st.Text, "WebAssembly SIMD") || strings.Contains(st.Text, "connection") {
-		t.Fatalf("status without SIMD: %+v", st)
+	check := func(when string) {
+		st := waitStatus(t, ctx, "")
+		if st.State != "error" || st.Code != "unsupported" || !strings.Contains(st.Text, "WebAssembly SIMD") || strings.Contains(st.Text, "connection") {
+			t.Fatalf("status without SIMD, %s: %+v", when, st)
+		}
 	}
+	check("before the model list")
+	close(release)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`!document.getElementById('model-choice').hidden`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("model list never shown (served: %v): %v", listed.Load(), err)
+	}
+	check("after the model list")
 }
 
 // A weight file damaged in the service worker's cache fails its checksum
