@@ -73,6 +73,7 @@ type compiler struct {
 	shapes     []Shape
 	fromTarget map[int]bool // layers whose output an add reads later
 	valueOf    []int        // value holding each layer's output
+	winoTmp    []float32    // unpacked Winograd weights, reused layer to layer
 }
 
 func (c *compiler) newValue(s Shape) int {
@@ -107,18 +108,29 @@ func foldedWeights(w, bias, scale, shift []float32, out int) ([]float32, []float
 	}
 	rest := len(w) / out
 	fw := make([]float32, len(w))
-	fb := make([]float32, out)
 	for o := 0; o < out; o++ {
 		for k := 0; k < rest; k++ {
 			fw[o*rest+k] = w[o*rest+k] * scale[o]
 		}
+	}
+	return fw, foldedBias(bias, scale, shift, out)
+}
+
+// foldedBias is foldedWeights' bias alone, for a convolution that scales
+// its weights as it transforms them.
+func foldedBias(bias, scale, shift []float32, out int) []float32 {
+	if scale == nil {
+		return bias
+	}
+	fb := make([]float32, out)
+	for o := range fb {
 		b := float32(0)
 		if bias != nil {
 			b = bias[o]
 		}
 		fb[o] = b*scale[o] + shift[o]
 	}
-	return fw, fb
+	return fb
 }
 
 // overwritable reports whether a step at layer i may write over value v in
@@ -160,19 +172,21 @@ func (c *compiler) compile() error {
 			if i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i] {
 				scale, shift = BatchNormAffine(c.f, layers[i+1].Name, layers[i+1].EffectiveEps())
 			}
-			w, bias = foldedWeights(w, bias, scale, shift, out.C)
-			if bias == nil {
-				bias = make([]float32, out.C)
-			}
 			if l.Type == Conv2D {
 				st.kernel, st.stride, st.pad = l.Kernel, l.EffectiveStride(), l.Padding
 			} else {
 				st.kind, st.kernel, st.stride = Conv2D, 1, 1
 			}
 			if useWinograd(st.kernel, st.stride, out.H, out.W) {
-				st.wino = newWinograd(w, out.C, in.C)
+				// Scaled as transformed: no folded copy of the weights.
+				st.wino, c.winoTmp = newWinograd(w, scale, out.C, in.C, c.winoTmp)
+				bias = foldedBias(bias, scale, shift, out.C)
 			} else {
+				w, bias = foldedWeights(w, bias, scale, shift, out.C)
 				st.w = gemm.Pack(w, out.C, len(w)/out.C)
+			}
+			if bias == nil {
+				bias = make([]float32, out.C)
 			}
 			st.bias = bias
 			st.out = c.newValue(out)

@@ -739,3 +739,25 @@ func BenchmarkDecodeTiny(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoad is what the page's worker does with a downloaded weight
+// file: decode it and build the model. Its bytes allocated are memory a
+// browser tab touches for the first time (page faults) before the first
+// prediction.
+func BenchmarkLoad(b *testing.B) {
+	for _, dt := range []models.DType{models.Float32, models.Int8} {
+		b.Run(string(dt), func(b *testing.B) {
+			data := mustEncode(b, presetWeights(b, "cifarnet-fast", dt))
+			b.ReportAllocs()
+			for b.Loop() {
+				f, err := models.Decode(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := models.NewModel(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -27,18 +27,34 @@ func useWinograd(kernel, stride, h, w int) bool {
 	return winogradEnabled && kernel == 3 && stride == 1 && winograd.Worthwhile(h, w)
 }
 
-// newWinograd transforms weights [out, in, 3, 3].
-func newWinograd(w []float32, out, in int) *wino {
+// newWinograd transforms weights [out, in, 3, 3], each output channel's
+// filters scaled by scale[o] unless scale is nil (a folded batchnorm; the
+// transform is linear, so scaling U scales the filters). tmp holds the
+// unpacked U on the way to packing; it is grown as needed and returned
+// for the next layer, so that loading a model touches less fresh memory.
+func newWinograd(w, scale []float32, out, in int, tmp []float32) (*wino, []float32) {
+	n := out * in
+	if cap(tmp) < 16*n {
+		tmp = make([]float32, 16*n)
+	}
 	var u [16][]float32
 	for x := range u {
-		u[x] = make([]float32, out*in)
+		u[x] = tmp[x*n : (x+1)*n]
 	}
 	winograd.Filters(&u, w, out, in)
 	wg := &wino{}
 	for x := range u {
+		if scale != nil {
+			for o, s := range scale[:out] {
+				row := u[x][o*in : (o+1)*in]
+				for i := range row {
+					row[i] *= s
+				}
+			}
+		}
 		wg.u[x] = gemm.Pack(u[x], out, in)
 	}
-	return wg
+	return wg, tmp
 }
 
 // winogradScratch is the scratch g images side by side need: V, M and GEMM

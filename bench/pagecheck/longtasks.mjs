@@ -121,7 +121,7 @@ async function newBrowser() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cifarnet-lt-'));
   const browser = await puppeteer.launch({
     executablePath: chromePath, headless: true, userDataDir: dir,
-    args: ['--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    args: [...(process.env.CHROME_FLAGS ? process.env.CHROME_FLAGS.split(' ') : []), '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
   });
   const page = await browser.newPage();
   await page.setViewport({width: 1280, height: 900});
