@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -78,8 +79,17 @@ func (a *api) current() *Classifier {
 // use makes c the current classifier and returns its info.
 func (a *api) use(c *Classifier) (js.Value, error) {
 	a.mu.Lock()
+	old := a.cur
 	a.cur = c
 	a.mu.Unlock()
+	// Loading leaves garbage several times the model's size (the file, its
+	// decoded tensors, transform buffers) and the model before it.
+	// Collecting it now sets the heap's next goal from what stays, so that
+	// the first images do not grow the module's memory, which never
+	// shrinks, towards twice the load's peak.
+	if old != c {
+		runtime.GC()
+	}
 	return toJSON(c.Info())
 }
 
