@@ -142,7 +142,7 @@ let modelRequested = false;
 let held = [];
 
 function spawn(primary) {
-  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map(), quiet: 0};
+  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map(), quiet: 0, answered: 0};
   slot.w.onmessage = (e) => {
     if (!pool.includes(slot)) return; // replaced; anything it still says is stale
     if (slot.primary) onPrimaryMessage(slot, e.data);
@@ -439,7 +439,7 @@ ui.retry.addEventListener('click', () => {
 });
 
 // globalThis.cifarnetPool tells the tests what the pool holds.
-globalThis.cifarnetPool = () => pool.map((s) => ({primary: s.primary, ready: s.ready, jobs: s.jobs.size}));
+globalThis.cifarnetPool = () => pool.map((s) => ({primary: s.primary, ready: s.ready, jobs: s.jobs.size, answered: s.answered}));
 
 // ---------------------------------------------------------------- answers
 
@@ -460,6 +460,7 @@ let growAfterAnswer = false;
 function finishJob(slot, msg) {
   const job = slot.jobs.get(msg.id);
   slot.jobs.delete(msg.id);
+  slot.answered++;
   if (growAfterAnswer) {
     growAfterAnswer = false;
     setTimeout(grow, 0);

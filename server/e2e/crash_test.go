@@ -201,10 +201,16 @@ func TestWorkerCrashMidBatch(t *testing.T) {
 	// helper, which has been there all along.
 	for round, victim := range ws {
 		const n = 30
+		victimJS := fmt.Sprintf(`cifarnetPool().find((s) => s.primary === %v)`, victim.primary)
+		before, err := chromedp.Run(ctx, chromedp.Evaluate[int](victimJS+`.answered`))
+		if err != nil {
+			t.Fatal(err)
+		}
 		dropSamples(t, ctx, n, fmt.Sprintf("r%d-", round))
-		// Kill it while it holds images and more wait behind them.
-		held := fmt.Sprintf(`document.querySelectorAll('#results .result[data-state="done"]').length >= %d &&
-			cifarnetPool().find((s) => s.primary === %v).jobs === 2`, total+2, victim.primary)
+		// Kill it while it holds images and more wait behind them, once it
+		// has answered two of this drop (the page shows answers in
+		// batches, so the cards would tell it too late).
+		held := fmt.Sprintf(`((v) => v.answered >= %d && v.jobs === 2)(%s)`, before+2, victimJS)
 		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](held, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 			t.Fatalf("round %d: the worker never held two images: %v", round, err)
 		}
