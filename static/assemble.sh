@@ -108,9 +108,8 @@ fi
 latest=$(cd "$repo" && go run ./static/manifest -dir "$dist/models" -zoo "$zoo" -o "$dist/models/manifest.json")
 
 # Service worker: build version and precache list.
-# The module is not in it: worker.js keeps it in a cache of its own, so
-# that the compiled code Chromium keeps beside that entry serves the next
-# visit.
+# The module is not in it: worker.js keeps it in a cache of its own (see
+# there).
 precache="'./', '$app_name', '$teach_name', '$worker_name', '$exec_name', '$style_name', 'icon.svg', 'manifest.webmanifest', 'models/manifest.json'"
 for f in "$dist"/samples/*.png; do
 	precache+=", 'samples/$(basename "$f")'"

@@ -23,7 +23,7 @@ self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     for (const key of await caches.keys()) {
       // cifarnet-wasm is the worker's copy of the module (worker.js keeps
-      // it there, with its compiled code, and prunes it itself).
+      // it there and prunes it itself).
       if (key.startsWith('cifarnet-') && key !== CACHE && key !== 'cifarnet-wasm') await caches.delete(key);
     }
     await self.clients.claim();

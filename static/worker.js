@@ -100,14 +100,14 @@ async function fetchWithProgress(url, phase, expected) {
 }
 
 // The module is kept in a Cache Storage cache of its own (the service
-// worker does not precache it). Chromium keeps the compiled code of a
-// module compiled from a Cache Storage response beside that entry, once the
-// engine has optimised it, and reuses it the next time the entry is
-// compiled; the code it keeps for an HTTP response is not used for the
-// service worker's copy. So the module is compiled from this cache on every
-// visit, the first included: the second visit then starts from optimised
-// code instead of compiling it again (and reading the cache here also
-// skips starting the service worker). Older modules' entries are deleted.
+// worker does not precache it), so that the page works offline, and is
+// compiled from that copy on every visit, the first included (reading the
+// cache here also skips starting the service worker). Chromium 156 keeps no
+// compiled code for a module compiled from a Cache Storage response; for an
+// HTTP response it does only once V8 has optimised about 1 MB of the
+// module's code, more than a visit here optimises (bench/RESULTS.md, fifth
+// session), so each visit compiles the module again. Older modules'
+// entries are deleted.
 const WASM_CACHE = 'cifarnet-wasm';
 
 async function wasmCache() {

@@ -113,9 +113,9 @@ func measureVisit(b *testing.B) visit {
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
 		b.Fatal(err)
 	}
-	// V8 hands Chromium the optimised module to keep about 2 s after it
-	// optimised it (worker.js keeps the module where that code is stored);
-	// a user's second visit comes later than that.
+	// A user's second visit comes later than the first one's end: V8
+	// hands Chromium optimised code to keep about 2 s after optimising it
+	// (where it keeps any: see worker.js).
 	time.Sleep(5 * time.Second)
 	v.coldBytes = sent.Swap(0)
 
