@@ -810,10 +810,13 @@ ui.tta.addEventListener('change', () => {
 
 async function initModels() {
   const list = await listModels();
+  mark('modelsListed');
   if (list.length === 0) {
     hideProgress();
-    setStatus('No model is bundled with this site. Drop a .cnw weight file on the page to load one.', 'error');
-    ui.status.dataset.code = 'no_model';
+    if (!cannotRun) { // a dropped file would not run either
+      setStatus('No model is bundled with this site. Drop a .cnw weight file on the page to load one.', 'error');
+      ui.status.dataset.code = 'no_model';
+    }
     // The worker answers held images with a no-model error.
     modelRequested = true;
     flushHeld();
