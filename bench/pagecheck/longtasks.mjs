@@ -22,7 +22,8 @@
 // (default 1) repeats each window in a fresh browser. TRACE_OUT=PREFIX
 // keeps each raw trace as PREFIX.WINDOW.N.json, which `node longtasks.mjs
 // URL FILE.json...` analyses again. MARKS=1 prints the page's start-up
-// marks. CHROMIUM names the browser.
+// marks. CHROMIUM names the browser; CHROME_FLAGS (space-separated) adds
+// flags to it, e.g. --js-flags=... to try a V8 setting.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
