@@ -79,7 +79,6 @@ func (a *api) current() *Classifier {
 // use makes c the current classifier and returns its info.
 func (a *api) use(c *Classifier) (js.Value, error) {
 	a.mu.Lock()
-	old := a.cur
 	a.cur = c
 	a.mu.Unlock()
 	// Loading leaves garbage several times the model's size (the file, its
@@ -87,9 +86,7 @@ func (a *api) use(c *Classifier) (js.Value, error) {
 	// Collecting it now sets the heap's next goal from what stays, so that
 	// the first images do not grow the module's memory, which never
 	// shrinks, towards twice the load's peak.
-	if old != c {
-		runtime.GC()
-	}
+	runtime.GC()
 	return toJSON(c.Info())
 }
 
