@@ -117,6 +117,13 @@ func (s source) from(j0 int) []float32 {
 // padding: 16 columns, a 7×7 Winograd layer's, are 12 + 4 instead of 24.
 var narrow *microKernel
 
+// tall, where the build has a narrow kernel, computes that kernel's block
+// for three A panels (12 rows) at once: the narrow kernel reuses each B
+// vector for 4 rows, this one each A vector for 4 columns and each B value
+// for 12 rows, which is the full kernel's ratio of loads to arithmetic. The
+// panels are stride floats apart in ap; bp is the narrow panel (kb×4).
+var tall func(ap []float32, stride int, bp, c []float32, ldc int)
+
 // accumulate adds A·B to C, B being N columns wide.
 func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []float32) {
 	m, k := a.M, a.K
@@ -150,7 +157,13 @@ func (a *Packed) accumulate(c []float32, ldc int, n int, src source, scratch []f
 			}
 			bp := scratch[pj*nr*kb : pj*nr*kb+w*kb]
 			j0 := pj * nr
-			for pi := 0; pi*mr < m; pi++ {
+			pi := 0
+			if pj == np-1 && lastNR != nr && tall != nil && j0+w <= n {
+				for ; (pi+3)*mr <= m; pi += 3 {
+					tall(a.data[pi*k*mr+k0*mr:], k*mr, bp, c[pi*mr*ldc+j0:], ldc)
+				}
+			}
+			for ; pi*mr < m; pi++ {
 				ap := a.data[pi*k*mr+k0*mr : pi*k*mr+(k0+kb)*mr]
 				i0 := pi * mr
 				if i0+mr <= m && j0+w <= n {

@@ -48,7 +48,7 @@ func TestMulMatchesNaive(t *testing.T) { eachKernel(t, testMulMatchesNaive) }
 
 func testMulMatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {4, 4, 4}, {5, 7, 3}, {64, 27, 961}, {13, 300, 17}, {256, 2304, 9}, {10, 256, 1}, {3, 600, 5}, {8, 64, 16}, {6, 300, 28}, {256, 256, 64}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {4, 4, 4}, {5, 7, 3}, {64, 27, 961}, {13, 300, 17}, {256, 2304, 9}, {10, 256, 1}, {3, 600, 5}, {8, 64, 16}, {6, 300, 28}, {256, 256, 64}, {12, 40, 4}, {28, 300, 16}, {24, 9, 3}, {64, 576, 4}} {
 		m, k, n := sz[0], sz[1], sz[2]
 		t.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(t *testing.T) {
 			a, b, bias := randSlice(r, m*k), randSlice(r, k*n), randSlice(r, m)
@@ -130,6 +130,18 @@ func BenchmarkKernel(b *testing.B) {
 				k.full(ap, bp, c, k.nr)
 			}
 			flops := 2 * float64(depth*mr*k.nr) * float64(b.N)
+			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+	if tall != nil {
+		b.Run("tall 12×4", func(b *testing.B) {
+			r := rand.New(rand.NewPCG(9, 10))
+			ap, bp := randSlice(r, 3*depth*mr), randSlice(r, depth*4)
+			c := make([]float32, 3*mr*4)
+			for b.Loop() {
+				tall(ap, depth*mr, bp, c, 4)
+			}
+			flops := 2 * float64(depth*3*mr*4) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}

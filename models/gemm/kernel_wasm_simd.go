@@ -133,6 +133,7 @@ func copyRow(dst, src []float32) {
 func init() {
 	narrow = &microKernel{"wasm simd128 4×4", 4, kernel4x4SIMD}
 	available = append(available, *narrow)
+	tall = kernel12x4SIMD
 }
 
 // kernel4x4SIMD is the 4-column kernel for the last panel of a product.
@@ -150,5 +151,106 @@ func kernel4x4SIMD(ap, bp, c []float32, ldc int) {
 	for i, v := range [4]f4{c0, c1, c2, c3} {
 		p := (*[4]float32)(c[i*ldc : i*ldc+4])
 		archsimd.LoadFloat32x4Array(p).Add(v).StoreArray(p)
+	}
+}
+
+// kernel12x4SIMD is tall for SIMD128: twelve accumulators, each four rows
+// of one column, from three A vectors and the broadcast B value per step.
+// Each sum runs over the depth in the scalar kernel's order, so the result
+// is the narrow kernel's.
+func kernel12x4SIMD(ap []float32, stride int, bp, c []float32, ldc int) {
+	n := len(bp)
+	a0, a1, a2 := ap[:n:n], ap[stride:stride+n:stride+n], ap[2*stride:2*stride+n:2*stride+n]
+	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23 f4
+	for len(bp) >= 8 && len(a0) >= 8 && len(a1) >= 8 && len(a2) >= 8 {
+		b, p0, p1, p2 := (*[8]float32)(bp[:8]), (*[8]float32)(a0[:8]), (*[8]float32)(a1[:8]), (*[8]float32)(a2[:8])
+		{
+			x0 := archsimd.LoadFloat32x4Array((*[4]float32)(p0[0:4]))
+			x1 := archsimd.LoadFloat32x4Array((*[4]float32)(p1[0:4]))
+			x2 := archsimd.LoadFloat32x4Array((*[4]float32)(p2[0:4]))
+			b0 := archsimd.BroadcastFloat32x4(b[0])
+			c00 = c00.Add(x0.Mul(b0))
+			c10 = c10.Add(x1.Mul(b0))
+			c20 = c20.Add(x2.Mul(b0))
+			b1 := archsimd.BroadcastFloat32x4(b[1])
+			c01 = c01.Add(x0.Mul(b1))
+			c11 = c11.Add(x1.Mul(b1))
+			c21 = c21.Add(x2.Mul(b1))
+			b2 := archsimd.BroadcastFloat32x4(b[2])
+			c02 = c02.Add(x0.Mul(b2))
+			c12 = c12.Add(x1.Mul(b2))
+			c22 = c22.Add(x2.Mul(b2))
+			b3 := archsimd.BroadcastFloat32x4(b[3])
+			c03 = c03.Add(x0.Mul(b3))
+			c13 = c13.Add(x1.Mul(b3))
+			c23 = c23.Add(x2.Mul(b3))
+		}
+		{
+			x0 := archsimd.LoadFloat32x4Array((*[4]float32)(p0[4:8]))
+			x1 := archsimd.LoadFloat32x4Array((*[4]float32)(p1[4:8]))
+			x2 := archsimd.LoadFloat32x4Array((*[4]float32)(p2[4:8]))
+			b0 := archsimd.BroadcastFloat32x4(b[4])
+			c00 = c00.Add(x0.Mul(b0))
+			c10 = c10.Add(x1.Mul(b0))
+			c20 = c20.Add(x2.Mul(b0))
+			b1 := archsimd.BroadcastFloat32x4(b[5])
+			c01 = c01.Add(x0.Mul(b1))
+			c11 = c11.Add(x1.Mul(b1))
+			c21 = c21.Add(x2.Mul(b1))
+			b2 := archsimd.BroadcastFloat32x4(b[6])
+			c02 = c02.Add(x0.Mul(b2))
+			c12 = c12.Add(x1.Mul(b2))
+			c22 = c22.Add(x2.Mul(b2))
+			b3 := archsimd.BroadcastFloat32x4(b[7])
+			c03 = c03.Add(x0.Mul(b3))
+			c13 = c13.Add(x1.Mul(b3))
+			c23 = c23.Add(x2.Mul(b3))
+		}
+		a0, a1, a2, bp = a0[8:], a1[8:], a2[8:], bp[8:]
+	}
+	for len(bp) >= 4 && len(a0) >= 4 && len(a1) >= 4 && len(a2) >= 4 {
+		b, p0, p1, p2 := (*[4]float32)(bp[:4]), (*[4]float32)(a0[:4]), (*[4]float32)(a1[:4]), (*[4]float32)(a2[:4])
+		{
+			x0 := archsimd.LoadFloat32x4Array((*[4]float32)(p0[0:4]))
+			x1 := archsimd.LoadFloat32x4Array((*[4]float32)(p1[0:4]))
+			x2 := archsimd.LoadFloat32x4Array((*[4]float32)(p2[0:4]))
+			b0 := archsimd.BroadcastFloat32x4(b[0])
+			c00 = c00.Add(x0.Mul(b0))
+			c10 = c10.Add(x1.Mul(b0))
+			c20 = c20.Add(x2.Mul(b0))
+			b1 := archsimd.BroadcastFloat32x4(b[1])
+			c01 = c01.Add(x0.Mul(b1))
+			c11 = c11.Add(x1.Mul(b1))
+			c21 = c21.Add(x2.Mul(b1))
+			b2 := archsimd.BroadcastFloat32x4(b[2])
+			c02 = c02.Add(x0.Mul(b2))
+			c12 = c12.Add(x1.Mul(b2))
+			c22 = c22.Add(x2.Mul(b2))
+			b3 := archsimd.BroadcastFloat32x4(b[3])
+			c03 = c03.Add(x0.Mul(b3))
+			c13 = c13.Add(x1.Mul(b3))
+			c23 = c23.Add(x2.Mul(b3))
+		}
+		a0, a1, a2, bp = a0[4:], a1[4:], a2[4:], bp[4:]
+	}
+	addColumns(c, ldc, c00, c01, c02, c03)
+	addColumns(c[4*ldc:], ldc, c10, c11, c12, c13)
+	addColumns(c[8*ldc:], ldc, c20, c21, c22, c23)
+}
+
+// addColumns adds a 4×4 block held as columns (each vector four rows of one
+// column) to the first four columns of four rows of C.
+func addColumns(c []float32, ldc int, x0, x1, x2, x3 f4) {
+	var t [4][4]float32
+	x0.StoreArray(&t[0])
+	x1.StoreArray(&t[1])
+	x2.StoreArray(&t[2])
+	x3.StoreArray(&t[3])
+	for r := range 4 {
+		row := (*[4]float32)(c[r*ldc : r*ldc+4])
+		row[0] += t[0][r]
+		row[1] += t[1][r]
+		row[2] += t[2][r]
+		row[3] += t[3][r]
 	}
 }
