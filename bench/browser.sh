@@ -2,8 +2,9 @@
 # bench/browser.sh [count]: the page in headless Chromium, with a
 # random-weight cifarnet-fast model. Prints the WebAssembly module size
 # (raw and gzip), bytes sent for the first visit and for a reload, time from
-# navigation to the first prediction (cold and warm, through the service
-# worker; the warm visit's steps too, means over the rounds) and the median
+# navigation to the first prediction (cold; warm, through the service
+# worker, on a reload and in a new browser process with the same profile;
+# the reload's steps too, means over the rounds) and the median
 # inference time per image; then the same model's
 # inference time without and with test-time augmentation, side by side;
 # and one image dropped alone on the page, timed to its answer, with TTA
@@ -49,7 +50,7 @@ go test -run '^$' -bench '^BenchmarkBrowser$' -benchtime "${count}x" ./server/e2
 		printf "wasm module        %9.0f bytes raw, %.0f gzip\n", v["wasm-bytes"], v["wasm-gzip-bytes"]
 		printf "first visit        %9.0f bytes sent\n", v["cold-bytes"]
 		printf "reload             %9.0f bytes sent\n", v["warm-bytes"]
-		printf "first prediction   %9.0f ms cold, %.0f ms warm (from navigation)\n", v["cold-ms"], v["warm-ms"]
+		printf "first prediction   %9.0f ms cold, %.0f ms warm (reload), %.0f ms after a browser restart (from navigation)\n", v["cold-ms"], v["warm-ms"], v["restart-ms"]
 		printf "  warm steps       %9.0f ms to the worker, %.0f to the module compiled, %.0f to the model loaded, %.0f to the first result\n", v["warm-spawn-ms"], v["warm-compile-ms"], v["warm-model-ms"], v["warm-image-ms"]
 		printf "inference          %9.1f ms per image (median)\n", v["infer-ms"]
 		found = 1

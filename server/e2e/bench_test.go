@@ -19,6 +19,9 @@ import (
 //
 //	cold-ms       navigation to the first prediction, empty cache
 //	warm-ms       the same after a reload, served by the service worker
+//	restart-ms    the same in a new browser process with the profile the
+//	              first two visits left: a user's next session (the
+//	              renderer no longer holds the compiled module)
 //	warm-spawn-ms, warm-compile-ms, warm-model-ms, warm-image-ms
 //	              the warm visit's steps: navigation to the page creating
 //	              the worker, then to the module compiled, to the model
@@ -38,12 +41,13 @@ func BenchmarkBrowser(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var coldMs, warmMs, inferMs, coldBytes, warmBytes float64
+	var coldMs, warmMs, restartMs, inferMs, coldBytes, warmBytes float64
 	steps := map[string]float64{}
 	for range b.N {
 		c := measureVisit(b)
 		coldMs += c.cold
 		warmMs += c.warm
+		restartMs += c.restart
 		for k, v := range c.steps {
 			steps[k] += v
 		}
@@ -54,6 +58,7 @@ func BenchmarkBrowser(b *testing.B) {
 	n := float64(b.N)
 	b.ReportMetric(coldMs/n, "cold-ms")
 	b.ReportMetric(warmMs/n, "warm-ms")
+	b.ReportMetric(restartMs/n, "restart-ms")
 	for _, k := range []string{"spawn", "compile", "model", "image"} {
 		b.ReportMetric(steps[k]/n, "warm-"+k+"-ms")
 	}
@@ -65,7 +70,8 @@ func BenchmarkBrowser(b *testing.B) {
 }
 
 type visit struct {
-	cold, warm, infer    float64
+	cold, warm, restart  float64
+	infer                float64
 	coldBytes, warmBytes int64
 	steps                map[string]float64 // the warm visit's, as BenchmarkBrowser reports them
 }
@@ -81,11 +87,12 @@ func measureVisit(b *testing.B) visit {
 	// A browser of its own, with a disk cache as users have (a fresh
 	// context of the shared browser keeps its cache in memory, too small
 	// for the weight file).
-	ctx, cancel, err := launch()
+	profile := b.TempDir()
+	ctx, cancel, err := launchIn(profile)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cancel()
+	defer func() { cancel() }()
 	var v visit
 
 	// firstPrediction loads the page, asks for a sample at once, and
@@ -140,6 +147,17 @@ func measureVisit(b *testing.B) visit {
 	}
 	slices.Sort(ms)
 	v.infer = ms[len(ms)/2]
+
+	// The next session: the browser closed and started again.
+	cancel()
+	if ctx, cancel, err = launchIn(profile); err != nil {
+		b.Fatal(err)
+	}
+	v.restart = firstPrediction()
+	controlled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.controller !== null`))
+	if err != nil || !controlled {
+		b.Fatalf("after the restart the service worker does not serve the page (%v): not a warm visit", err)
+	}
 	return v
 }
 

@@ -247,13 +247,28 @@ func newPage(t testing.TB) context.Context {
 	return ctx
 }
 
-// launch starts Chromium with a fresh profile on disk; extra adds to its
-// options.
+// launch starts Chromium with a fresh profile on disk, removed when the
+// browser is cancelled; extra adds to its options.
 func launch(extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc, error) {
 	profile, err := os.MkdirTemp("", "cifarnet-chromium-")
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel, err := launchIn(profile, extra...)
+	if err != nil {
+		os.RemoveAll(profile)
+		return nil, nil, err
+	}
+	return ctx, func() {
+		cancel()
+		os.RemoveAll(profile)
+	}, nil
+}
+
+// launchIn starts Chromium with the profile in folder profile, which
+// cancelling leaves in place (the browser closes first, writing it out),
+// so that a later launch can start from it as a user's next session does.
+func launchIn(profile string, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc, error) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(site.chrome),
 		chromedp.NoSandbox,
@@ -271,9 +286,11 @@ func launch(extra ...chromedp.ExecAllocatorOption) (context.Context, context.Can
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	cancel := func() {
-		cancelCtx()
+		// Cancelling the browser's first context closes it gracefully.
+		if err := chromedp.Cancel(ctx); err != nil {
+			cancelCtx()
+		}
 		cancelAlloc()
-		os.RemoveAll(profile)
 	}
 	// The first Run starts the browser; it must not carry a timeout.
 	if err := chromedp.Do(ctx); err != nil {
