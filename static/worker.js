@@ -103,11 +103,12 @@ async function fetchWithProgress(url, phase, expected) {
 // worker does not precache it), so that the page works offline, and is
 // compiled from that copy on every visit, the first included (reading the
 // cache here also skips starting the service worker). Chromium 156 keeps no
-// compiled code for a module compiled from a Cache Storage response; for an
-// HTTP response it does only once V8 has optimised about 1 MB of the
-// module's code, more than a visit here optimises (bench/RESULTS.md, fifth
-// session), so each visit compiles the module again. Older modules'
-// entries are deleted.
+// compiled code for a module compiled from a Cache Storage response. For an
+// HTTP response V8 offers its optimised code for caching once optimising
+// has paused for 2 s, yet in traces of 25 s after the first result it never
+// did, and the small entry written with the pause shortened did not speed
+// up the next session (bench/RESULTS.md, sixth session); so each visit
+// compiles the module again. Older modules' entries are deleted.
 const WASM_CACHE = 'cifarnet-wasm';
 
 async function wasmCache() {
