@@ -157,7 +157,9 @@ func kernel4x4SIMD(ap, bp, c []float32, ldc int) {
 // kernel12x4SIMD is tall for SIMD128: twelve accumulators, each four rows
 // of one column, from three A vectors and the broadcast B value per step.
 // Each sum runs over the depth in the scalar kernel's order, so the result
-// is the narrow kernel's.
+// is the narrow kernel's. Like kernel4x12SIMD it takes two steps a turn,
+// written out, through array views of the panels (one bounds check per
+// view): one step a turn ran at 17-20 GFLOP/s against 25.5.
 func kernel12x4SIMD(ap []float32, stride int, bp, c []float32, ldc int) {
 	n := len(bp)
 	a0, a1, a2 := ap[:n:n], ap[stride:stride+n:stride+n], ap[2*stride:2*stride+n:2*stride+n]
