@@ -100,15 +100,16 @@ async function fetchWithProgress(url, phase, expected) {
 }
 
 // The module is kept in a Cache Storage cache of its own (the service
-// worker does not precache it), so that the page works offline, and is
-// compiled from that copy on every visit, the first included (reading the
-// cache here also skips starting the service worker). Chromium 156 keeps no
-// compiled code for a module compiled from a Cache Storage response. For an
-// HTTP response V8 offers its optimised code for caching once optimising
-// has paused for 2 s, yet in traces of 25 s after the first result it never
-// did, and the small entry written with the pause shortened did not speed
-// up the next session (bench/RESULTS.md, sixth session); so each visit
-// compiles the module again. Older modules' entries are deleted.
+// worker does not precache it), so that the page works offline. The first
+// visit compiles it while it downloads and stores a copy at the same time;
+// later visits compile that copy (reading the cache here also skips
+// starting the service worker). Chromium 156 keeps no compiled code for a
+// module compiled from a Cache Storage response. For an HTTP response V8
+// offers its optimised code for caching once optimising has paused for
+// 2 s, yet in traces of 25 s after the first result it never did, and the
+// small entry written with the pause shortened did not speed up the next
+// session (bench/RESULTS.md, sixth session); so each visit compiles the
+// module again. Older modules' entries are deleted.
 const WASM_CACHE = 'cifarnet-wasm';
 
 async function wasmCache() {
@@ -120,54 +121,49 @@ async function wasmCache() {
   }
 }
 
-// storedWasm returns the cached module's response, storing it first when
-// it is not there, or null when Cache Storage is not available or fails.
-// A server that answers with an error status ends the try at once: the
-// other ways of downloading would only ask it again.
-async function storedWasm() {
-  const cache = await wasmCache();
-  if (!cache) return null;
-  let resp;
-  try {
-    const hit = await cache.match(WASM_URL);
-    if (hit) return hit;
-    resp = await fetch(WASM_URL);
-  } catch {
-    return null;
-  }
-  if (!resp.ok) throw downloadError(WASM_URL, resp);
+// store puts the module's response in the cache and deletes older
+// modules' entries. Failing only loses the offline copy.
+async function store(cache, resp) {
   try {
     await cache.put(WASM_URL, resp);
     for (const req of await cache.keys()) {
       if (!req.url.endsWith(`/${WASM_URL}`)) await cache.delete(req);
     }
-    return (await cache.match(WASM_URL)) || null;
   } catch {
-    return null;
+    // Quota or storage errors: the next visit downloads the module again.
   }
 }
 
-// compileWasm compiles the stored copy (storedWasm). Without Cache Storage
-// it compiles the module while it downloads, the response handed over
-// untouched so that the browser can keep the compiled code with its HTTP
-// cached copy; a host that sends the wrong Content-Type gets the module
-// compiled from its bytes instead.
+// compileWasm compiles the stored copy, or else the module as it
+// downloads while a copy is stored. A server that answers with an error
+// status ends the try at once; a host that sends the wrong Content-Type
+// gets the module compiled from its bytes.
 async function compileWasm() {
   if (typeof WebAssembly.compileStreaming === 'function') {
-    const stored = await storedWasm();
-    if (stored) {
+    const cache = await wasmCache();
+    const hit = cache && await cache.match(WASM_URL).catch(() => undefined);
+    if (hit) {
       try {
-        return await WebAssembly.compileStreaming(stored);
+        return await WebAssembly.compileStreaming(hit);
       } catch {
         // A damaged stored copy or a wrong Content-Type: drop it, the network's copy follows.
-        const cache = await wasmCache();
-        if (cache) await cache.delete(WASM_URL).catch(() => {});
+        await cache.delete(WASM_URL).catch(() => {});
       }
     }
+    let resp = null;
     try {
-      return await WebAssembly.compileStreaming(fetch(WASM_URL));
-    } catch (err) {
-      if (!(err instanceof TypeError)) throw err; // not a MIME type or fetch problem
+      resp = await fetch(WASM_URL);
+    } catch {
+      // Offline: the download below fails with a clear message.
+    }
+    if (resp && !resp.ok) throw downloadError(WASM_URL, resp);
+    if (resp) {
+      if (cache) store(cache, resp.clone());
+      try {
+        return await WebAssembly.compileStreaming(resp);
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err; // not a MIME type problem
+      }
     }
   }
   return WebAssembly.compile(await fetchWithProgress(WASM_URL, 'wasm', WASM_SIZE));
