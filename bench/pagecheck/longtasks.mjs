@@ -243,19 +243,23 @@ for (const name of windows) {
         const perClass = Math.max(1, Math.floor(Number(process.env.TEACH_IMAGES || 20) / 2));
         await page.evaluate(makePhotos(2 * perClass, 320, 240));
         res = await traced(page, name, r, async () => {
-          await page.evaluate((perClass) => {
+          // One user action a task, as a person's come: the focus (which
+          // starts the workers), the names, each drop, the Train button.
+          await page.evaluate(() => document.querySelector('#teach-classes .teach-name').focus());
+          await page.evaluate(() => {
             const names = document.querySelectorAll('#teach-classes .teach-name');
-            names[0].focus();
             names[0].value = 'one';
             names[1].value = 'two';
-            const rows = document.querySelectorAll('#teach-classes .teach-class');
-            for (let i = 0; i < 2; i++) {
+          });
+          for (let i = 0; i < 2; i++) {
+            await page.evaluate((i, perClass) => {
+              const rows = document.querySelectorAll('#teach-classes .teach-class');
               const dt = new DataTransfer();
               for (const f of globalThis.ltFiles.slice(i * perClass, (i + 1) * perClass)) dt.items.add(f);
               rows[i].dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
-            }
-            document.getElementById('teach-train').click();
-          }, perClass);
+            }, i, perClass);
+          }
+          await page.evaluate(() => document.getElementById('teach-train').click());
           await page.waitForFunction(`document.querySelector('section.teach').dataset.state === 'trained'`, {timeout: 300000, polling: 200});
         });
       } else {
