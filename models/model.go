@@ -19,6 +19,8 @@ type Model struct {
 	output  int   // value holding the logits
 	softmax bool  // the spec ends with softmax
 	classes int
+
+	arrays [][]float32 // every array the steps hold, in compile order (Snapshot)
 }
 
 // step is one operation of the compiled network, reading value in (and
@@ -53,22 +55,30 @@ func NewModel(f *File) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Meta: f.Meta, classes: len(f.Meta.Classes)}
-	c := compiler{m: m, f: f, spec: spec, shapes: shapes, fromTarget: map[int]bool{}}
+	if err := compile(m, f, fromTensors{}, shapes); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// compile builds m's steps for the spec in m.Meta, taking the arrays from
+// src (f is the weight file when src builds from it).
+func compile(m *Model, f *File, src arraySource, shapes []Shape) error {
+	spec := &m.Meta.Spec
+	c := compiler{m: m, f: f, src: src, spec: spec, shapes: shapes, fromTarget: map[int]bool{}}
 	for i := range spec.Layers {
 		if spec.Layers[i].Type == Add {
 			j, _ := spec.FromIndex(i)
 			c.fromTarget[j] = true
 		}
 	}
-	if err := c.compile(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return c.compile()
 }
 
 type compiler struct {
 	m          *Model
-	f          *File
+	f          *File       // nil when src is a snapshot
+	src        arraySource // where the built arrays come from
 	spec       *Spec
 	shapes     []Shape
 	fromTarget map[int]bool // layers whose output an add reads later
@@ -82,6 +92,76 @@ func (c *compiler) newValue(s Shape) int {
 }
 
 func (c *compiler) tensor(name string) []float32 { return c.f.Tensors[name].Data }
+
+// arraySource supplies the arrays a compiled model holds (packed weights,
+// biases, affine scales and shifts), in the order the compiler asks for
+// them: built from a weight file's tensors, or read back from a snapshot
+// of a model built before (snapshot.go), which skips decoding and
+// transforming the weights.
+type arraySource interface {
+	// next returns the next array, which must hold n values; build
+	// computes it from the weight file.
+	next(n int, build func() []float32) ([]float32, error)
+}
+
+// fromTensors builds every array from the weight file.
+type fromTensors struct{}
+
+func (fromTensors) next(n int, build func() []float32) ([]float32, error) {
+	a := build()
+	if len(a) != n {
+		return nil, fmt.Errorf("built %d values where the spec needs %d", len(a), n)
+	}
+	return a, nil
+}
+
+// array takes the next array from the source and records it for Snapshot.
+func (c *compiler) array(n int, build func() []float32) ([]float32, error) {
+	a, err := c.src.next(n, build)
+	if err != nil {
+		return nil, err
+	}
+	c.m.arrays = append(c.m.arrays, a)
+	return a, nil
+}
+
+// packed is the m×k weight matrix that build returns row-major, packed.
+func (c *compiler) packed(m, k int, build func() []float32) (*gemm.Packed, error) {
+	data, err := c.array(gemm.PackedSize(m, k), func() []float32 {
+		w := build()
+		if len(w) != m*k {
+			return nil // fails the size check
+		}
+		return gemm.Pack(w, m, k).Data()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gemm.FromPanels(data, m, k)
+}
+
+// winograd is the Winograd form of the 3×3 convolution layer name, its
+// filters scaled by affine's scale (a folded batchnorm).
+func (c *compiler) winograd(name string, affine func() (scale, shift []float32), out, in int) (*wino, error) {
+	var built *wino
+	wg := &wino{}
+	for x := range wg.u {
+		data, err := c.array(gemm.PackedSize(out, in), func() []float32 {
+			if built == nil {
+				scale, _ := affine()
+				built, c.winoTmp = newWinograd(c.tensor(name+".weight"), scale, out, in, c.winoTmp)
+			}
+			return built.u[x].Data()
+		})
+		if err != nil {
+			return nil, err
+		}
+		if wg.u[x], err = gemm.FromPanels(data, out, in); err != nil {
+			return nil, err
+		}
+	}
+	return wg, nil
+}
 
 // BatchNormAffine returns the per-channel scale and shift, y = x·scale +
 // shift, of the batchnorm whose tensors in f are named prefix.weight,
@@ -161,41 +241,69 @@ func (c *compiler) compile() error {
 		st := step{kind: l.Type, layer: l.Name, in: cur, inShape: in, shape: out}
 		switch l.Type {
 		case Conv2D, Linear:
-			w := c.tensor(l.Name + ".weight")
-			var bias []float32
-			if l.Bias {
-				bias = c.tensor(l.Name + ".bias")
-			}
-			var scale, shift []float32
+			name := l.Name
+			hasBias := l.Bias
 			// Fold a directly following batchnorm unless something reads
 			// the pre-normalisation output.
-			if i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i] {
-				scale, shift = BatchNormAffine(c.f, layers[i+1].Name, layers[i+1].EffectiveEps())
+			fold := i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i]
+			affine := func() (scale, shift []float32) { return nil, nil }
+			if fold {
+				bn := layers[i+1]
+				affine = func() ([]float32, []float32) { return BatchNormAffine(c.f, bn.Name, bn.EffectiveEps()) }
 			}
 			if l.Type == Conv2D {
 				st.kernel, st.stride, st.pad = l.Kernel, l.EffectiveStride(), l.Padding
 			} else {
 				st.kind, st.kernel, st.stride = Conv2D, 1, 1
 			}
+			k := in.C * st.kernel * st.kernel
+			var err error
 			if useWinograd(st.kernel, st.stride, out.H, out.W) {
 				// Scaled as transformed: no folded copy of the weights.
-				st.wino, c.winoTmp = newWinograd(w, scale, out.C, in.C, c.winoTmp)
-				bias = foldedBias(bias, scale, shift, out.C)
+				st.wino, err = c.winograd(name, affine, out.C, in.C)
 			} else {
-				w, bias = foldedWeights(w, bias, scale, shift, out.C)
-				st.w = gemm.Pack(w, out.C, len(w)/out.C)
+				st.w, err = c.packed(out.C, k, func() []float32 {
+					scale, shift := affine()
+					w, _ := foldedWeights(c.tensor(name+".weight"), nil, scale, shift, out.C)
+					return w
+				})
 			}
-			if bias == nil {
-				bias = make([]float32, out.C)
+			if err != nil {
+				return &LayerError{i, l.Name, err}
 			}
-			st.bias = bias
+			st.bias, err = c.array(out.C, func() []float32 {
+				var bias []float32
+				if hasBias {
+					bias = c.tensor(name + ".bias")
+				}
+				scale, shift := affine()
+				if bias = foldedBias(bias, scale, shift, out.C); bias == nil {
+					bias = make([]float32, out.C)
+				}
+				return bias
+			})
+			if err != nil {
+				return &LayerError{i, l.Name, err}
+			}
 			st.out = c.newValue(out)
-			if scale != nil {
+			if fold {
 				c.valueOf[i] = st.out // the conv's own output never exists
 				i++
 			}
 		case BatchNorm:
-			st.scale, st.shift = BatchNormAffine(c.f, l.Name, l.EffectiveEps())
+			var shift []float32
+			var err error
+			st.scale, err = c.array(out.C, func() []float32 {
+				var scale []float32
+				scale, shift = BatchNormAffine(c.f, l.Name, l.EffectiveEps())
+				return scale
+			})
+			if err == nil {
+				st.shift, err = c.array(out.C, func() []float32 { return shift })
+			}
+			if err != nil {
+				return &LayerError{i, l.Name, err}
+			}
 		case MaxPool:
 			st.kernel, st.stride = l.Kernel, l.EffectiveStride()
 			st.out = c.newValue(out)
@@ -212,14 +320,27 @@ func (c *compiler) compile() error {
 				if err != nil {
 					return err
 				}
-				scale, shift := BatchNormAffine(c.f, l.Name+".proj_bn", DefaultBatchNormEps)
-				w, b := foldedWeights(c.tensor(l.Name+".proj.weight"), nil, scale, shift, out.C)
+				affine := func() ([]float32, []float32) { return BatchNormAffine(c.f, l.Name+".proj_bn", DefaultBatchNormEps) }
 				from := spec.Input
 				if j >= 0 {
 					from = c.shapes[j]
 				}
 				proj := step{kind: Conv2D, layer: l.Name + ".proj", in: st.skip, inShape: from, shape: out,
-					kernel: 1, stride: stride, w: gemm.Pack(w, out.C, from.C), bias: b}
+					kernel: 1, stride: stride}
+				proj.w, err = c.packed(out.C, from.C, func() []float32 {
+					scale, shift := affine()
+					w, _ := foldedWeights(c.tensor(l.Name+".proj.weight"), nil, scale, shift, out.C)
+					return w
+				})
+				if err == nil {
+					proj.bias, err = c.array(out.C, func() []float32 {
+						scale, shift := affine()
+						return foldedBias(nil, scale, shift, out.C)
+					})
+				}
+				if err != nil {
+					return &LayerError{i, l.Name, err}
+				}
 				proj.out = c.newValue(out)
 				st.proj = &proj
 			}

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -561,6 +562,20 @@ func DecodeMeta(r io.Reader) (*Meta, error) {
 		return nil, err
 	}
 	return &h.Meta, nil
+}
+
+// ReadChecksum returns, in hex, the SHA-256 that a weight file of size
+// bytes ends with: an identity of its contents that costs one small read.
+// It does not verify it (Decode does).
+func ReadChecksum(r io.ReaderAt, size int64) (string, error) {
+	if size < int64(preambleLen+checksumLen) {
+		return "", fmt.Errorf("%w: %d bytes, too short for a weight file", ErrTruncated, size)
+	}
+	var sum [checksumLen]byte
+	if _, err := r.ReadAt(sum[:], size-checksumLen); err != nil {
+		return "", fmt.Errorf("read the checksum: %w", err)
+	}
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // readErr turns a short read into ErrTruncated and keeps other I/O errors.

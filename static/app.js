@@ -614,7 +614,7 @@ function loadModel(entry) {
     setStatus(`Loading ${entry.file}…`);
     setProgress(0, entry.size || -1);
   }
-  lastLoad = {type: 'load', url: entry.url, size: entry.size};
+  lastLoad = {type: 'load', url: entry.url, size: entry.size, sha256: entry.sha256};
   loadsInFlight.push(entry);
   broadcast(lastLoad);
   modelRequested = true;
@@ -1488,7 +1488,7 @@ function startCompare(entry) {
     if (compare === c) stopCompare(`The second classifier failed (${e.message || 'worker error'}).`, 'error');
   };
   c.w.postMessage({type: 'init', module: compiledModule});
-  c.w.postMessage({type: 'load', url: entry.url, size: entry.size});
+  c.w.postMessage({type: 'load', url: entry.url, size: entry.size, sha256: entry.sha256});
   if (lastTTA !== null) c.w.postMessage({type: 'setTTA', on: lastTTA});
   compareNote(`Loading ${entry.file} to compare…`, 'loading');
 }

@@ -5,7 +5,9 @@
 //   {type: 'init', module}              start from a compiled WebAssembly.Module
 //                                       (the pool's other workers); without it the
 //                                       worker downloads and compiles the module itself
-//   {type: 'load', url, size}           download a weight file and use it
+//   {type: 'load', url, size, sha256}   download a weight file and use it; with
+//                                       sha256 (the file's own, from the model
+//                                       list) its saved build when there is one
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
 //   {type: 'classify', id, file}        classify a Blob/File
 //   {type: 'classifyPart', id, file, part, parts}
@@ -221,7 +223,8 @@ function start(module) {
 // One thing at a time: loads and classifications run in arrival order.
 let queue = Promise.resolve();
 function enqueue(task) {
-  const run = queue.then(task);
+  pending++;
+  const run = queue.then(task).finally(() => { pending--; });
   queue = run.catch(() => {});
   return run;
 }
@@ -230,18 +233,166 @@ function errorMessage(err) {
   return {code: err && err.code ? err.code : 'internal', message: err && err.message ? err.message : String(err)};
 }
 
+// ---------------------------------------------------------------- built models
+// Decoding a weight file and transforming its weights for the forward
+// pass is most of what a visit's first prediction waits for: it runs
+// before the engine has optimised the module's code (bench/RESULTS.md).
+// So the built model (cifarnet.snapshot(): the packed, Winograd-transformed
+// weights, 14 MB for cifarnet-fast) is kept in IndexedDB, and later visits
+// copy it in instead. An entry is keyed by this module's content-hashed
+// name and the weight file's own SHA-256 (models/manifest.json lists it),
+// so a new module or a changed file never meets an old build, and it holds
+// the SHA-256 of its bytes, checked at every load: a damaged entry is
+// deleted and the weight file used. Only models the site serves are kept,
+// the newest BUILT_KEEP of them; anything failing here only costs the
+// time the cache would have saved.
+const BUILT_DB = 'cifarnet-built';
+const BUILT_STORE = 'models';
+const BUILT_KEEP = 2;
+
+let builtDB; // Promise<IDBDatabase | null>, opened once
+function openBuilt() {
+  if (builtDB) return builtDB;
+  builtDB = new Promise((resolve) => {
+    if (typeof indexedDB === 'undefined' || !(self.crypto && crypto.subtle)) {
+      resolve(null);
+      return;
+    }
+    let req;
+    try {
+      req = indexedDB.open(BUILT_DB, 1);
+    } catch {
+      resolve(null); // storage blocked
+      return;
+    }
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore(BUILT_STORE, {keyPath: 'key'}).createIndex('saved', 'saved');
+    };
+    req.onsuccess = () => {
+      // Another tab's newer page may upgrade or delete the database.
+      req.result.onversionchange = () => {
+        req.result.close();
+        builtDB = null;
+      };
+      resolve(req.result);
+    };
+    req.onerror = () => resolve(null);
+    req.onblocked = () => resolve(null);
+  });
+  return builtDB;
+}
+
+// idb runs one request in a transaction on the built-model store.
+async function idb(mode, request) {
+  const db = await openBuilt();
+  if (!db) return undefined;
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(BUILT_STORE, mode);
+    const req = request(tx.objectStore(BUILT_STORE));
+    let result;
+    req.onsuccess = () => { result = req.result; };
+    tx.oncomplete = () => resolve(result);
+    tx.onerror = tx.onabort = () => reject(tx.error || req.error);
+  });
+}
+
+const builtKey = (sha256) => `${WASM_URL} ${sha256}`;
+
+function sameBytes(a, b) {
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+// readBuilt returns the saved build of the weight file with this SHA-256
+// as a Uint8Array, or null; a damaged entry is deleted.
+async function readBuilt(sha256) {
+  try {
+    const rec = await idb('readonly', (store) => store.get(builtKey(sha256)));
+    if (!rec || !(rec.bytes instanceof ArrayBuffer) || !(rec.digest instanceof ArrayBuffer)) return null;
+    if (sameBytes(await crypto.subtle.digest('SHA-256', rec.bytes), rec.digest)) return new Uint8Array(rec.bytes);
+    await deleteBuilt(sha256);
+  } catch {
+    // Unreadable: build from the weight file.
+  }
+  return null;
+}
+
+async function deleteBuilt(sha256) {
+  try {
+    await idb('readwrite', (store) => store.delete(builtKey(sha256)));
+  } catch {
+    // Gone or unreachable either way.
+  }
+}
+
+// saveBuilt stores the current model's build under the weight file's
+// SHA-256 unless another worker of the page is at it or has done it, then
+// deletes other modules' entries and all but the newest BUILT_KEEP.
+async function saveBuilt(api, sha256, isCurrent) {
+  const save = async () => {
+    const key = builtKey(sha256);
+    if (!isCurrent() || await idb('readonly', (store) => store.count(key))) return;
+    const bytes = (await api.snapshot()).buffer;
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    await idb('readwrite', (store) => store.put({key, digest, bytes, saved: Date.now()}));
+    const keys = await idb('readonly', (store) => store.index('saved').getAllKeys());
+    const ours = keys.filter((k) => k.startsWith(`${WASM_URL} `));
+    const stale = keys.filter((k) => !k.startsWith(`${WASM_URL} `)).concat(ours.slice(0, Math.max(0, ours.length - BUILT_KEEP)));
+    for (const k of stale) await idb('readwrite', (store) => store.delete(k));
+  };
+  try {
+    if (!await openBuilt()) return;
+    if (self.navigator && navigator.locks) {
+      await navigator.locks.request(BUILT_DB, {ifAvailable: true}, (lock) => lock && save());
+    } else {
+      await save();
+    }
+  } catch {
+    // Quota or storage errors: the next visit builds the model again.
+  }
+}
+
+// Requests queued or running, so that saving a build waits for a quiet
+// moment instead of holding up an image; and images among them.
+let pending = 0;
+let imagesPending = 0;
+
+// whenQuiet runs task on the queue once nothing has been queued for ms.
+function whenQuiet(task, ms = 1000) {
+  setTimeout(() => (pending ? whenQuiet(task, ms) : enqueue(task)), ms);
+}
+
+let loads = 0; // which model load is the current one
+
 async function loadModel(msg) {
+  const load = ++loads;
   try {
     const api = await started;
-    const info = msg.bytes
-      ? await api.loadBytes(new Uint8Array(msg.bytes), msg.name)
-      : await api.load(msg.url, (loaded, total) => post({type: 'progress', phase: 'model', loaded, total}), msg.size || 0);
+    let info = null;
+    let built = false;
+    if (msg.url && msg.sha256) {
+      const snap = await readBuilt(msg.sha256);
+      if (snap) {
+        const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
+        info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
+        built = Boolean(info);
+        if (built) step('builtLoaded');
+      }
+    }
+    if (!info) {
+      info = msg.bytes
+        ? await api.loadBytes(new Uint8Array(msg.bytes), msg.name)
+        : await api.load(msg.url, (loaded, total) => post({type: 'progress', phase: 'model', loaded, total}), msg.size || 0);
+    }
     step('modelLoaded');
     post({type: 'ready', info});
     // The first run of a freshly compiled module is several times slower
     // than later ones while the engine optimises it; do that on a blank
-    // picture now rather than on the user's first image.
-    enqueue(() => api.classifyRGBA(new Uint8ClampedArray(4), 1, 1).catch(() => {}));
+    // picture now rather than on the user's first image, unless an image
+    // is waiting already.
+    if (!imagesPending) enqueue(() => api.classifyRGBA(new Uint8ClampedArray(4), 1, 1).catch(() => {}));
+    if (!built && msg.url && msg.sha256) whenQuiet(() => saveBuilt(api, msg.sha256, () => load === loads));
   } catch (err) {
     post({type: 'loadError', ...errorMessage(err)});
   }
@@ -443,6 +594,7 @@ self.onmessage = (e) => {
       break;
     case 'classify':
     case 'classifyPart':
+      imagesPending++;
       enqueue(async () => {
         try {
           const api = await started;
@@ -453,6 +605,8 @@ self.onmessage = (e) => {
           post({type: 'result', id: msg.id, result: r}, [(r.probs || r.logits).buffer, r.input.buffer]);
         } catch (err) {
           post({type: 'error', id: msg.id, ...errorMessage(err)});
+        } finally {
+          imagesPending--;
         }
       });
       break;

@@ -110,6 +110,25 @@ func NewClassifier(name string, data []byte) (*Classifier, error) {
 	if err != nil {
 		return nil, &Error{CodeBadModel, fmt.Errorf("the model in %s cannot be used: %w", name, err)}
 	}
+	return newClassifier(name, m, len(data))
+}
+
+// NewClassifierFromSnapshot makes a classifier from a snapshot of a model
+// built before (Classifier.Snapshot), which skips decoding and building;
+// size is the weight file's, for Info. The classifier keeps snap.
+func NewClassifierFromSnapshot(name string, snap []byte, size int) (*Classifier, error) {
+	m, err := models.LoadSnapshot(snap)
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the saved build of %s cannot be used: %w", name, err)}
+	}
+	return newClassifier(name, m, size)
+}
+
+// Snapshot is the model in the form NewClassifierFromSnapshot reads, in
+// parts that alias the model's memory.
+func (c *Classifier) Snapshot() ([][]byte, error) { return c.model.Snapshot() }
+
+func newClassifier(name string, m *models.Model, size int) (*Classifier, error) {
 	meta := m.Meta
 	in := meta.Spec.Input
 	if in.C != 3 || in.H != in.W {
@@ -141,7 +160,7 @@ func NewClassifier(name string, data []byte) (*Classifier, error) {
 			Input:         in,
 			TestAccuracy:  meta.Provenance.TestAccuracy,
 			TestAccTTA:    meta.Provenance.TestAccuracyTT,
-			Size:          len(data),
+			Size:          size,
 			TTA:           tta,
 			TTAOn:         len(tta) > 0,
 			Provenance:    meta.Provenance,

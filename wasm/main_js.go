@@ -50,6 +50,8 @@ func install(global js.Value) {
 	obj.Set("version", Version)
 	obj.Set("load", promise(a.load))
 	obj.Set("loadBytes", promise(a.loadBytes))
+	obj.Set("loadSnapshot", promise(a.loadSnapshot))
+	obj.Set("snapshot", promise(a.snapshot))
 	obj.Set("classify", promise(a.classify))
 	obj.Set("classifyRGBA", promise(a.classifyRGBA))
 	obj.Set("classifyPart", promise(a.classifyPart))
@@ -76,17 +78,21 @@ func (a *api) current() *Classifier {
 	return a.cur
 }
 
-// use makes c the current classifier and returns its info.
-func (a *api) use(c *Classifier) (js.Value, error) {
+// use makes c the current classifier and returns its info. built says c
+// came from a snapshot, which leaves no garbage of its own.
+func (a *api) use(c *Classifier, built bool) (js.Value, error) {
 	a.mu.Lock()
+	prev := a.cur
 	a.cur = c
 	a.mu.Unlock()
-	// Loading leaves garbage several times the model's size (the file, its
-	// decoded tensors, transform buffers) and the model before it.
-	// Collecting it now sets the heap's next goal from what stays, so that
-	// the first images do not grow the module's memory, which never
-	// shrinks, towards twice the load's peak.
-	runtime.GC()
+	// Loading a weight file leaves garbage several times the model's size
+	// (the file, its decoded tensors, transform buffers), and any load
+	// the model before it. Collecting it now sets the heap's next goal
+	// from what stays, so that the first images do not grow the module's
+	// memory, which never shrinks, towards twice the load's peak.
+	if !built || prev != nil {
+		runtime.GC()
+	}
 	return toJSON(c.Info())
 }
 
@@ -129,7 +135,7 @@ func (a *api) load(args []js.Value) (job, error) {
 			return js.Value{}, err
 		}
 		c.info.Refetched = refetched
-		return a.use(c)
+		return a.use(c, false)
 	}, nil
 }
 
@@ -170,7 +176,56 @@ func (a *api) loadBytes(args []js.Value) (job, error) {
 		if err != nil {
 			return js.Value{}, err
 		}
-		return a.use(c)
+		return a.use(c, false)
+	}, nil
+}
+
+// loadSnapshot(bytes, name, size) makes a model saved by snapshot() the
+// current model: the page's cache of built models, which skips decoding
+// and transforming the weights. size is the weight file's byte size.
+func (a *api) loadSnapshot(args []js.Value) (job, error) {
+	if len(args) < 3 || args[1].Type() != js.TypeString || args[2].Type() != js.TypeNumber {
+		return nil, errorf(CodeBadArgument, "loadSnapshot needs the snapshot's bytes, the model's name and its weight file's size")
+	}
+	data, err := bytesFromJS(args[0], "the model snapshot", 2*maxModelBytes)
+	if err != nil {
+		return nil, err
+	}
+	name, size := args[1].String(), args[2].Int()
+	return func() (js.Value, error) {
+		c, err := NewClassifierFromSnapshot(name, data, size)
+		if err != nil {
+			return js.Value{}, err
+		}
+		return a.use(c, true)
+	}, nil
+}
+
+// snapshot() resolves to the current model as a Uint8Array that
+// loadSnapshot reads, in this build of the module only.
+func (a *api) snapshot([]js.Value) (job, error) {
+	return func() (js.Value, error) {
+		c := a.current()
+		if c == nil {
+			return js.Value{}, errorf(CodeNoModel, "no model is loaded yet")
+		}
+		parts, err := c.Snapshot()
+		if err != nil {
+			return js.Value{}, errorf(CodeInternal, "%v", err)
+		}
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
+		// Copied part by part: no second copy of the model in Go's heap,
+		// which would grow the module's memory for good.
+		out := jsUint8Array.New(n)
+		off := 0
+		for _, p := range parts {
+			js.CopyBytesToJS(out.Call("subarray", off, off+len(p)), p)
+			off += len(p)
+		}
+		return out, nil
 	}, nil
 }
 

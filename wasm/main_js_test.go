@@ -221,6 +221,35 @@ func TestAPI(t *testing.T) {
 		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 2, 2), CodeBadArgument)
 		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 0, 7), CodeBadArgument)
 	})
+	// A model saved with snapshot() and loaded back with loadSnapshot()
+	// describes itself and classifies exactly as the weight file does; a
+	// damaged snapshot is refused and leaves the current model.
+	t.Run("snapshot", func(t *testing.T) {
+		fromFile := mustResolve(t, jsAPI().Call("loadBytes", toU8(withTTA(t, model, []string{"flip", "translate"})), "tta.cnw"))
+		want := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
+		snap := mustResolve(t, jsAPI().Call("snapshot"))
+		if !snap.InstanceOf(js.Global().Get("Uint8Array")) || snap.Length() <= len(model) {
+			t.Fatalf("snapshot() gave %d bytes, want a Uint8Array larger than the %d-byte float32 file", snap.Length(), len(model))
+		}
+		mustReject(t, jsAPI().Call("loadSnapshot", snap), CodeBadArgument)
+		damaged := js.Global().Get("Uint8Array").New(snap)
+		damaged.SetIndex(20, damaged.Index(20).Int()^0x40)
+		mustReject(t, jsAPI().Call("loadSnapshot", damaged.Call("subarray", 0, snap.Length()-4), "tta.cnw", len(model)), CodeBadModel)
+		mustReject(t, jsAPI().Call("loadSnapshot", damaged, "tta.cnw", len(model)), CodeBadModel)
+		if got := jsAPI().Call("info").Get("name").String(); got != "tta.cnw" {
+			t.Errorf("after refused snapshots the model is %q", got)
+		}
+
+		info := mustResolve(t, jsAPI().Call("loadSnapshot", snap, "tta.cnw", len(model)))
+		stringify := func(v js.Value) string { return js.Global().Get("JSON").Call("stringify", v).String() }
+		if stringify(info) != stringify(fromFile) {
+			t.Errorf("info from the snapshot %s, from the file %s", stringify(info), stringify(fromFile))
+		}
+		got := mustResolve(t, jsAPI().Call("classify", toU8(cat)))
+		if !slices.Equal(probsFromJS(got.Get("probs")), probsFromJS(want.Get("probs"))) {
+			t.Errorf("probabilities %v from the snapshot, %v from the file", probsFromJS(got.Get("probs")), probsFromJS(want.Get("probs")))
+		}
+	})
 	t.Run("image errors keep the model", func(t *testing.T) {
 		mustResolve(t, jsAPI().Call("loadBytes", toU8(model), "small.cnw"))
 		mustReject(t, jsAPI().Call("classify", toU8([]byte("not an image"))), CodeUnsupported)

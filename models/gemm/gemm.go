@@ -5,6 +5,8 @@
 // a register-blocked micro-kernel.
 package gemm
 
+import "fmt"
+
 // mr is the number of rows of A the micro-kernels handle at once.
 const mr = 4
 
@@ -61,6 +63,21 @@ func Pack(a []float32, m, k int) *Packed {
 	}
 	p := PackInto(make([]float32, PackedSize(m, k)), a, m, k, false)
 	return &p
+}
+
+// Data returns the packed panels, PackedSize(M, K) floats, for saving a
+// built model; FromPanels wraps them again. They must not be modified.
+func (a *Packed) Data() []float32 { return a.data }
+
+// FromPanels wraps panels that Data returned for an m×k matrix.
+func FromPanels(data []float32, m, k int) (*Packed, error) {
+	if m <= 0 || k <= 0 {
+		return nil, fmt.Errorf("gemm: packed matrix %d×%d, need positive sizes", m, k)
+	}
+	if n := PackedSize(m, k); len(data) != n {
+		return nil, fmt.Errorf("gemm: packed %d×%d matrix needs %d values, got %d", m, k, n, len(data))
+	}
+	return &Packed{M: m, K: k, data: data}, nil
 }
 
 // ScratchSize is the length of the scratch slice Mul needs for a K×N B.

@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -221,8 +223,14 @@ func TestModelList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	newestBytes, err := os.ReadFile(filepath.Join(dir, "newest.cnw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file's own SHA-256 of everything before its last 32 bytes.
+	sum := sha256.Sum256(newestBytes[:len(newestBytes)-sha256.Size])
 	wantInfo := ModelInfo{
-		File: "newest.cnw", URL: "models/newest.cnw", Size: fi.Size(), Modified: "2026-01-01T00:00:00Z", Latest: true, Default: true,
+		File: "newest.cnw", URL: "models/newest.cnw", Size: fi.Size(), SHA256: hex.EncodeToString(sum[:]), Modified: "2026-01-01T00:00:00Z", Latest: true, Default: true,
 		Spec: "tiny", DType: models.Float32, Classes: 10, TrainableParams: params,
 		Provenance: &ProvenanceSummary{Recipe: "cifarnet-long", TestAccuracy: 0.93, Created: "2026-02-01T10:00:00Z"},
 	}

@@ -33,8 +33,11 @@ type ModelInfo struct {
 	File string `json:"file"`
 	// URL is relative to the site root (where index.html is), as in
 	// "models/cifarnet.cnw".
-	URL      string `json:"url"`
-	Size     int64  `json:"size"`
+	URL  string `json:"url"`
+	Size int64  `json:"size"`
+	// SHA256 is the checksum the weight file ends with (hex): it names
+	// the contents, and the page keys its cache of built models by it.
+	SHA256   string `json:"sha256,omitempty"`
 	Modified string `json:"modified,omitempty"` // file modification time, UTC, RFC 3339
 	// Latest marks the newest readable model: by provenance.created, then
 	// by modification time.
@@ -231,7 +234,7 @@ func (l *modelLister) describe(root *os.Root, name string) (listedModel, bool) {
 	info.Size = fi.Size()
 	info.Modified = fi.ModTime().UTC().Format(time.RFC3339)
 	m := listedModel{v: v}
-	meta, err := readMeta(root, name)
+	meta, sum, err := readMeta(root, name, fi.Size())
 	if err != nil {
 		info.Error = errorText(err)
 		m.info = info
@@ -243,6 +246,7 @@ func (l *modelLister) describe(root *os.Root, name string) (listedModel, bool) {
 		m.info = info
 		return m, true
 	}
+	info.SHA256 = sum
 	info.Spec = meta.Spec.Name
 	info.DType = meta.DType
 	info.Classes = len(meta.Classes)
@@ -256,14 +260,23 @@ func (l *modelLister) describe(root *os.Root, name string) (listedModel, bool) {
 	return m, true
 }
 
-// readMeta decodes the header of a weight file below root.
-func readMeta(root *os.Root, name string) (*models.Meta, error) {
+// readMeta decodes the header of a weight file below root and reads the
+// checksum at its end.
+func readMeta(root *os.Root, name string, size int64) (*models.Meta, string, error) {
 	f, err := root.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
-	return models.DecodeMeta(bufio.NewReader(f))
+	meta, err := models.DecodeMeta(bufio.NewReader(f))
+	if err != nil {
+		return nil, "", err
+	}
+	sum, err := models.ReadChecksum(f, size)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	return meta, sum, nil
 }
 
 // errorText is an error's message without the server's directory: an
