@@ -372,7 +372,7 @@ async function loadModel(msg) {
     let info = null;
     let built = false;
     if (msg.url && msg.sha256) {
-      const snap = await readBuilt(msg.sha256);
+      const snap = await (msg.built || readBuilt(msg.sha256));
       if (snap) {
         const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
         info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
@@ -568,6 +568,10 @@ self.onmessage = (e) => {
   if (onTeachMessage(msg)) return;
   switch (msg.type) {
     case 'load':
+      // Read the saved build now: the module may still be compiling.
+      if (msg.sha256) msg.built = readBuilt(msg.sha256);
+      enqueue(() => loadModel(msg));
+      break;
     case 'loadBytes':
       enqueue(() => loadModel(msg));
       break;
