@@ -39,13 +39,17 @@ function networkFirst(url) {
     url.pathname.endsWith('/api/models') || url.pathname.endsWith('/manifest.json');
 }
 
-async function fromNetworkFirst(request) {
-  const cache = await caches.open(CACHE);
+// Both strategies answer as soon as they have a response and store the
+// network's copy afterwards (event.waitUntil keeps the service worker
+// alive for it): the page does not wait for a cache write.
+async function fromNetworkFirst(event) {
+  const request = event.request;
   try {
     const resp = await fetch(request);
-    if (resp.ok) await cache.put(request, resp.clone());
+    if (resp.ok) store(event, resp.clone());
     return resp;
   } catch (err) {
+    const cache = await caches.open(CACHE);
     const hit = await cache.match(request, {ignoreSearch: true}) ||
       (request.mode === 'navigate' ? await cache.match('./') : undefined);
     if (hit) return hit;
@@ -53,16 +57,20 @@ async function fromNetworkFirst(request) {
   }
 }
 
-async function fromCacheFirst(request) {
-  const cache = await caches.open(CACHE);
+async function fromCacheFirst(event) {
+  const request = event.request;
   // A page that found the cached copy damaged asks again with cache
   // 'reload': the server's copy replaces it.
-  const hit = request.cache === 'reload' ? undefined : await cache.match(request);
+  const hit = request.cache === 'reload' ? undefined : await (await caches.open(CACHE)).match(request);
   if (hit) return hit;
   const resp = await fetch(request);
   // Keep other weight files and samples too, once used, for offline use.
-  if (resp.ok && resp.status === 200) await cache.put(request, resp.clone());
+  if (resp.ok && resp.status === 200) store(event, resp.clone());
   return resp;
+}
+
+function store(event, resp) {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.put(event.request, resp)).catch(() => {}));
 }
 
 self.addEventListener('fetch', (event) => {
@@ -72,5 +80,5 @@ self.addEventListener('fetch', (event) => {
   if (url.origin !== self.location.origin) return;
   if (request.headers.has('range')) return; // partial responses are not cached
   if (url.pathname.endsWith('.wasm')) return; // the worker keeps the module itself
-  event.respondWith(request.mode === 'navigate' || networkFirst(url) ? fromNetworkFirst(request) : fromCacheFirst(request));
+  event.respondWith(request.mode === 'navigate' || networkFirst(url) ? fromNetworkFirst(event) : fromCacheFirst(event));
 });

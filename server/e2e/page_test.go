@@ -590,12 +590,19 @@ func TestDamagedCachedModelRefetched(t *testing.T) {
 	if !strings.Contains(st.Text, "damaged and was downloaded again") {
 		t.Errorf("status after a damaged cached model: %+v", st)
 	}
-	byteThere, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
-		const e = await `+cachedEntry+`;
-		if (!e) return -1;
-		const bytes = new Uint8Array(await e.resp.arrayBuffer());
-		return bytes.length === `+fmt.Sprint(len(good))+` ? bytes[bytes.length - 100] : -2;
-	})()`, chromedp.EvalAwaitPromise))
+	// The service worker stores the server's copy just after answering.
+	var byteThere int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		byteThere, err = chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
+			const e = await `+cachedEntry+`;
+			if (!e) return -1;
+			const bytes = new Uint8Array(await e.resp.arrayBuffer());
+			return bytes.length === `+fmt.Sprint(len(good))+` ? bytes[bytes.length - 100] : -2;
+		})()`, chromedp.EvalAwaitPromise))
+		if err == nil && byteThere == int(good[len(good)-100]) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || byteThere != int(good[len(good)-100]) {
 		t.Errorf("the cache holds byte %d at the damaged place (%v), the file %d", byteThere, err, good[len(good)-100])
 	}
