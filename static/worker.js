@@ -238,65 +238,30 @@ function errorMessage(err) {
 // pass is most of what a visit's first prediction waits for: it runs
 // before the engine has optimised the module's code (bench/RESULTS.md).
 // So the built model (cifarnet.snapshot(): the packed, Winograd-transformed
-// weights, 14 MB for cifarnet-fast) is kept in IndexedDB, and later visits
-// copy it in instead. An entry is keyed by this module's content-hashed
-// name and the weight file's own SHA-256 (models/manifest.json lists it),
-// so a new module or a changed file never meets an old build, and it holds
-// the SHA-256 of its bytes, checked at every load: a damaged entry is
-// deleted and the weight file used. Only models the site serves are kept,
-// the newest BUILT_KEEP of them; anything failing here only costs the
-// time the cache would have saved.
-const BUILT_DB = 'cifarnet-built';
-const BUILT_STORE = 'models';
+// weights, 14 MB for cifarnet-fast) is kept in the origin private file
+// system, and later visits copy it in instead: a synchronous read in this
+// worker takes a third of the time IndexedDB does (bench/RESULTS.md). A
+// file is named by this module's content-hashed name and the weight
+// file's own SHA-256 (models/manifest.json lists it), so a new module or
+// a changed weight file never meets an old build; it starts with the
+// SHA-256 of the rest, checked at every load, so a damaged or half-written
+// file is deleted and the weight file used. Only models the site serves
+// are kept, the newest BUILT_KEEP of them; anything failing here only
+// costs the time the cache would have saved.
+const BUILT_DIR = 'cifarnet-built';
 const BUILT_KEEP = 2;
+const DIGEST_BYTES = 32;
 
-let builtDB; // Promise<IDBDatabase | null>, opened once
-function openBuilt() {
-  if (builtDB) return builtDB;
-  builtDB = new Promise((resolve) => {
-    if (typeof indexedDB === 'undefined' || !(self.crypto && crypto.subtle)) {
-      resolve(null);
-      return;
-    }
-    let req;
-    try {
-      req = indexedDB.open(BUILT_DB, 1);
-    } catch {
-      resolve(null); // storage blocked
-      return;
-    }
-    req.onupgradeneeded = () => {
-      req.result.createObjectStore(BUILT_STORE, {keyPath: 'key'}).createIndex('saved', 'saved');
-    };
-    req.onsuccess = () => {
-      // Another tab's newer page may upgrade or delete the database.
-      req.result.onversionchange = () => {
-        req.result.close();
-        builtDB = null;
-      };
-      resolve(req.result);
-    };
-    req.onerror = () => resolve(null);
-    req.onblocked = () => resolve(null);
-  });
-  return builtDB;
+const builtName = (sha256) => `${WASM_URL}.${sha256}`;
+
+async function builtDir() {
+  if (!(self.navigator && navigator.storage && navigator.storage.getDirectory) || !(self.crypto && crypto.subtle)) return null;
+  try {
+    return await (await navigator.storage.getDirectory()).getDirectoryHandle(BUILT_DIR, {create: true});
+  } catch {
+    return null; // storage blocked
+  }
 }
-
-// idb runs one request in a transaction on the built-model store.
-async function idb(mode, request) {
-  const db = await openBuilt();
-  if (!db) return undefined;
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(BUILT_STORE, mode);
-    const req = request(tx.objectStore(BUILT_STORE));
-    let result;
-    req.onsuccess = () => { result = req.result; };
-    tx.oncomplete = () => resolve(result);
-    tx.onerror = tx.onabort = () => reject(tx.error || req.error);
-  });
-}
-
-const builtKey = (sha256) => `${WASM_URL} ${sha256}`;
 
 function sameBytes(a, b) {
   const x = new Uint8Array(a);
@@ -304,23 +269,56 @@ function sameBytes(a, b) {
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
+// readFile reads a whole file: synchronously where the browser lets
+// several readers share it, else through a File.
+async function readFile(handle) {
+  if (handle.createSyncAccessHandle) {
+    let access = null;
+    try {
+      access = await handle.createSyncAccessHandle({mode: 'read-only'});
+    } catch {
+      // Older browsers: only one exclusive handle at a time.
+    }
+    if (access) {
+      try {
+        const bytes = new Uint8Array(access.getSize());
+        if (access.read(bytes, {at: 0}) !== bytes.length) return null;
+        return bytes;
+      } finally {
+        access.close();
+      }
+    }
+  }
+  return new Uint8Array(await (await handle.getFile()).arrayBuffer());
+}
+
 // readBuilt returns the saved build of the weight file with this SHA-256
-// as a Uint8Array, or null; a damaged entry is deleted.
+// as a Uint8Array, or null; a damaged file is deleted.
 async function readBuilt(sha256) {
   try {
-    const rec = await idb('readonly', (store) => store.get(builtKey(sha256)));
-    if (!rec || !(rec.bytes instanceof ArrayBuffer) || !(rec.digest instanceof ArrayBuffer)) return null;
-    if (sameBytes(await crypto.subtle.digest('SHA-256', rec.bytes), rec.digest)) return new Uint8Array(rec.bytes);
+    const dir = await builtDir();
+    if (!dir) return null;
+    let handle;
+    try {
+      handle = await dir.getFileHandle(builtName(sha256));
+    } catch {
+      return null; // none saved
+    }
+    const file = await readFile(handle);
+    if (file && file.length > DIGEST_BYTES) {
+      const snap = file.subarray(DIGEST_BYTES);
+      if (sameBytes(await crypto.subtle.digest('SHA-256', snap), file.subarray(0, DIGEST_BYTES))) return snap;
+    }
     await deleteBuilt(sha256);
   } catch {
-    // Unreadable: build from the weight file.
+    // Unreadable (being written by another worker, say): build from the weight file.
   }
   return null;
 }
 
 async function deleteBuilt(sha256) {
   try {
-    await idb('readwrite', (store) => store.delete(builtKey(sha256)));
+    await (await builtDir()).removeEntry(builtName(sha256));
   } catch {
     // Gone or unreachable either way.
   }
@@ -328,28 +326,45 @@ async function deleteBuilt(sha256) {
 
 // saveBuilt stores the current model's build under the weight file's
 // SHA-256 unless another worker of the page is at it or has done it, then
-// deletes other modules' entries and all but the newest BUILT_KEEP.
+// deletes other modules' files and all but the newest BUILT_KEEP.
 async function saveBuilt(api, sha256, isCurrent) {
+  const dir = await builtDir();
+  if (!dir) return;
   const save = async () => {
-    const key = builtKey(sha256);
-    if (!isCurrent() || await idb('readonly', (store) => store.count(key))) return;
-    const bytes = (await api.snapshot()).buffer;
-    const digest = await crypto.subtle.digest('SHA-256', bytes);
-    await idb('readwrite', (store) => store.put({key, digest, bytes, saved: Date.now()}));
-    const keys = await idb('readonly', (store) => store.index('saved').getAllKeys());
-    const ours = keys.filter((k) => k.startsWith(`${WASM_URL} `));
-    const stale = keys.filter((k) => !k.startsWith(`${WASM_URL} `)).concat(ours.slice(0, Math.max(0, ours.length - BUILT_KEEP)));
-    for (const k of stale) await idb('readwrite', (store) => store.delete(k));
+    const name = builtName(sha256);
+    if (!isCurrent() || await dir.getFileHandle(name).then(() => true, () => false)) return;
+    const snap = await api.snapshot();
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', snap));
+    const access = await (await dir.getFileHandle(name, {create: true})).createSyncAccessHandle();
+    try {
+      access.truncate(0);
+      const ok = access.write(digest, {at: 0}) === DIGEST_BYTES && access.write(snap, {at: DIGEST_BYTES}) === snap.length;
+      access.flush();
+      if (!ok) throw new Error('short write');
+    } catch (err) {
+      access.close();
+      await dir.removeEntry(name).catch(() => {});
+      throw err;
+    }
+    access.close();
+    const stale = [];
+    const ours = [];
+    for await (const [entry, handle] of dir.entries()) {
+      if (!entry.startsWith(`${WASM_URL}.`)) stale.push(entry);
+      else ours.push({entry, modified: (await handle.getFile()).lastModified});
+    }
+    ours.sort((a, b) => b.modified - a.modified);
+    for (const entry of stale.concat(ours.slice(BUILT_KEEP).map((o) => o.entry))) await dir.removeEntry(entry);
   };
   try {
-    if (!await openBuilt()) return;
     if (self.navigator && navigator.locks) {
-      await navigator.locks.request(BUILT_DB, {ifAvailable: true}, (lock) => lock && save());
+      await navigator.locks.request(BUILT_DIR, {ifAvailable: true}, (lock) => lock && save());
     } else {
       await save();
     }
   } catch {
-    // Quota or storage errors: the next visit builds the model again.
+    // Quota or storage errors: the next visit builds the model again (a
+    // file left half-written fails its digest and is deleted).
   }
 }
 

@@ -8,26 +8,21 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// builtEntriesJS lists the page's saved builds: key and whether the
-// stored digest matches the bytes.
+// builtEntriesJS lists the page's saved builds (worker.js): file name,
+// size and whether the digest they start with matches the rest.
 const builtEntriesJS = `(async () => {
-	const db = await new Promise((resolve, reject) => {
-		const req = indexedDB.open('cifarnet-built');
-		req.onsuccess = () => resolve(req.result);
-		req.onerror = () => reject(req.error);
-	});
-	if (!db.objectStoreNames.contains('models')) { db.close(); return []; }
-	const recs = await new Promise((resolve, reject) => {
-		const req = db.transaction('models').objectStore('models').getAll();
-		req.onsuccess = () => resolve(req.result);
-		req.onerror = () => reject(req.error);
-	});
-	db.close();
+	const root = await navigator.storage.getDirectory();
+	let dir;
+	try {
+		dir = await root.getDirectoryHandle('cifarnet-built');
+	} catch {
+		return [];
+	}
 	const out = [];
-	for (const r of recs) {
-		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', r.bytes));
-		const s = new Uint8Array(r.digest);
-		out.push({key: r.key, bytes: r.bytes.byteLength, intact: d.every((v, i) => v === s[i])});
+	for await (const [name, handle] of dir.entries()) {
+		const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.subarray(32)));
+		out.push({key: name, bytes: bytes.length, intact: bytes.length > 32 && d.every((v, i) => v === bytes[i])});
 	}
 	return out;
 })()`
@@ -38,20 +33,11 @@ type builtEntry struct {
 	Intact bool   `json:"intact"`
 }
 
-// builtRecordJS runs body with the page's saved build store open for
-// writing (as store) and waits for the transaction.
-func builtRecordJS(body string) string {
+// builtDirJS runs body with the page's saved-build directory as dir.
+func builtDirJS(body string) string {
 	return `(async () => {
-	const db = await new Promise((resolve, reject) => {
-		const req = indexedDB.open('cifarnet-built');
-		req.onsuccess = () => resolve(req.result);
-		req.onerror = () => reject(req.error);
-	});
-	const tx = db.transaction('models', 'readwrite');
-	const store = tx.objectStore('models');
+	const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('cifarnet-built');
 	` + body + `
-	await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); });
-	db.close();
 	return true;
 })()`
 }
@@ -74,7 +60,7 @@ func waitBuilt(t *testing.T, ctx context.Context, want func([]builtEntry) bool) 
 	}
 }
 
-// The page keeps the model it built in IndexedDB and loads that on the
+// The page keeps the model it built (origin private file system) and loads that on the
 // next visit, with the same answers; a damaged saved build is noticed by
 // its digest, the weight file used instead, and the build saved again;
 // builds of other modules are deleted.
@@ -104,7 +90,7 @@ func TestBuiltModelCache(t *testing.T) {
 	if fromBuild() {
 		t.Fatal("the first visit loaded a saved build")
 	}
-	saved := waitBuilt(t, ctx, func(e []builtEntry) bool { return len(e) == 1 })
+	saved := waitBuilt(t, ctx, func(e []builtEntry) bool { return len(e) == 1 && e[0].Intact })
 	if !saved[0].Intact || saved[0].Bytes < 1<<20 {
 		t.Fatalf("saved build %+v", saved[0])
 	}
@@ -116,11 +102,25 @@ func TestBuiltModelCache(t *testing.T) {
 	}
 
 	// One byte of the saved build flipped, and another module's entry.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](builtRecordJS(`
-	const rec = await new Promise((resolve) => { const r = store.get('`+saved[0].Key+`'); r.onsuccess = () => resolve(r.result); });
-	new Uint8Array(rec.bytes)[rec.bytes.byteLength - 1000] ^= 0x10;
-	store.put(rec);
-	store.put({key: 'cifarnet.000000000000.wasm 00', digest: rec.digest, bytes: new ArrayBuffer(8), saved: 0});`),
+	// A worker reading the file holds it for a moment: try again then.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](builtDirJS(`
+	const handle = await dir.getFileHandle('`+saved[0].Key+`');
+	const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+	bytes[bytes.length - 1000] ^= 0x10;
+	for (let tries = 0; ; tries++) {
+		try {
+			const w = await handle.createWritable();
+			await w.write(bytes);
+			await w.close();
+			break;
+		} catch (err) {
+			if (err.name !== 'NoModificationAllowedError' || tries === 50) throw err;
+			await new Promise((resolve) => setTimeout(resolve, 100));
+		}
+	}
+	const w = await (await dir.getFileHandle('cifarnet.000000000000.wasm.00', {create: true})).createWritable();
+	await w.write(bytes.subarray(0, 64));
+	await w.close();`),
 		chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatal(err)
 	}

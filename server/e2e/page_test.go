@@ -546,12 +546,11 @@ func TestDamagedCachedModelRefetched(t *testing.T) {
 	}
 	// Without the model the page built and saved, so that the next visit
 	// reads the weight file.
-	waitBuilt(t, ctx, func(e []builtEntry) bool { return len(e) == 1 })
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise((resolve, reject) => {
-		const req = indexedDB.deleteDatabase('cifarnet-built');
-		req.onsuccess = () => resolve(true);
-		req.onerror = () => reject(req.error);
-	})`, chromedp.EvalAwaitPromise)); err != nil {
+	waitBuilt(t, ctx, func(e []builtEntry) bool { return len(e) == 1 && e[0].Intact })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+		await (await navigator.storage.getDirectory()).removeEntry('cifarnet-built', {recursive: true});
+		return true;
+	})()`, chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatalf("delete the saved builds: %v", err)
 	}
 	good, err := os.ReadFile(site.models[defaultID])
