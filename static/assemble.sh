@@ -80,6 +80,7 @@ style_name=$(hashed "$src/style.css" style css)
 cp "$src/index.html" "$dist/index.html"
 rewrite "$dist/index.html" 'src="app.js"' "src=\"$app_name\""
 rewrite "$dist/index.html" 'href="style.css"' "href=\"$style_name\""
+rewrite "$dist/index.html" 'href="teach.js"' "href=\"$teach_name\""
 
 cp "$src/icon.svg" "$src/manifest.webmanifest" "$dist/"
 mkdir -p "$dist/samples"

@@ -334,6 +334,8 @@ async function saveBuilt(api, sha256, isCurrent) {
     const name = builtName(sha256);
     if (!isCurrent() || await dir.getFileHandle(name).then(() => true, () => false)) return;
     const snap = await api.snapshot();
+    // A load that started meanwhile may have replaced the model.
+    if (!isCurrent()) return;
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', snap));
     const access = await (await dir.getFileHandle(name, {create: true})).createSyncAccessHandle();
     try {
@@ -373,10 +375,19 @@ async function saveBuilt(api, sha256, isCurrent) {
 let pending = 0;
 let imagesPending = 0;
 
-// whenQuiet runs task on the queue once nothing has been queued for ms.
+// whenQuiet runs task once nothing has been queued for ms. Not on the
+// queue: images never wait for storage.
 function whenQuiet(task, ms = 1000) {
-  setTimeout(() => (pending ? whenQuiet(task, ms) : enqueue(task)), ms);
+  setTimeout(() => (pending ? whenQuiet(task, ms) : task()), ms);
 }
+
+// READ_BUILT_MS bounds the wait for a saved build; past it the weight
+// file is used, as if there were none.
+const READ_BUILT_MS = 3000;
+const readBuiltInTime = (sha256) => Promise.race([
+  readBuilt(sha256),
+  new Promise((resolve) => setTimeout(() => resolve(null), READ_BUILT_MS)),
+]);
 
 let loads = 0; // which model load is the current one
 
@@ -387,7 +398,7 @@ async function loadModel(msg) {
     let info = null;
     let built = false;
     if (msg.url && msg.sha256) {
-      const snap = await (msg.built || readBuilt(msg.sha256));
+      const snap = await (msg.built || readBuiltInTime(msg.sha256));
       if (snap) {
         const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
         info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
@@ -584,7 +595,7 @@ self.onmessage = (e) => {
   switch (msg.type) {
     case 'load':
       // Read the saved build now: the module may still be compiling.
-      if (msg.sha256) msg.built = readBuilt(msg.sha256);
+      if (msg.sha256) msg.built = readBuiltInTime(msg.sha256);
       enqueue(() => loadModel(msg));
       break;
     case 'loadBytes':

@@ -20,7 +20,12 @@ const builtEntriesJS = `(async () => {
 	}
 	const out = [];
 	for await (const [name, handle] of dir.entries()) {
-		const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+		let bytes;
+		try {
+			bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+		} catch {
+			continue; // deleted or being written as we look
+		}
 		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.subarray(32)));
 		out.push({key: name, bytes: bytes.length, intact: bytes.length > 32 && d.every((v, i) => v === bytes[i])});
 	}
