@@ -220,13 +220,55 @@ function start(module) {
   });
 }
 
+// Requests queued or running, so that saving a build waits for a quiet
+// moment instead of holding up an image; and images among them.
+let pending = 0;
+let imagesPending = 0;
+
 // One thing at a time: loads and classifications run in arrival order.
 let queue = Promise.resolve();
 function enqueue(task) {
-  pending++;
-  const run = queue.then(task).finally(() => { pending--; });
+  if (++pending === 1) markBusy(true);
+  const run = queue.then(task).finally(() => {
+    if (--pending === 0) markBusy(false);
+  });
   queue = run.catch(() => {});
   return run;
+}
+
+// While a worker has work queued it holds a shared Web Lock, so that a
+// save of a built model waits until every worker of the page (the pool,
+// teach mode, other tabs) is quiet.
+const BUSY_LOCK = 'cifarnet-busy';
+let busyWanted = false;
+let busyAsked = false; // a request is outstanding or granted
+let releaseBusy = null;
+function markBusy(busy) {
+  busyWanted = busy;
+  if (!(self.navigator && navigator.locks)) return;
+  if (busy && !busyAsked) {
+    busyAsked = true;
+    navigator.locks.request(BUSY_LOCK, {mode: 'shared'},
+      () => busyWanted && new Promise((resolve) => { releaseBusy = resolve; }))
+      .catch(() => {})
+      .finally(() => {
+        busyAsked = false;
+        releaseBusy = null;
+        if (busyWanted) markBusy(true);
+      });
+  } else if (!busy && releaseBusy) {
+    releaseBusy();
+  }
+}
+
+async function pageBusy() {
+  if (!(self.navigator && navigator.locks && navigator.locks.query)) return false;
+  try {
+    const {held} = await navigator.locks.query();
+    return held.some((l) => l.name === BUSY_LOCK);
+  } catch {
+    return false;
+  }
 }
 
 function errorMessage(err) {
@@ -370,15 +412,13 @@ async function saveBuilt(api, sha256, isCurrent) {
   }
 }
 
-// Requests queued or running, so that saving a build waits for a quiet
-// moment instead of holding up an image; and images among them.
-let pending = 0;
-let imagesPending = 0;
-
-// whenQuiet runs task once nothing has been queued for ms. Not on the
-// queue: images never wait for storage.
+// whenQuiet runs task once no worker of the page has had work for ms.
+// Not on the queue: images never wait for storage.
 function whenQuiet(task, ms = 1000) {
-  setTimeout(() => (pending ? whenQuiet(task, ms) : task()), ms);
+  setTimeout(async () => {
+    if (pending || await pageBusy()) whenQuiet(task, ms);
+    else task();
+  }, ms);
 }
 
 // READ_BUILT_MS bounds the wait for a saved build; past it the weight
