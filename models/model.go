@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/cifarnet-go/cifarnet/models/gemm"
 )
@@ -180,11 +181,12 @@ func BatchNormAffine(f *File, prefix string, eps float64) (scale, shift []float3
 	return scale, shift
 }
 
-// foldedWeights returns weights [out, rest] and bias scaled by a following
-// batchnorm (scale, shift), or unchanged when scale is nil.
-func foldedWeights(w, bias, scale, shift []float32, out int) ([]float32, []float32) {
+// foldedWeights returns weights [out, rest] scaled by a following
+// batchnorm's scale, or unchanged when scale is nil; foldedBias folds the
+// bias.
+func foldedWeights(w, scale []float32, out int) []float32 {
 	if scale == nil {
-		return w, bias
+		return w
 	}
 	rest := len(w) / out
 	fw := make([]float32, len(w))
@@ -193,11 +195,11 @@ func foldedWeights(w, bias, scale, shift []float32, out int) ([]float32, []float
 			fw[o*rest+k] = w[o*rest+k] * scale[o]
 		}
 	}
-	return fw, foldedBias(bias, scale, shift, out)
+	return fw
 }
 
-// foldedBias is foldedWeights' bias alone, for a convolution that scales
-// its weights as it transforms them.
+// foldedBias returns bias folded with a following batchnorm (scale,
+// shift), or unchanged when scale is nil.
 func foldedBias(bias, scale, shift []float32, out int) []float32 {
 	if scale == nil {
 		return bias
@@ -246,10 +248,11 @@ func (c *compiler) compile() error {
 			// Fold a directly following batchnorm unless something reads
 			// the pre-normalisation output.
 			fold := i+1 < len(layers) && layers[i+1].Type == BatchNorm && !c.fromTarget[i]
+			// Computed once, when the weights or the bias are built.
 			affine := func() (scale, shift []float32) { return nil, nil }
 			if fold {
 				bn := layers[i+1]
-				affine = func() ([]float32, []float32) { return BatchNormAffine(c.f, bn.Name, bn.EffectiveEps()) }
+				affine = sync.OnceValues(func() ([]float32, []float32) { return BatchNormAffine(c.f, bn.Name, bn.EffectiveEps()) })
 			}
 			if l.Type == Conv2D {
 				st.kernel, st.stride, st.pad = l.Kernel, l.EffectiveStride(), l.Padding
@@ -263,9 +266,8 @@ func (c *compiler) compile() error {
 				st.wino, err = c.winograd(name, affine, out.C, in.C)
 			} else {
 				st.w, err = c.packed(out.C, k, func() []float32 {
-					scale, shift := affine()
-					w, _ := foldedWeights(c.tensor(name+".weight"), nil, scale, shift, out.C)
-					return w
+					scale, _ := affine()
+					return foldedWeights(c.tensor(name+".weight"), scale, out.C)
 				})
 			}
 			if err != nil {
@@ -291,15 +293,11 @@ func (c *compiler) compile() error {
 				i++
 			}
 		case BatchNorm:
-			var shift []float32
+			affine := sync.OnceValues(func() ([]float32, []float32) { return BatchNormAffine(c.f, l.Name, l.EffectiveEps()) })
 			var err error
-			st.scale, err = c.array(out.C, func() []float32 {
-				var scale []float32
-				scale, shift = BatchNormAffine(c.f, l.Name, l.EffectiveEps())
-				return scale
-			})
+			st.scale, err = c.array(out.C, func() []float32 { scale, _ := affine(); return scale })
 			if err == nil {
-				st.shift, err = c.array(out.C, func() []float32 { return shift })
+				st.shift, err = c.array(out.C, func() []float32 { _, shift := affine(); return shift })
 			}
 			if err != nil {
 				return &LayerError{i, l.Name, err}
@@ -320,7 +318,7 @@ func (c *compiler) compile() error {
 				if err != nil {
 					return err
 				}
-				affine := func() ([]float32, []float32) { return BatchNormAffine(c.f, l.Name+".proj_bn", DefaultBatchNormEps) }
+				affine := sync.OnceValues(func() ([]float32, []float32) { return BatchNormAffine(c.f, l.Name+".proj_bn", DefaultBatchNormEps) })
 				from := spec.Input
 				if j >= 0 {
 					from = c.shapes[j]
@@ -328,9 +326,8 @@ func (c *compiler) compile() error {
 				proj := step{kind: Conv2D, layer: l.Name + ".proj", in: st.skip, inShape: from, shape: out,
 					kernel: 1, stride: stride}
 				proj.w, err = c.packed(out.C, from.C, func() []float32 {
-					scale, shift := affine()
-					w, _ := foldedWeights(c.tensor(l.Name+".proj.weight"), nil, scale, shift, out.C)
-					return w
+					scale, _ := affine()
+					return foldedWeights(c.tensor(l.Name+".proj.weight"), scale, out.C)
 				})
 				if err == nil {
 					proj.bias, err = c.array(out.C, func() []float32 {
