@@ -147,9 +147,8 @@ export function initTeach(hooks) {
         const img = images.get(id);
         img.state = 'ready';
         img.features = msg.row;
-        drawThumb(img.li, msg.input, msg.inputWidth, msg.inputHeight);
-        img.li.dataset.state = 'ready';
-        afterAdd();
+        toShow.push({id, msg});
+        answeredOne();
         break;
       }
       case 'teachProgress':
@@ -168,7 +167,7 @@ export function initTeach(hooks) {
           const img = images.get(id);
           rowMessage(img.row, `${img.file.name || 'An image'}: ${friendly(msg)}`);
           removeImage(id);
-          afterAdd();
+          answeredOne();
         } else if (msg.op === 'base') {
           baseKey = '';
           trainWhenDone = false;
@@ -310,6 +309,31 @@ export function initTeach(hooks) {
     if (skipped.length) rowMessage(li, `Skipped ${skipped.join(', ')}.`);
     if (section.dataset.state !== 'training') setStatus(pendingText(), 'adding');
     updateCounts();
+  }
+
+  // Answers reach the panel together, at most every SHOW_MS and at once
+  // when the last is in: a frame for each (thumbnail, counts, status line)
+  // is dozens a second while the workers hold every core, and each such
+  // frame waits for one.
+  const SHOW_MS = 200;
+  const toShow = []; // {id, msg}: answered, not drawn yet
+  let showTimer = 0;
+
+  function answeredOne() {
+    if (pending() === 0) showAdded();
+    else if (!showTimer) showTimer = setTimeout(showAdded, SHOW_MS);
+  }
+
+  function showAdded() {
+    clearTimeout(showTimer);
+    showTimer = 0;
+    for (const {id, msg} of toShow.splice(0)) {
+      const img = images.get(id);
+      if (!img || img.state !== 'ready') continue; // removed, or sent again for a new base
+      drawThumb(img.li, msg.input, msg.inputWidth, msg.inputHeight);
+      img.li.dataset.state = 'ready';
+    }
+    afterAdd();
   }
 
   function drawThumb(li, pixels, w, h) {
