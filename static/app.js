@@ -921,15 +921,29 @@ function showResult(card, r) {
   const tta = r.tta ? ` (test-time augmentation${r.parts ? `, on ${r.parts} workers at once` : ''})` : '';
   $('.timing', card).textContent = `Inference ${r.ms.toFixed(1)} ms${tta} · total ${r.totalMs.toFixed(1)} ms${via}`;
 
-  // The model input, drawn at 32×32 and scaled up crisply by CSS.
-  showPixels($('.seen canvas.input', card), r.input, r.inputWidth, r.inputHeight);
-
   // Kept for the saliency map: the 32×32 input only, not the file.
   inputs.set(card, {pixels: r.input.slice(), width: r.inputWidth, height: r.inputHeight, index: r.top.index, label: r.top.label});
   const explain = $('.explain', card);
   explain.hidden = false;
   // The name starts with the visible words, as speech input expects.
   explain.setAttribute('aria-label', `Show what mattered for ${r.top.label} in ${$('.file', card).textContent}`);
+
+  if (ui.results.classList.contains('compact')) undetailed.set(card, classes);
+  else showDetails(card, probs, classes);
+  finished(card);
+}
+
+// Compact cards show no model input, heat strip or bars: those are made
+// when the card is first shown in full, which most cards of a drop of
+// hundreds never are. Making them costs the main thread about a
+// millisecond a card (two bitmaps, a canvas context, some sixty
+// elements), which on two cores is taken from the workers.
+const undetailed = new Map(); // finished card whose details wait → its classes
+
+function showDetails(card, probs, classes) {
+  const input = inputs.get(card);
+  // The model input, drawn at 32×32 and scaled up crisply by CSS.
+  showPixels($('.seen canvas.input', card), input.pixels, input.width, input.height);
 
   // Heat strip in class order.
   const heat = $('.heat', card);
@@ -971,7 +985,21 @@ function showResult(card, r) {
     li.append(name, track, value);
     bars.append(li);
   }
-  finished(card);
+}
+
+// showAllDetails makes the details of the cards that wait for them, a
+// few dozen a task, the cards first in the list first.
+function showAllDetails() {
+  const shown = Array.from(ui.results.children).filter((c) => undetailed.has(c));
+  const cards = [...new Set([...shown, ...undetailed.keys()])].map((c) => [c, undetailed.get(c)]);
+  undetailed.clear();
+  const step = () => {
+    for (const [card, classes] of cards.splice(0, 40)) {
+      if (!gone.has(card)) showDetails(card, JSON.parse(card.dataset.probs), classes);
+    }
+    if (cards.length > 0) setTimeout(step, 0);
+  };
+  step();
 }
 
 // classify queues one image; the worker runs them in order.
@@ -1313,6 +1341,7 @@ function flushStaged() {
 const gone = new WeakSet();
 function discard(card) {
   gone.add(card);
+  undetailed.delete(card);
   card.remove();
 }
 
@@ -1392,6 +1421,7 @@ function fillClassFilter(classes) {
 function setCompact(on) {
   ui.viewCompact.checked = on;
   ui.results.classList.toggle('compact', on);
+  if (!on) showAllDetails();
 }
 
 function scheduleView() {

@@ -440,6 +440,25 @@ func TestManyImagesCancel(t *testing.T) {
 	// Reported, not judged: on a shared machine the scheduler alone can
 	// stretch a task (bench/pagecheck runs Lighthouse for that).
 	t.Logf("main-thread tasks over 50 ms during the drop: %v", long)
+
+	// The compact cards' bars, heat strips and model inputs are made when
+	// the full layout is chosen.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#view-compact"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`(() => {
+		const cards = document.querySelectorAll('#results .result[data-state="done"]');
+		return !document.getElementById('results').classList.contains('compact') && cards.length > 0 &&
+			Array.from(cards).every((c) => c.querySelectorAll('.bars li').length === 10 && c.querySelectorAll('.heat span').length === 10 &&
+				c.querySelector('.seen canvas.input').width === 32);
+	})()`, chromedp.WithPollingTimeout(30*time.Second), quietPoll)); err != nil {
+		t.Errorf("details of compact cards never shown in the full layout: %v", err)
+	}
+	cards, err = chromedp.Run(ctx, chromedp.Evaluate[[]card](cardsJS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCard(t, cards[len(cards)-1], defaultID, cat)
 	noCSPViolations(t, ctx)
 }
 
