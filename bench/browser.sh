@@ -14,7 +14,9 @@
 # (wasm execution provider, SIMD, 1 thread and navigator.hardwareConcurrency
 # threads, cross-origin isolated) on the ONNX export of the shipped default
 # weight file, the same sample pixels, in headless Chromium: a fresh browser
-# per engine and round (default 5 rounds), warm-up excluded, medians and
+# per engine and round (default 5 rounds), warm-up excluded (WARM runs per
+# engine and round, default 5; each engine's code is still being optimised
+# then, so WARM=100 measures the steady state), medians and
 # ratios last (bench/ortweb). Needs npm (onnxruntime-web is installed into
 # ${ORT_CACHE:-~/.cache/cifarnet-bench}) and bin/trainer for the export.
 set -euo pipefail
@@ -40,7 +42,7 @@ if [ "${1:-}" = ort ]; then
 	mkdir "$tmp/ort"
 	cp "$cache"/node_modules/onnxruntime-web/dist/{ort.wasm.min.js,ort-wasm-simd-threaded.mjs,ort-wasm-simd-threaded.wasm} "$tmp/ort/"
 	echo "model $model; CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
-	go run ./bench/ortweb -dir "$tmp" -rounds "$rounds"
+	go run ./bench/ortweb -dir "$tmp" -rounds "$rounds" -warm "${WARM:-5}"
 	exit
 fi
 count=${1:-3}
