@@ -18,6 +18,7 @@ type teachOpts struct {
 	init, freeze, out *string
 	holdOut           *float64
 	skipUnreadable    *bool
+	freshHead         *bool
 	seed              *uint64
 }
 
@@ -28,6 +29,7 @@ func teachFlags(fs *flag.FlagSet) teachOpts {
 		out:            fs.String("out", "", "with --init: the weight `FILE` to write (default RUNS/<UTC time>-teach/final.cnw)"),
 		holdOut:        fs.Float64("hold-out", 0.2, "with --init: share of each class held out to measure accuracy when the folder has no val/"),
 		skipUnreadable: fs.Bool("skip-unreadable", false, "with --init: skip image files that do not decode instead of stopping"),
+		freshHead:      fs.Bool("fresh-head", false, "with --init: train every class's classifier row from scratch (otherwise a class the base model has, by name, starts from the base's row)"),
 		seed:           fs.Uint64("teach-seed", 1, "with --init: seed of the hold-out split and the head's initialisation"),
 	}
 }
@@ -80,7 +82,7 @@ func runTeach(e *env, t teachOpts, o training.Options, data string, args []strin
 	}
 	res, err := teach.Run(teach.Options{
 		Base: *t.init, Data: data, Out: head, HoldOut: *t.holdOut, Seed: *t.seed,
-		SkipUnreadable: *t.skipUnreadable, Command: commandLine("train", args), Trainer: training.Version(), Log: e.stderr,
+		SkipUnreadable: *t.skipUnreadable, FreshHead: *t.freshHead, Command: commandLine("train", args), Trainer: training.Version(), Log: e.stderr,
 	})
 	if err != nil {
 		return err

@@ -149,7 +149,7 @@ func (t *Teacher) Train(classes []string, rows []float32, labels []int, progress
 		}
 		folds = min(folds, k)
 	}
-	o := finetune.Options{Seed: 1}.Defaults()
+	o := finetune.Options{Seed: 1, Start: t.ex.KnownRows(classes)}.Defaults()
 	total := (folds + 1) * o.Epochs
 	var cvProgress func(done, total int) bool
 	var trainProgress func(epoch int, loss float64) bool

@@ -30,10 +30,13 @@ type Options struct {
 	// SkipUnreadable skips files that do not decode (each named in the
 	// log) instead of stopping at the first.
 	SkipUnreadable bool
-	Head           finetune.Options
-	Command        string // recorded in the provenance
-	Trainer        string // trainer version, recorded in the provenance
-	Log            io.Writer
+	// FreshHead trains every class's row from scratch; otherwise a class
+	// the base model already has (by name) starts from the base's row.
+	FreshHead bool
+	Head      finetune.Options
+	Command   string // recorded in the provenance
+	Trainer   string // trainer version, recorded in the provenance
+	Log       io.Writer
 }
 
 // Result reports what was trained.
@@ -98,6 +101,11 @@ func Run(o Options) (*Result, error) {
 	fTrain, dim, err := ex.Features(xTrain, len(lTrain))
 	if err != nil {
 		return nil, err
+	}
+	if !o.FreshHead {
+		if o.Head.Start = ex.KnownRows(train.Classes); o.Head.Start != nil {
+			fmt.Fprintf(o.Log, "teach: classes the base model has start from its rows (--fresh-head: from scratch): %s\n", quoteList(o.Head.Start.Names()))
+		}
 	}
 	head, err := finetune.Train(fTrain, dim, lTrain, len(train.Classes), o.Head, nil)
 	if err != nil {
