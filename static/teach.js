@@ -452,8 +452,13 @@ export function initTeach(hooks) {
     taught = r;
     section.dataset.accuracy = String(r.accuracy);
     section.dataset.seconds = String(r.seconds);
+    section.dataset.known = (r.known || []).join(',');
+    // Classes the base model already had start from what it learnt.
+    const known = r.known && r.known.length > 0
+      ? ` ${r.known.join(', ')} started from what ${r.base} already knew of ${r.known.length === 1 ? 'it' : 'them'}.`
+      : '';
     setStatus(`Trained on ${r.images} images in ${r.seconds.toFixed(1)} s. Cross-validated accuracy: ` +
-      `${(100 * r.accuracy).toFixed(1)} % (${r.folds}-fold: each picture judged by a model trained without it). ` +
+      `${(100 * r.accuracy).toFixed(1)} % (${r.folds}-fold: each picture judged by a model trained without it).${known} ` +
       `Press "Classify with it" to use ${r.name} for the images above.`, 'trained');
     ui.result.hidden = false;
     ui.save.disabled = false;

@@ -128,7 +128,8 @@ func (a *api) teachJob(features func(*Teacher) ([]float32, *image.NRGBA, error))
 // rows (a Float32Array of labels.length rows) of images of class
 // labels[i]; onProgress(done, total) is called as epochs finish. It
 // resolves to {file: Uint8Array, name, base, classes, accuracy, folds,
-// images, seconds}.
+// images, seconds, known}, known the classes that started from the base
+// model's own rows (their names are the base's).
 func (a *api) teachTrain(args []js.Value) (job, error) {
 	if len(args) < 3 {
 		return nil, errorf(CodeBadArgument, "teachTrain needs class names, feature rows and class indices")
@@ -172,6 +173,10 @@ func (a *api) teachTrain(args []js.Value) (job, error) {
 		for i, c := range r.Classes {
 			names[i] = c
 		}
+		known := make([]any, len(r.Known))
+		for i, c := range r.Known {
+			known[i] = c
+		}
 		o := js.Global().Get("Object").New()
 		o.Set("file", file)
 		o.Set("name", r.Name)
@@ -181,6 +186,7 @@ func (a *api) teachTrain(args []js.Value) (job, error) {
 		o.Set("folds", r.Folds)
 		o.Set("images", r.Images)
 		o.Set("seconds", r.Seconds)
+		o.Set("known", known)
 		return o, nil
 	}, nil
 }

@@ -78,7 +78,7 @@ func TestTeachAPI(t *testing.T) {
 	defer progress.Release()
 	r := mustResolve(t, jsAPI().Call("teachTrain", js.ValueOf([]any{"red", "blue"}), rows, js.ValueOf(labels), progress))
 	if calls == 0 || r.Get("accuracy").Float() < 0.9 || r.Get("folds").Int() != 4 || r.Get("images").Int() != 8 ||
-		r.Get("name").String() != "taught-red-blue.cnw" || r.Get("base").String() != "small.cnw" {
+		r.Get("name").String() != "taught-red-blue.cnw" || r.Get("base").String() != "small.cnw" || r.Get("known").Length() != 0 {
 		t.Errorf("teachTrain = %s after %d progress calls", js.Global().Get("JSON").Call("stringify", r), calls)
 	}
 	file := make([]byte, r.Get("file").Length())

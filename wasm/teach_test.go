@@ -70,7 +70,7 @@ func TestTeachRedBlue(t *testing.T) {
 	if calls == 0 || last != total {
 		t.Errorf("progress called %d times, last %d of %d", calls, last, total)
 	}
-	if r.Accuracy < 0.9 || r.Folds != 5 || r.Images != 12 || !slices.Equal(r.Classes, []string{"red", "blue"}) || r.Name != "taught-red-blue.cnw" {
+	if r.Accuracy < 0.9 || r.Folds != 5 || r.Images != 12 || !slices.Equal(r.Classes, []string{"red", "blue"}) || r.Name != "taught-red-blue.cnw" || r.Known != nil {
 		t.Errorf("result %+v", *r)
 	}
 	f, err := models.Decode(r.File)
@@ -243,5 +243,23 @@ func BenchmarkTeach60(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("features %.2f s, cross-validation and training %.2f s, cross-validated accuracy %.1f %%", features.Seconds(), r.Seconds, 100*r.Accuracy)
+	}
+}
+
+// TestTeachKnownClass: a class named like one of the base model's (case
+// aside) starts from the base's row, and the result and the file say so.
+func TestTeachKnownClass(t *testing.T) {
+	tc := newTeacher(t)
+	rows, labels := squareRows(t, tc, 4)
+	r, err := tc.Train([]string{"Cat", "blue"}, rows, labels, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := models.Decode(r.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Known, []string{"cat"}) || !strings.Contains(f.Meta.Provenance.Notes, "started from the base model's rows for cat") {
+		t.Errorf("known %q, notes %q; want cat started from the base", r.Known, f.Meta.Provenance.Notes)
 	}
 }

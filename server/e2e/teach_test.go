@@ -38,6 +38,7 @@ type teachState struct {
 	Pending  int      `json:"pending"`
 	Saved    int      `json:"saved"`
 	Options  []string `json:"options"`
+	Known    string   `json:"known"` // classes that started from the base model's rows, comma-separated
 }
 
 const teachStateJS = `(() => {
@@ -50,6 +51,7 @@ const teachStateJS = `(() => {
 		images: Number(s.dataset.images || 0),
 		pending: s.querySelectorAll('.teach-thumbs li[data-state="pending"]').length,
 		saved: Number(s.dataset.saved || 0),
+		known: s.dataset.known || '',
 		options: Array.from(document.querySelectorAll('#teach-saved option')).map((o) => o.textContent),
 	};
 })()`
@@ -295,6 +297,9 @@ func TestTeach(t *testing.T) {
 	if st.Accuracy < 0.9 || !strings.Contains(st.Status, "Cross-validated accuracy") {
 		t.Errorf("cross-validated accuracy %.3f on red and blue squares (chance 0.5): %q", st.Accuracy, st.Status)
 	}
+	if st.Known != "" || strings.Contains(st.Status, "already knew") {
+		t.Errorf("red and blue are no classes of the base model, yet known %q, status %q", st.Known, st.Status)
+	}
 
 	// The new model classifies new pictures.
 	click(t, ctx, "#teach-use")
@@ -432,6 +437,9 @@ func TestTeachShippedCIFAR(t *testing.T) {
 		name, time.Since(start).Seconds(), features.Seconds(), st.Seconds, 100*st.Accuracy, longTasks(t, ctx))
 	if st.Accuracy < 0.6 {
 		t.Errorf("cross-validated accuracy %.3f on three CIFAR-10 classes (chance 0.33)", st.Accuracy)
+	}
+	if st.Known != "bird,deer,frog" || !strings.Contains(st.Status, "bird, deer, frog started from what "+name+" already knew") {
+		t.Errorf("classes the base model has: known %q, status %q; want bird, deer and frog started from the base", st.Known, st.Status)
 	}
 	// CIFARNET_TEACH_OUT=DIR keeps the downloaded model (DIR/taught.cnw)
 	// and the held-out images (DIR/held/<class>/) for `trainer eval`.
