@@ -69,8 +69,9 @@ func (e *Extractor) Features(x []float32, n int) (rows []float32, dim int, err e
 // KnownRows returns the start of a head for classes (Options.Start): the
 // base model's own classifier rows for the classes whose names it already
 // has (ignoring case and surrounding space), so that a class the base
-// learnt from thousands of images does not start again from a few. It is
-// nil when no name matches.
+// learnt from thousands of images does not start again from a few. A
+// base class that two of the new names match starts neither (they would
+// start alike and stay close). It is nil when no name matches.
 func (e *Extractor) KnownRows(classes []string) *Start {
 	wt := e.Base.Tensors[e.Head+".weight"]
 	if wt == nil || len(wt.Shape) != 2 || len(e.Base.Meta.Classes) != wt.Shape[0] {
@@ -80,21 +81,26 @@ func (e *Extractor) KnownRows(classes []string) *Start {
 	bias := e.Base.Tensors[e.Head+".bias"]
 	st := &Start{Head: Head{W: make([]float32, len(classes)*dim), B: make([]float32, len(classes)), Dim: dim},
 		Known: make([]bool, len(classes)), From: make([]string, len(classes))}
-	any := false
+	match := make([]int, len(classes))
+	uses := map[int]int{}
 	for c, name := range classes {
-		k := slices.IndexFunc(e.Base.Meta.Classes, func(b string) bool {
+		match[c] = slices.IndexFunc(e.Base.Meta.Classes, func(b string) bool {
 			return strings.EqualFold(strings.TrimSpace(b), strings.TrimSpace(name))
 		})
-		if k < 0 {
+		uses[match[c]]++
+	}
+	found := false
+	for c, k := range match {
+		if k < 0 || uses[k] > 1 {
 			continue
 		}
 		copy(st.W[c*dim:(c+1)*dim], wt.Data[k*dim:(k+1)*dim])
 		if bias != nil {
 			st.B[c] = bias.Data[k]
 		}
-		st.Known[c], st.From[c], any = true, e.Base.Meta.Classes[k], true
+		st.Known[c], st.From[c], found = true, e.Base.Meta.Classes[k], true
 	}
-	if !any {
+	if !found {
 		return nil
 	}
 	return st

@@ -229,6 +229,9 @@ func TestKnownRows(t *testing.T) {
 	if st := ex.KnownRows([]string{"mug", "spoon"}); st != nil {
 		t.Errorf("no class the base has, yet a start for %v", st.Names())
 	}
+	if st := ex.KnownRows([]string{"Cat", "cat ", "dog"}); st == nil || !slices.Equal(st.Names(), []string{"dog"}) {
+		t.Errorf("two names for the base's cat: start %+v, want dog's row only", st)
+	}
 	st := ex.KnownRows([]string{" Cat", "mug", "dog"})
 	if st == nil || !slices.Equal(st.Known, []bool{true, false, true}) || !slices.Equal(st.Names(), []string{"cat", "dog"}) {
 		t.Fatalf("start %+v", st)
