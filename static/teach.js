@@ -55,6 +55,7 @@ export function initTeach(hooks) {
   let baseKey = ''; // the base model the workers have
   let baseLoad = null; // the last load that was not a taught model
   let dim = 0; // length of a feature row
+  let baseClasses = []; // the base model's classes, from the workers
   let nextId = 1;
   let nextReq = 1;
   let nextRow = 1;
@@ -140,6 +141,8 @@ export function initTeach(hooks) {
       case 'teachBase':
         dim = msg.dim;
         section.dataset.base = msg.name;
+        baseClasses = msg.classes || [];
+        for (const li of rows()) markKnown(li);
         break;
       case 'teachAdded': {
         const id = answered(msg.id);
@@ -214,6 +217,8 @@ export function initTeach(hooks) {
       file.value = '';
     });
     $('.teach-remove-class', li).addEventListener('click', () => removeClass(li));
+    $('.teach-name', li).addEventListener('input', () => markKnown(li));
+    markKnown(li);
     $('.teach-camera', li).addEventListener('click', () => cameraFrame(li));
     li.addEventListener('dragover', (e) => {
       e.preventDefault();
@@ -235,6 +240,17 @@ export function initTeach(hooks) {
         updateCounts();
       }
     });
+  }
+
+  // markKnown says under a class whose name the base model has (case
+  // aside) that it starts from what the model learnt (models/finetune).
+  function markKnown(li) {
+    const name = $('.teach-name', li).value.trim().toLowerCase();
+    const known = name ? baseClasses.find((c) => c.toLowerCase() === name) : undefined;
+    const hint = $('.teach-known', li);
+    hint.hidden = !known;
+    hint.textContent = known ? `${section.dataset.base} knows “${known}”: this class starts from what it learnt.` : '';
+    li.dataset.known = known ? 'true' : 'false';
   }
 
   function updateCounts() {

@@ -574,7 +574,7 @@ async function saliency(api, msg) {
 //   {type: 'teachAdd', id, file}             decode a Blob/File, compute its features
 //   {type: 'teachTrain', job, classes, rows, labels}   rows: Float32Array, labels.length rows
 // Messages to the page:
-//   {type: 'teachBase', name, dim}
+//   {type: 'teachBase', name, dim, classes}  classes: the base model's
 //   {type: 'teachAdded', id, row, input, inputWidth, inputHeight}   row: Float32Array of dim;
 //                                            input: the 32×32 RGBA model input
 //   {type: 'teachProgress', job, done, total}                  epochs
@@ -602,7 +602,7 @@ function onTeachMessage(msg) {
         try {
           const api = await started;
           const r = await api.teachBase(msg.bytes ? new Uint8Array(msg.bytes) : msg.url, msg.name);
-          post({type: 'teachBase', name: r.name, dim: r.dim});
+          post({type: 'teachBase', name: r.name, dim: r.dim, classes: r.classes});
         } catch (err) {
           fail('base', err);
         }

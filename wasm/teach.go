@@ -66,6 +66,10 @@ func (t *Teacher) Base() string { return t.name }
 // Dim is the length of a feature row.
 func (t *Teacher) Dim() int { return t.dim }
 
+// Classes are the base model's classes: a new class named like one of
+// them starts from the base's row for it (Train).
+func (t *Teacher) Classes() []string { return t.ex.Base.Meta.Classes }
+
 // Features decodes an image file as Classify does and returns the base
 // model's features of it, and the model input it became (for the page's
 // thumbnail).

@@ -20,7 +20,8 @@ func (a *api) installTeach(obj js.Value) {
 }
 
 // teachBase(urlOrBytes, name?) sets the base model; it resolves to
-// {name, dim}, dim the length of a feature row.
+// {name, dim, classes}, dim the length of a feature row and classes the
+// base model's.
 func (a *api) teachBase(args []js.Value) (job, error) {
 	if len(args) < 1 {
 		return nil, errorf(CodeBadArgument, "teachBase needs the URL or the bytes of a weight file")
@@ -61,7 +62,11 @@ func (a *api) teachBase(args []js.Value) (job, error) {
 		a.mu.Lock()
 		a.teacher = t
 		a.mu.Unlock()
-		return js.ValueOf(map[string]any{"name": name, "dim": t.Dim()}), nil
+		classes := make([]any, len(t.Classes()))
+		for i, c := range t.Classes() {
+			classes[i] = c
+		}
+		return js.ValueOf(map[string]any{"name": name, "dim": t.Dim(), "classes": classes}), nil
 	}, nil
 }
 

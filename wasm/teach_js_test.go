@@ -33,7 +33,7 @@ func TestTeachAPI(t *testing.T) {
 	})
 	base := mustResolve(t, jsAPI().Call("teachBase", toU8(model), "small.cnw"))
 	dim := base.Get("dim").Int()
-	if base.Get("name").String() != "small.cnw" || dim <= 0 {
+	if base.Get("name").String() != "small.cnw" || dim <= 0 || base.Get("classes").Length() != 10 || base.Get("classes").Index(3).String() != "cat" {
 		t.Fatalf("teachBase resolved to %s", js.Global().Get("JSON").Call("stringify", base))
 	}
 	rows := js.Global().Get("Float32Array").New(8 * dim)

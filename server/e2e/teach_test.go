@@ -126,6 +126,7 @@ func setClassNames(t testing.TB, ctx context.Context, names ...string) {
 		names.forEach((n, i) => {
 			rows[i].focus();
 			rows[i].value = n;
+			rows[i].dispatchEvent(new Event('input', {bubbles: true}));
 		});
 		return rows.length;
 	})()`, jsonStrings(names))
@@ -300,6 +301,9 @@ func TestTeach(t *testing.T) {
 	if st.Known != "" || strings.Contains(st.Status, "already knew") {
 		t.Errorf("red and blue are no classes of the base model, yet known %q, status %q", st.Known, st.Status)
 	}
+	if shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#teach-classes .teach-known:not([hidden])').length`)); err != nil || shown != 0 {
+		t.Errorf("%d classes marked as known to the base model (%v), want none for red and blue", shown, err)
+	}
 
 	// The new model classifies new pictures.
 	click(t, ctx, "#teach-use")
@@ -417,6 +421,16 @@ func TestTeachShippedCIFAR(t *testing.T) {
 		t.Fatalf("the teach worker never had its base model: %v", err)
 	}
 	t.Logf("teach worker ready with %s %.2f s after the first focus", name, time.Since(t0).Seconds())
+	// Each class is one the base model has, and the panel says so.
+	hints, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#teach-classes .teach-known')).map((p) => p.hidden ? '' : p.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		if want := name + " knows “" + n + "”"; i >= len(hints) || !strings.HasPrefix(hints[i], want) {
+			t.Errorf("class %d (%s): hint %q, want %q…", i+1, n, hints, want)
+		}
+	}
 	for i, files := range train {
 		stageFiles(t, ctx, names[i], files)
 	}
