@@ -509,11 +509,7 @@ func resultToJS(r *Result, classes []string) js.Value {
 		}
 		o.Set("top", map[string]any{"index": r.Top, "label": label, "p": r.Probs[r.Top]})
 	}
-	names := make([]any, len(classes))
-	for i, c := range classes {
-		names[i] = c
-	}
-	o.Set("classes", names)
+	o.Set("classes", stringsToJS(classes))
 	o.Set("tta", r.TTA)
 	o.Set("ms", float64(r.Infer.Microseconds())/1e3)
 	o.Set("totalMs", float64(r.Total.Microseconds())/1e3)
@@ -530,6 +526,15 @@ func resultToJS(r *Result, classes []string) js.Value {
 	o.Set("inputWidth", b.Dx())
 	o.Set("inputHeight", b.Dy())
 	return o
+}
+
+// stringsToJS makes s a value js.ValueOf turns into an array of strings.
+func stringsToJS(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 func float32Array(v []float32) js.Value {

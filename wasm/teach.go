@@ -155,10 +155,6 @@ func (t *Teacher) Train(classes []string, rows []float32, labels []int, progress
 		folds = min(folds, k)
 	}
 	o := finetune.Options{Seed: 1, Start: t.ex.KnownRows(classes)}.Defaults()
-	var known []string
-	if o.Start != nil {
-		known = o.Start.Names()
-	}
 	total := (folds + 1) * o.Epochs
 	var cvProgress func(done, total int) bool
 	var trainProgress func(epoch int, loss float64) bool
@@ -188,7 +184,7 @@ func (t *Teacher) Train(classes []string, rows []float32, labels []int, progress
 		return nil, &Error{CodeInternal, fmt.Errorf("the new weight file: %w", err)}
 	}
 	return &Taught{File: buf.Bytes(), Name: taughtName(classes), Classes: classes, Accuracy: acc,
-		Folds: folds, Images: n, Seconds: secs, Known: known}, nil
+		Folds: folds, Images: n, Seconds: secs, Known: o.Start.Names()}, nil
 }
 
 // checkClasses trims the names and refuses too few, too many, empty, too

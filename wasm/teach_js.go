@@ -62,11 +62,7 @@ func (a *api) teachBase(args []js.Value) (job, error) {
 		a.mu.Lock()
 		a.teacher = t
 		a.mu.Unlock()
-		classes := make([]any, len(t.Classes()))
-		for i, c := range t.Classes() {
-			classes[i] = c
-		}
-		return js.ValueOf(map[string]any{"name": name, "dim": t.Dim(), "classes": classes}), nil
+		return js.ValueOf(map[string]any{"name": name, "dim": t.Dim(), "classes": stringsToJS(t.Classes())}), nil
 	}, nil
 }
 
@@ -174,24 +170,16 @@ func (a *api) teachTrain(args []js.Value) (job, error) {
 		}
 		file := jsUint8Array.New(len(r.File))
 		js.CopyBytesToJS(file, r.File)
-		names := make([]any, len(r.Classes))
-		for i, c := range r.Classes {
-			names[i] = c
-		}
-		known := make([]any, len(r.Known))
-		for i, c := range r.Known {
-			known[i] = c
-		}
 		o := js.Global().Get("Object").New()
 		o.Set("file", file)
 		o.Set("name", r.Name)
 		o.Set("base", a.teacher.Base())
-		o.Set("classes", names)
+		o.Set("classes", stringsToJS(r.Classes))
 		o.Set("accuracy", r.Accuracy)
 		o.Set("folds", r.Folds)
 		o.Set("images", r.Images)
 		o.Set("seconds", r.Seconds)
-		o.Set("known", known)
+		o.Set("known", stringsToJS(r.Known))
 		return o, nil
 	}, nil
 }

@@ -129,8 +129,12 @@ type Start struct {
 	From  []string
 }
 
-// Names lists the base model's classes the head starts from.
+// Names lists the base model's classes the head starts from (none for a
+// nil Start).
 func (s *Start) Names() []string {
+	if s == nil {
+		return nil
+	}
 	var out []string
 	for c, k := range s.Known {
 		if k {

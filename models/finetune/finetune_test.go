@@ -66,22 +66,37 @@ func shipped(t *testing.T) (*models.File, []byte) {
 	return f, data
 }
 
+// shippedExtractor is the shipped model's file, bytes and extractor.
+func shippedExtractor(t *testing.T) (*models.File, []byte, *Extractor) {
+	t.Helper()
+	base, data := shipped(t)
+	ex, err := NewExtractor(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, data, ex
+}
+
+// features returns the feature rows of images(t, ex.Base, want, skip,
+// per), their labels and the rows' length.
+func features(t *testing.T, ex *Extractor, want []int, skip, per int) ([]float32, []int, int) {
+	t.Helper()
+	x, labels := images(t, ex.Base, want, skip, per)
+	rows, dim, err := ex.Features(x, len(labels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, labels, dim
+}
+
 // TestHeadOnKnownClasses: three CIFAR-10 classes, 20 images each, a new
 // head on the shipped model's features; the new weight file classifies
 // 100 held-out images per class through the ordinary forward pass.
 // (The hardest trio, cat/dog/horse, scores about 85 %: bench/RESULTS.md.)
 func TestHeadOnKnownClasses(t *testing.T) {
-	base, data := shipped(t)
+	base, data, ex := shippedExtractor(t)
 	want := []int{2, 4, 6} // bird, deer, frog
-	x, labels := images(t, base, want, 0, 20)
-	ex, err := NewExtractor(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, dim, err := ex.Features(x, len(labels))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, labels, dim := features(t, ex, want, 0, 20)
 	losses := 0
 	head, err := Train(rows, dim, labels, len(want), Options{Seed: 1}, func(int, float64) bool { losses++; return true })
 	if err != nil {
@@ -221,11 +236,7 @@ func TestHeadProvenance(t *testing.T) {
 // TestKnownRows: classes the base model has, by name (case and spaces
 // ignored), start from its classifier rows; others do not.
 func TestKnownRows(t *testing.T) {
-	base, _ := shipped(t)
-	ex, err := NewExtractor(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, _, ex := shippedExtractor(t)
 	if st := ex.KnownRows([]string{"mug", "spoon"}); st != nil {
 		t.Errorf("no class the base has, yet a start for %v", st.Names())
 	}
@@ -244,11 +255,7 @@ func TestKnownRows(t *testing.T) {
 	}
 	// Untrained, the new head is the base's rows: folding the
 	// standardisation in and out keeps them.
-	x, labels := images(t, base, []int{3, 5}, 0, 10)
-	rows, _, err := ex.Features(x, len(labels))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, labels, _ := features(t, ex, []int{3, 5}, 0, 10)
 	two := ex.KnownRows([]string{"cat", "dog"})
 	h, err := Train(rows, dim, labels, 2, Options{Seed: 1, Start: two, Epochs: 1, LR: 1e-12}, nil)
 	if err != nil {
@@ -273,22 +280,10 @@ func TestKnownRows(t *testing.T) {
 // rows keeps the base's own accuracy on the three (about 90 %), where one
 // trained from scratch on 60 images reaches about 85 % (bench/RESULTS.md).
 func TestKnownRowsAccuracy(t *testing.T) {
-	base, _ := shipped(t)
-	ex, err := NewExtractor(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, ex := shippedExtractor(t)
 	want := []int{3, 5, 7}
-	x, labels := images(t, base, want, 0, 20)
-	tx, tl := images(t, base, want, 20, 200)
-	rows, dim, err := ex.Features(x, len(labels))
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, _, err := ex.Features(tx, len(tl))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, labels, dim := features(t, ex, want, 0, 20)
+	held, tl, _ := features(t, ex, want, 20, 200)
 	acc := func(h *Head) float64 {
 		ok := 0
 		for i, l := range tl {
