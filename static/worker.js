@@ -446,7 +446,7 @@ async function loadModel(msg) {
     let info = null;
     let built = false;
     if (msg.url && msg.sha256) {
-      const snap = await (msg.built || readBuiltInTime(msg.sha256));
+      const snap = await msg.built; // started when the load arrived
       if (snap) {
         const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
         info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
