@@ -8,6 +8,8 @@
 import {initTeach} from './teach.js'; // rewritten by static/assemble.sh
 
 const WORKER_URL = 'worker.js'; // rewritten by static/assemble.sh
+const WASM_URL = 'cifarnet.wasm'; // rewritten by static/assemble.sh
+const WASM_CACHE = 'cifarnet-wasm'; // worker.js's stored copy of the module
 const MAX_FILE_BYTES = 100e6; // 100 MB, the unit rule of trainer info: MB = 10^6 bytes
 
 // A result whose top probability is under this is shown as unsure. Chosen
@@ -207,7 +209,7 @@ const splits = new Map(); // id of the image → {msg, results, left}
 
 function splitViews() {
   if (!modelInfo || lastTTA === false || !modelInfo.ttaOn || loadsInFlight.length > 0) return 1;
-  return ttaViews(modelInfo.tta);
+  return modelInfo.ttaViews;
 }
 
 function splitLone() {
@@ -605,8 +607,35 @@ function onPrimaryMessage(slot, msg) {
   }
 }
 
+// compileStored compiles worker.js's stored copy of the module, or
+// answers null when there is none (a first visit: the worker downloads
+// and compiles it while it stores it). The compile runs on the engine's
+// background threads while the first worker fetches and evaluates its
+// scripts, 100–150 ms it would otherwise spend before starting it
+// (bench/RESULTS.md, ninth session).
+async function compileStored() {
+  if (typeof caches === 'undefined' || typeof WebAssembly.compileStreaming !== 'function') return null;
+  try {
+    const hit = await (await caches.open(WASM_CACHE)).match(WASM_URL);
+    if (!hit) return null;
+    const module = await WebAssembly.compileStreaming(hit);
+    mark('compiled');
+    return module;
+  } catch {
+    return null; // storage blocked, a damaged copy, no SIMD: the worker tries and says why
+  }
+}
+
 mark('workerSpawned');
-spawn(true).w.postMessage({type: 'start'}); // download and compile while the model list loads
+const firstSlot = spawn(true);
+compileStored().then((module) => {
+  if (!pool.includes(firstSlot)) return; // replaced meanwhile, and started its own way
+  if (module && !compiledModule) {
+    compiledModule = module;
+    if (compareWanted) startCompare(compareWanted);
+  }
+  firstSlot.w.postMessage(module ? {type: 'init', module} : {type: 'start'});
+});
 
 function loadModel(entry) {
   loadStarted = performance.now();
@@ -683,7 +712,7 @@ function showModel(info) {
   const tta = info.tta || [];
   ui.ttaChoice.hidden = tta.length === 0;
   ui.tta.checked = info.ttaOn;
-  ui.ttaViews.textContent = String(ttaViews(tta));
+  ui.ttaViews.textContent = String(info.ttaViews);
 }
 
 // ---------------------------------------------------------------- model card
@@ -778,8 +807,6 @@ function showPerClass(report, note) {
 // locale data, a main-thread pause of 100 ms or more on a phone.
 const commas = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
-// ttaViews is how many forward passes models.Predictor.PredictTTA runs.
-const ttaViews = (tta) => (tta.includes('flip') ? 2 : 1) * (tta.includes('translate') ? 3 : 1);
 
 // The TTA choice is remembered across visits; a model loads with TTA on.
 const TTA_KEY = 'cifarnet.tta';
@@ -1164,10 +1191,12 @@ function setStatusNote(text) {
 for (const btn of document.querySelectorAll('.sample')) {
   btn.addEventListener('click', async () => {
     const name = `${btn.dataset.sample}.png`;
+    mark('sampleClicked');
     try {
       const resp = await fetch(`samples/${name}`);
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       const blob = await resp.blob();
+      mark('sampleFetched');
       resetBatchIfIdle();
       revealNext = classify(new File([blob], name, {type: 'image/png'}));
     } catch (err) {

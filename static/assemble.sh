@@ -73,6 +73,7 @@ worker_name=$(hashed "$work/worker.js" worker js)
 teach_name=$(hashed "$src/teach.js" teach js)
 cp "$src/app.js" "$work/app.js"
 rewrite "$work/app.js" "const WORKER_URL = 'worker.js'" "const WORKER_URL = '$worker_name'"
+rewrite "$work/app.js" "const WASM_URL = 'cifarnet.wasm'" "const WASM_URL = '$wasm_name'"
 rewrite "$work/app.js" "from './teach.js'" "from './$teach_name'"
 app_name=$(hashed "$work/app.js" app js)
 style_name=$(hashed "$src/style.css" style css)

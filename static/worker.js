@@ -2,9 +2,11 @@
 // so that downloading, compiling and classifying never freeze the page.
 //
 // Messages from the page:
+//   {type: 'start'}                     download (or read the stored copy of) the
+//                                       module, compile and start it
 //   {type: 'init', module}              start from a compiled WebAssembly.Module
-//                                       (the pool's other workers); without it the
-//                                       worker downloads and compiles the module itself
+//                                       instead; the other requests wait for one of
+//                                       the two, even those that came before it
 //   {type: 'load', url, size, sha256}   download a weight file and use it; with
 //                                       sha256 (the file's own, from the model
 //                                       list) its saved build when there is one
@@ -186,47 +188,46 @@ const hasSIMD = WebAssembly.validate(new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
 ]));
 
-// The Go module starts once, on the first message; every request waits
-// for it.
-let started = null;
-function start(module) {
-  started = (async () => {
-    if (!hasSIMD) {
-      throw new CodedError('unsupported', 'This browser cannot run the classifier: it needs WebAssembly SIMD (Chrome or Edge 91+, Firefox 89+, Safari 16.4+). Update the browser or open the page in another one.');
-    }
-    let mod = module;
-    if (!mod) {
-      post({type: 'progress', phase: 'wasm', loaded: 0, total: -1});
-      mod = await compileWasm();
-      step('compiled');
-      post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
-      post({type: 'module', module: mod});
-    }
-    const go = new Go();
-    const instance = await WebAssembly.instantiate(mod, go.importObject);
-    step('instantiated');
-    // The size of the module's memory, which never shrinks: the tests
-    // read it through the DevTools protocol to watch for leaks.
-    self.cifarnetMemory = () => instance.exports.mem.buffer.byteLength;
-    const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
-    // main never returns, so the program ends only on a fatal error (out
-    // of memory, a runtime bug): the requests it held never settle, and
-    // the page replaces this worker.
-    let exitCode = null;
-    go.exit = (code) => { exitCode = code; };
-    go.run(instance).then(() => post({type: 'exited', code: exitCode}));
-    await ready;
-    step('goStarted');
-    return self.cifarnet;
-  })();
-  started.catch((err) => {
-    if (err.code === 'unsupported') {
-      post({type: 'startError', code: err.code, message: err.message});
-      return;
-    }
-    post({type: 'startError', code: err.code || 'network', message: `The classifier could not start: ${err.message || err}`});
-  });
-}
+// The Go module starts once, on the page's 'start' or 'init' message;
+// every request waits for it, including those sent before it (the page
+// may still be compiling the module it will hand over).
+let begin = null;
+const started = new Promise((resolve) => { begin = resolve; }).then(async (module) => {
+  if (!hasSIMD) {
+    throw new CodedError('unsupported', 'This browser cannot run the classifier: it needs WebAssembly SIMD (Chrome or Edge 91+, Firefox 89+, Safari 16.4+). Update the browser or open the page in another one.');
+  }
+  let mod = module;
+  if (!mod) {
+    post({type: 'progress', phase: 'wasm', loaded: 0, total: -1});
+    mod = await compileWasm();
+    step('compiled');
+    post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
+    post({type: 'module', module: mod});
+  }
+  const go = new Go();
+  const instance = await WebAssembly.instantiate(mod, go.importObject);
+  step('instantiated');
+  // The size of the module's memory, which never shrinks: the tests
+  // read it through the DevTools protocol to watch for leaks.
+  self.cifarnetMemory = () => instance.exports.mem.buffer.byteLength;
+  const ready = new Promise((resolve) => { self.cifarnetReady = resolve; });
+  // main never returns, so the program ends only on a fatal error (out
+  // of memory, a runtime bug): the requests it held never settle, and
+  // the page replaces this worker.
+  let exitCode = null;
+  go.exit = (code) => { exitCode = code; };
+  go.run(instance).then(() => post({type: 'exited', code: exitCode}));
+  await ready;
+  step('goStarted');
+  return self.cifarnet;
+});
+started.catch((err) => {
+  if (err.code === 'unsupported') {
+    post({type: 'startError', code: err.code, message: err.message});
+    return;
+  }
+  post({type: 'startError', code: err.code || 'network', message: `The classifier could not start: ${err.message || err}`});
+});
 
 // Requests queued or running, so that saving a build waits for a quiet
 // moment instead of holding up an image; and images among them.
@@ -439,6 +440,24 @@ const readBuiltInTime = (sha256) => Promise.race([
 
 let loads = 0; // which model load is the current one
 
+// warmUp runs a blank picture through the network after a load: the first
+// run of a freshly compiled module is several times slower than later ones
+// while the engine optimises it, better spent now than on the user's first
+// image. One test-time view at a time, and none once an image has arrived,
+// so that an image sent during the warm-up waits for one view rather than
+// for all six.
+const WARM_UP_AFTER_MS = 20;
+function warmUp(api, info) {
+  const views = info.ttaOn ? info.ttaViews : 1;
+  const blank = new Uint8ClampedArray(4);
+  for (let part = 0; part < views; part++) {
+    enqueue(async () => {
+      if (imagesPending) return;
+      await (views > 1 ? api.classifyPartRGBA(blank, 1, 1, part, views) : api.classifyRGBA(blank, 1, 1)).catch(() => {});
+    });
+  }
+}
+
 async function loadModel(msg) {
   const load = ++loads;
   try {
@@ -461,11 +480,9 @@ async function loadModel(msg) {
     }
     step('modelLoaded');
     post({type: 'ready', info});
-    // The first run of a freshly compiled module is several times slower
-    // than later ones while the engine optimises it; do that on a blank
-    // picture now rather than on the user's first image, unless an image
-    // is waiting already.
-    if (!imagesPending) enqueue(() => api.classifyRGBA(new Uint8ClampedArray(4), 1, 1).catch(() => {}));
+    // After the messages already queued: an image sent while the model
+    // was loading (this thread was busy in Go) skips the warm-up.
+    setTimeout(() => warmUp(api, info), WARM_UP_AFTER_MS);
     if (!built && msg.url && msg.sha256) whenQuiet(() => saveBuilt(api, msg.sha256, () => load === loads));
   } catch (err) {
     post({type: 'loadError', ...errorMessage(err)});
@@ -638,7 +655,11 @@ function onTeachMessage(msg) {
 
 self.onmessage = (e) => {
   const msg = e.data;
-  if (!started) start(msg.type === 'init' ? msg.module : null);
+  if (msg.type === 'start' || msg.type === 'init') {
+    if (begin) begin(msg.type === 'init' ? msg.module : null);
+    begin = null;
+    return;
+  }
   if (onTeachMessage(msg)) return;
   switch (msg.type) {
     case 'load':

@@ -64,9 +64,10 @@ type Info struct {
 	Input         models.Shape         `json:"input"`
 	TestAccuracy  float64              `json:"testAccuracy,omitempty"`
 	TestAccTTA    float64              `json:"testAccuracyTTA,omitempty"`
-	Size          int                  `json:"size"`  // weight file bytes
-	TTA           []string             `json:"tta"`   // the model's test-time augmentations
-	TTAOn         bool                 `json:"ttaOn"` // whether classify applies them (SetTTA)
+	Size          int                  `json:"size"`     // weight file bytes
+	TTA           []string             `json:"tta"`      // the model's test-time augmentations
+	TTAOn         bool                 `json:"ttaOn"`    // whether classify applies them (SetTTA)
+	TTAViews      int                  `json:"ttaViews"` // forward passes with them on (models.Model.TTAViews)
 	Provenance    models.Provenance    `json:"provenance"`
 	Normalization models.Normalization `json:"normalization"`
 	// Refetched says the first copy downloaded was damaged (a corrupted
@@ -146,6 +147,10 @@ func newClassifier(name string, m *models.Model, size int) (*Classifier, error) 
 	if tta == nil {
 		tta = []string{}
 	}
+	views, err := m.TTAViews()
+	if err != nil {
+		return nil, &Error{CodeBadModel, fmt.Errorf("the model in %s: %w", name, err)}
+	}
 	return &Classifier{
 		model: m,
 		pred:  m.NewPredictor(),
@@ -163,6 +168,7 @@ func newClassifier(name string, m *models.Model, size int) (*Classifier, error) 
 			Size:          size,
 			TTA:           tta,
 			TTAOn:         len(tta) > 0,
+			TTAViews:      views,
 			Provenance:    meta.Provenance,
 			Normalization: meta.Normalization,
 		},

@@ -42,6 +42,15 @@ func TestInfo(t *testing.T) {
 	if info.FLOPs <= 0 {
 		t.Errorf("flops = %d", info.FLOPs)
 	}
+	// The page and the worker count forward passes from ttaViews.
+	for _, tc := range []struct {
+		tta   []string
+		views int
+	}{{nil, 1}, {[]string{"flip"}, 2}, {[]string{"translate"}, 3}, {[]string{"flip", "translate"}, 6}} {
+		if got := loadSmall(t, tc.tta).Info().TTAViews; got != tc.views {
+			t.Errorf("TTA %v: ttaViews %d, want %d", tc.tta, got, tc.views)
+		}
+	}
 }
 
 // The classifier must give exactly what the models package gives: it adds

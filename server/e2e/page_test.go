@@ -292,17 +292,7 @@ func TestOfflineReload(t *testing.T) {
 	ctx := newPage(t)
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
-
-	controlled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
-		await navigator.serviceWorker.ready;
-		if (!navigator.serviceWorker.controller) {
-			await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, {once: true}));
-		}
-		return navigator.serviceWorker.controller !== null;
-	})()`, chromedp.EvalAwaitPromise))
-	if err != nil || !controlled {
-		t.Fatalf("service worker not in control: %v", err)
-	}
+	waitControlled(t, ctx)
 	srv.Close()
 	if err := chromedp.Do(ctx, goOffline); err != nil {
 		t.Fatalf("emulate offline: %v", err)
@@ -313,6 +303,84 @@ func TestOfflineReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCard(t, waitCards(t, ctx, 1)[0], defaultID, cat)
+}
+
+// waitControlled waits until the service worker serves the page.
+func waitControlled(t testing.TB, ctx context.Context) {
+	t.Helper()
+	controlled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+		await navigator.serviceWorker.ready;
+		if (!navigator.serviceWorker.controller) {
+			await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, {once: true}));
+		}
+		return navigator.serviceWorker.controller !== null;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || !controlled {
+		t.Fatalf("service worker not in control: %v", err)
+	}
+}
+
+// A later visit compiles the module from the worker's stored copy in the
+// page, while the worker starts, and hands it over; a stored copy that
+// is damaged is not used: the worker downloads the module again, stores
+// it, and the page classifies.
+func TestStoredModule(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	openReady(t, ctx, srv.URL)
+	waitControlled(t, ctx)
+	const entry = `(async () => {
+		const cache = await caches.open('cifarnet-wasm');
+		const keys = await cache.keys();
+		return {cache, keys};
+	})()`
+	waitStored := func(when string) {
+		t.Helper()
+		js := `(async () => {
+			const {cache, keys} = await ` + entry + `;
+			if (keys.length !== 1) return -keys.length;
+			return (await (await cache.match(keys[0])).arrayBuffer()).byteLength;
+		})()`
+		var n int64
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if n, err = chromedp.Run(ctx, chromedp.Evaluate[int64](js, chromedp.EvalAwaitPromise)); err == nil && n == site.wasmRaw {
+				return
+			}
+		}
+		t.Fatalf("%s: the stored module has %d bytes (%v), want %d", when, n, err, site.wasmRaw)
+	}
+	_, cat := sample(t, "cat")
+	visit := func(when string, pageCompiled bool) {
+		t.Helper()
+		openReady(t, ctx, srv.URL)
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
+			t.Fatal(err)
+		}
+		checkCard(t, waitCards(t, ctx, 1)[0], defaultID, cat)
+		marks, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](`globalThis.cifarnetMarks`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, page := marks["compiled"]
+		_, worker := marks["worker.compiled"]
+		if page != pageCompiled || worker == pageCompiled {
+			t.Errorf("%s: compiled by the page %v, by the worker %v; want the page %v", when, page, worker, pageCompiled)
+		}
+	}
+	waitStored("first visit")
+	visit("second visit", true)
+
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+		const {cache, keys} = await `+entry+`;
+		await cache.put(keys[0], new Response(new Uint8Array(4096).fill(7), {headers: {'Content-Type': 'application/wasm'}}));
+		return true;
+	})()`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("damaging the stored module: %v", err)
+	}
+	visit("with the stored module damaged", false)
+	waitStored("after the damaged copy")
+	visit("after the damaged copy was replaced", true)
 }
 
 // A site built from an empty zoo says so, and takes a weight file dropped
@@ -535,15 +603,7 @@ func TestDamagedCachedModelRefetched(t *testing.T) {
 	ctx := newPage(t)
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
-		await navigator.serviceWorker.ready;
-		if (!navigator.serviceWorker.controller) {
-			await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, {once: true}));
-		}
-		return true;
-	})()`, chromedp.EvalAwaitPromise)); err != nil {
-		t.Fatalf("service worker not in control: %v", err)
-	}
+	waitControlled(t, ctx)
 	// Without the model the page built and saved, so that the next visit
 	// reads the weight file.
 	waitBuilt(t, ctx, func(e []builtEntry) bool { return len(e) == 1 && e[0].Intact })
