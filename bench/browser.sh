@@ -19,8 +19,29 @@
 # then, so WARM=100 measures the steady state), medians and
 # ratios last (bench/ortweb). Needs npm (onnxruntime-web is installed into
 # ${ORT_CACHE:-~/.cache/cifarnet-bench}) and bin/trainer for the export.
+#
+# bench/browser.sh first [rounds]: navigation to the first answer with the
+# shipped default model, served by bin/server from dist/ (both as
+# ./build.sh makes them): cold, on a reload and after a browser restart,
+# a fresh profile per round (default 3), medians last
+# (bench/pagecheck/firstanswer.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = first ]; then
+	[ -f dist/index.html ] && [ -x bin/server ] || ./build.sh
+	(cd bench/pagecheck && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund >/dev/null; })
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	bin/server --addr "127.0.0.1:$port" --dist dist >/dev/null 2>&1 &
+	pid=$!
+	trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+	for _ in $(seq 100); do
+		curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	echo "model $(cat models/zoo/DEFAULT); CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
+	ROUNDS=${2:-3} node bench/pagecheck/firstanswer.mjs "http://127.0.0.1:$port/"
+	exit
+fi
 if [ "${1:-}" = ort ]; then
 	rounds=${2:-5}
 	export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
@@ -69,6 +90,7 @@ go test -run '^$' -bench '^BenchmarkBrowserTTAPool$' -benchtime "${count}x" ./se
 	awk '/^BenchmarkBrowserTTAPool/ {
 		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
 		printf "one image, page     %9.1f ms with TTA split over %d workers, %.1f ms on one, %.1f ms without TTA (x%.2f split, x%.2f on one; drop to answer, median)\n", v["tta-ms"], v["workers"], v["tta1-ms"], v["plain-ms"], v["tta/plain"], v["tta1/plain"]
+		printf "  first answer      %9.1f ms on one worker (the image alone, shown while its other views run)\n", v["first1-ms"]
 		found = 1
 	}
 	END { if (!found) { print "bench/browser.sh: no TTA pool benchmark result" > "/dev/stderr"; exit 1 } }'

@@ -390,6 +390,7 @@ type Predictor struct {
 	scratch []float32
 	probs   []float32
 	views   []float32 // test-time augmentation inputs
+	sum     []float32 // their weighted logits, added up
 }
 
 // NewPredictor returns a Predictor for m.

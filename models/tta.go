@@ -18,6 +18,17 @@ const (
 // one pixel diagonally (reflect padding) a quarter each. Without
 // augmentations it is Predict. The returned slice is reused by the next call.
 func (p *Predictor) PredictTTA(x []float32) ([]float32, error) {
+	return p.PredictTTAFirst(x, nil)
+}
+
+// PredictTTAFirst is PredictTTA that runs the image itself, the first
+// view, on its own and hands first its prediction (what Predict returns)
+// before running the others, so that a caller can show an answer while
+// they run. The result is PredictTTA's exactly: the views' logits are
+// added in the same order. first's slice is valid only during the call;
+// without augmentations first is not called. With first nil the views
+// run as one batch.
+func (p *Predictor) PredictTTAFirst(x []float32, first func(plain []float32)) ([]float32, error) {
 	n, err := p.m.TTAViews()
 	if err != nil {
 		return nil, err
@@ -25,12 +36,18 @@ func (p *Predictor) PredictTTA(x []float32) ([]float32, error) {
 	if n == 1 {
 		return p.Predict(x)
 	}
-	out, err := p.PredictTTAPart(x, 0, 1)
+	sum := p.ttaSum()
+	if first == nil {
+		err = p.addViews(x, 0, n, sum)
+	} else if err = p.addViews(x, 0, 1, sum); err == nil {
+		first(p.probs[:p.m.classes]) // the first view is x unchanged: Predict(x)
+		err = p.addViews(x, 1, n, sum)
+	}
 	if err != nil {
 		return nil, err
 	}
-	p.m.FinishTTA(out)
-	return out, nil
+	p.m.FinishTTA(sum)
+	return sum, nil
 }
 
 // TTAViews is the number of views the model's test-time augmentations
@@ -73,34 +90,57 @@ func (m *Model) ttaOptions() (flip, translate bool, err error) {
 // (exactly them for parts = 1). The returned slice is reused by the next
 // call.
 func (p *Predictor) PredictTTAPart(x []float32, part, parts int) ([]float32, error) {
-	flip, translate, err := p.m.ttaOptions()
+	n, err := p.m.TTAViews()
 	if err != nil {
 		return nil, err
+	}
+	if parts < 1 || parts > n || part < 0 || part >= parts {
+		return nil, fmt.Errorf("predict: part %d of %d, but there are %d views", part, parts, n)
+	}
+	sum := p.ttaSum()
+	if err := p.addViews(x, part*n/parts, (part+1)*n/parts, sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// ttaSum is the zeroed buffer the views' weighted logits are added into.
+func (p *Predictor) ttaSum() []float32 {
+	c := p.m.classes
+	if cap(p.sum) < c {
+		p.sum = make([]float32, c)
+	}
+	sum := p.sum[:c]
+	clear(sum)
+	return sum
+}
+
+// addViews runs views [lo, hi) of PredictTTA's views of x through the
+// network as one batch and adds their weighted logits to sum, in view
+// order.
+func (p *Predictor) addViews(x []float32, lo, hi int, sum []float32) error {
+	flip, translate, err := p.m.ttaOptions()
+	if err != nil {
+		return err
 	}
 	in := p.m.Meta.Spec.Input
 	size := in.Size()
 	if len(x) != size {
-		return nil, fmt.Errorf("predict: input has %d values, want %v = %d", len(x), in, size)
+		return fmt.Errorf("predict: input has %d values, want %v = %d", len(x), in, size)
 	}
 	// Views: the image, then its shifts by (-1,-1) and (+1,+1); each
 	// followed by its mirror when flipping.
 	views := [3][2]int{{0, 0}, {-1, -1}, {1, 1}}
 	weights := [3]float32{0.5, 0.25, 0.25}
-	nviews := 3
 	if !translate {
-		nviews, weights[0] = 1, 1
+		weights[0] = 1
 	}
 	per := 1
 	if flip {
 		per = 2
 	}
-	n := nviews * per
-	if parts < 1 || parts > n || part < 0 || part >= parts {
-		return nil, fmt.Errorf("predict: part %d of %d, but there are %d views", part, parts, n)
-	}
-	lo, hi := part*n/parts, (part+1)*n/parts
-	if cap(p.views) < n*size {
-		p.views = make([]float32, n*size)
+	if cap(p.views) < (hi-lo)*size {
+		p.views = make([]float32, (hi-lo)*size)
 	}
 	buf := p.views[:(hi-lo)*size]
 	for i := lo; i < hi; i++ {
@@ -117,20 +157,18 @@ func (p *Predictor) PredictTTAPart(x []float32, part, parts int) ([]float32, err
 		}
 	}
 	if _, err := p.PredictBatch(buf, hi-lo); err != nil {
-		return nil, err
+		return err
 	}
 	c := p.m.classes
 	logits := p.Logits()
-	out := p.probs[:c] // row 0 of probs is free to overwrite now
-	clear(out)
 	for i := lo; i < hi; i++ {
 		w := weights[i/per] / float32(per)
 		row := logits[(i-lo)*c : (i-lo+1)*c]
-		for j := range out {
-			out[j] += w * row[j]
+		for j := range sum {
+			sum[j] += w * row[j]
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // EndsWithSoftmax reports whether the network's last layer is a softmax,

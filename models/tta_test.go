@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/cifarnet-go/cifarnet/models"
@@ -155,6 +156,54 @@ func TestPredictTTAPartsAddUp(t *testing.T) {
 		}
 		if _, err := p.PredictTTAPart(x, 0, views+1); err == nil {
 			t.Errorf("%v: %d parts of %d views accepted", tta, views+1, views)
+		}
+	}
+}
+
+// PredictTTAFirst hands over the image's own prediction first (Predict's,
+// bit for bit) and returns PredictTTA's probabilities bit for bit.
+func TestPredictTTAFirst(t *testing.T) {
+	spec, _ := models.Preset("cifarnet-fast")
+	for _, tta := range [][]string{{models.TTAFlip, models.TTATranslate}, {models.TTAFlip}, {models.TTATranslate}, nil} {
+		f := modeltest.RandomFile(spec, 13)
+		f.Meta.Inference.TTA = tta
+		m, err := models.NewModel(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := input(1, m.InputSize(), 6)
+		p := m.NewPredictor()
+		plain, err := p.Predict(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain = append([]float32(nil), plain...)
+		want, err := p.PredictTTA(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]float32(nil), want...)
+
+		// A fresh predictor, as a worker's first image has.
+		var first []float32
+		got, err := m.NewPredictor().PredictTTAFirst(x, func(probs []float32) {
+			if first != nil {
+				t.Errorf("%v: first called twice", tta)
+			}
+			first = append([]float32(nil), probs...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tta == nil {
+			if first != nil {
+				t.Errorf("no augmentations, yet first was called with %v", first)
+			}
+		} else if !slices.Equal(first, plain) {
+			t.Errorf("%v: first %v, Predict %v", tta, first, plain)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%v: %v, PredictTTA %v", tta, got, want)
 		}
 	}
 }

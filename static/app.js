@@ -189,6 +189,9 @@ function pump() {
   for (const slot of pool) {
     while (waiting.length > 0 && (slot.ready || slot.primary) && slot.jobs.size < JOBS_PER_WORKER) {
       const msg = waiting.shift();
+      // A lone image, whole on one worker: with test-time augmentation
+      // the worker sends the answer from the image alone first.
+      if (msg.type === 'classify') msg.first = waiting.length === 0 && pending.size === 1;
       slot.jobs.set(msg.id, msg);
       slot.w.postMessage(msg);
     }
@@ -513,6 +516,9 @@ function onHelperMessage(slot, msg) {
       // model keeps it, as the first worker does after a bad weight file.
       if (!slot.ready) retire(slot);
       break;
+    case 'first':
+      showFirst(msg.id, msg.result);
+      break;
     case 'result':
     case 'error':
       finishJob(slot, msg);
@@ -599,6 +605,9 @@ function onPrimaryMessage(slot, msg) {
       hideProgress();
       setStatus(`${sentence(msg.message)}${modelName ? ` Still using ${modelName}.` : ''}`, 'error');
       ui.status.dataset.code = msg.code;
+      break;
+    case 'first':
+      showFirst(msg.id, msg.result);
       break;
     case 'result':
     case 'error':
@@ -917,6 +926,21 @@ function showError(card, code, message) {
   $('.answer .label', card).textContent = 'Not classified';
   $('.message', card).textContent = message;
   finished(card);
+}
+
+// showFirst shows the answer from the image alone while the other
+// test-time views run (a lone image on one worker); showResult replaces it.
+// The card stays pending: it is counted, announced and exported when done.
+function showFirst(id, r) {
+  const card = pending.get(id);
+  if (!card || card.dataset.state !== 'pending') return;
+  mark('firstAnswer');
+  card.dataset.firstLabel = r.top.label;
+  card.dataset.firstP = String(r.top.p);
+  $('.answer .label', card).textContent = r.top.label;
+  $('.answer .confidence', card).textContent = pct(r.top.p);
+  const views = modelInfo ? modelInfo.ttaViews : 0;
+  $('.sureness', card).textContent = `From the image alone; checking ${views > 1 ? `the other ${views - 1} test-time views` : 'its test-time views'}…`;
 }
 
 function showResult(card, r) {

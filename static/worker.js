@@ -11,7 +11,9 @@
 //                                       sha256 (the file's own, from the model
 //                                       list) its saved build when there is one
 //   {type: 'loadBytes', bytes, name}    use a weight file the user picked
-//   {type: 'classify', id, file}        classify a Blob/File
+//   {type: 'classify', id, file, first} classify a Blob/File; with first (a lone
+//                                       image) and test-time augmentation on, the
+//                                       answer from the image alone comes first
 //   {type: 'classifyPart', id, file, part, parts}
 //                                       one part of its test-time views (the page
 //                                       splits one image across idle workers)
@@ -31,6 +33,8 @@
 //   {type: 'exited', code}                     the Go program ended (a fatal error, such
 //                                              as running out of memory): nothing more
 //                                              will be answered
+//   {type: 'first', id, result}                the answer from the image alone, while
+//                                              its other test-time views run
 //   {type: 'result', id, result}               for classifyPart, result has logits
 //                                              instead of probs (cifarnet.classifyPart)
 //   {type: 'error', id, code, message}
@@ -446,7 +450,7 @@ let loads = 0; // which model load is the current one
 // image. One test-time view at a time, and none once an image has arrived,
 // so that an image sent during the warm-up waits for one view rather than
 // for all six.
-const WARM_UP_AFTER_MS = 20;
+const WARM_UP_AFTER_MS = 300;
 function warmUp(api, info) {
   const views = info.ttaOn ? info.ttaViews : 1;
   const blank = new Uint8ClampedArray(4);
@@ -480,8 +484,11 @@ async function loadModel(msg) {
     }
     step('modelLoaded');
     post({type: 'ready', info});
-    // After the messages already queued: an image sent while the model
-    // was loading (this thread was busy in Go) skips the warm-up.
+    // Not at once: an image sent while the model was loading (this thread
+    // was busy in Go, its message still queued) or just after it, as
+    // when a sample is clicked as soon as the page shows, skips the
+    // warm-up rather than waiting for a first view that takes 100–500 ms
+    // in baseline code on fresh memory.
     setTimeout(() => warmUp(api, info), WARM_UP_AFTER_MS);
     if (!built && msg.url && msg.sha256) whenQuiet(() => saveBuilt(api, msg.sha256, () => load === loads));
   } catch (err) {
@@ -494,17 +501,20 @@ async function loadModel(msg) {
 // decodes and scales them and Go gets the pixels.
 // With part and parts, only that part of the test-time views is run
 // (cifarnet.classifyPart).
-async function classifyFile(api, file, part, parts) {
+// classifyFile classifies a Blob/File, or one part of its test-time
+// views; onFirst (whole images only) gets the answer from the image alone
+// before the other views run.
+async function classifyFile(api, file, part, parts, onFirst) {
   if (file.size > MAX_FILE_BYTES) {
     throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   try {
-    return await (parts ? api.classifyPart(bytes, part, parts) : api.classify(bytes));
+    return await (parts ? api.classifyPart(bytes, part, parts) : api.classify(bytes, onFirst));
   } catch (err) {
     if (err.code !== 'unsupported_format' && err.code !== 'too_large') throw err;
     const {data, width, height} = await browserPixels(file, err);
-    const viaBrowser = await (parts ? api.classifyPartRGBA(data, width, height, part, parts) : api.classifyRGBA(data, width, height));
+    const viaBrowser = await (parts ? api.classifyPartRGBA(data, width, height, part, parts) : api.classifyRGBA(data, width, height, onFirst));
     viaBrowser.decodedBy = 'browser';
     return viaBrowser;
   }
@@ -698,7 +708,8 @@ self.onmessage = (e) => {
         try {
           const api = await started;
           step('classifyStart');
-          const r = await classifyFile(api, msg.file, msg.part, msg.parts);
+          const onFirst = msg.first ? (r) => post({type: 'first', id: msg.id, result: r}, [r.probs.buffer, r.input.buffer]) : undefined;
+          const r = await classifyFile(api, msg.file, msg.part, msg.parts, onFirst);
           step('classified');
           sendTiming();
           post({type: 'result', id: msg.id, result: r}, [(r.probs || r.logits).buffer, r.input.buffer]);

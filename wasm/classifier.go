@@ -189,6 +189,15 @@ func (c *Classifier) SetTTA(on bool) Info {
 // Classify decodes an image file (PNG, JPEG, GIF, BMP or WebP) and
 // classifies it.
 func (c *Classifier) Classify(file []byte) (*Result, error) {
+	return c.ClassifyFirst(file, nil)
+}
+
+// ClassifyFirst is Classify that, with test-time augmentation on, hands
+// first the answer from the image alone (its first view, what Classify
+// gives with augmentation off) before the other views run, so that the
+// page can show it meanwhile; the final Result is Classify's exactly
+// (models.Predictor.PredictTTAFirst). first may be nil.
+func (c *Classifier) ClassifyFirst(file []byte, first func(*Result)) (*Result, error) {
 	start := time.Now()
 	if len(file) == 0 {
 		return nil, errorf(CodeUnsupported, "the file is empty")
@@ -197,7 +206,7 @@ func (c *Classifier) Classify(file []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.predict(start, x, input, 0, 0)
+	return c.predict(start, x, input, 0, 0, first)
 }
 
 // ClassifyPart is Classify for part part of parts of the test-time views,
@@ -216,7 +225,7 @@ func (c *Classifier) ClassifyPart(file []byte, part, parts int) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	return c.predict(start, x, input, part, parts)
+	return c.predict(start, x, input, part, parts, nil)
 }
 
 // ClassifyPartRGBA is ClassifyRGBA for part of the views, as ClassifyPart.
@@ -224,7 +233,7 @@ func (c *Classifier) ClassifyPartRGBA(pix []byte, w, h, part, parts int) (*Resul
 	if err := c.checkPart(part, parts); err != nil {
 		return nil, err
 	}
-	return c.classifyRGBA(pix, w, h, part, parts)
+	return c.classifyRGBA(pix, w, h, part, parts, nil)
 }
 
 func (c *Classifier) checkPart(part, parts int) error {
@@ -242,10 +251,15 @@ func (c *Classifier) checkPart(part, parts int) error {
 // ImageData holds them: for formats only the browser decodes, and images
 // the browser has already scaled down.
 func (c *Classifier) ClassifyRGBA(pix []byte, w, h int) (*Result, error) {
-	return c.classifyRGBA(pix, w, h, 0, 0)
+	return c.classifyRGBA(pix, w, h, 0, 0, nil)
 }
 
-func (c *Classifier) classifyRGBA(pix []byte, w, h, part, parts int) (*Result, error) {
+// ClassifyRGBAFirst is ClassifyRGBA with an early answer, as ClassifyFirst.
+func (c *Classifier) ClassifyRGBAFirst(pix []byte, w, h int, first func(*Result)) (*Result, error) {
+	return c.classifyRGBA(pix, w, h, 0, 0, first)
+}
+
+func (c *Classifier) classifyRGBA(pix []byte, w, h, part, parts int, first func(*Result)) (*Result, error) {
 	start := time.Now()
 	img, err := models.ImageFromRGBA(pix, w, h)
 	if err != nil {
@@ -253,12 +267,13 @@ func (c *Classifier) classifyRGBA(pix []byte, w, h, part, parts int) (*Result, e
 	}
 	input := models.ModelInput(img, c.info.Input.W)
 	x := models.Normalize(input, c.info.Normalization, nil)
-	return c.predict(start, x, input, part, parts)
+	return c.predict(start, x, input, part, parts, first)
 }
 
 // predict runs the model on x; parts > 0 asks for one part of the
-// test-time views (ClassifyPart).
-func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA, part, parts int) (*Result, error) {
+// test-time views (ClassifyPart); first, if not nil, gets the image's own
+// answer before the other views run (ClassifyFirst).
+func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA, part, parts int, first func(*Result)) (*Result, error) {
 	t := time.Now()
 	if parts > 0 {
 		logits, err := c.pred.PredictTTAPart(x, part, parts)
@@ -271,14 +286,27 @@ func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA, p
 	}
 	// PredictTTA honours the model's test-time augmentations (a plain
 	// Predict without them); either result is reused by the next call.
-	predict := c.pred.Predict
-	if c.info.TTAOn {
-		predict = c.pred.PredictTTA
+	var probs []float32
+	var err error
+	switch {
+	case !c.info.TTAOn:
+		probs, err = c.pred.Predict(x)
+	case first == nil:
+		probs, err = c.pred.PredictTTA(x)
+	default:
+		probs, err = c.pred.PredictTTAFirst(x, func(plain []float32) {
+			first(answer(plain, false, input, t, start))
+		})
 	}
-	probs, err := predict(x)
 	if err != nil {
 		return nil, &Error{CodeInternal, fmt.Errorf("inference: %w", err)}
 	}
+	return answer(probs, c.info.TTAOn, input, t, start), nil
+}
+
+// answer is the Result for probs, which it copies: inference started at t,
+// the whole call at start.
+func answer(probs []float32, tta bool, input *image.NRGBA, t, start time.Time) *Result {
 	probs = slices.Clone(probs)
 	end := time.Now()
 	top := 0
@@ -287,5 +315,5 @@ func (c *Classifier) predict(start time.Time, x []float32, input *image.NRGBA, p
 			top = i
 		}
 	}
-	return &Result{Probs: probs, Top: top, TTA: c.info.TTAOn, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}, nil
+	return &Result{Probs: probs, Top: top, TTA: tta, Input: input, Infer: end.Sub(t), Total: end.Sub(start)}
 }

@@ -229,7 +229,9 @@ func (a *api) snapshot([]js.Value) (job, error) {
 	}, nil
 }
 
-// classify(bytes) decodes and classifies an image file.
+// classify(bytes, onFirst?) decodes and classifies an image file. With
+// test-time augmentation on, onFirst(result) is called with the answer
+// from the image alone before the other views run (ClassifyFirst).
 func (a *api) classify(args []js.Value) (job, error) {
 	if len(args) < 1 {
 		return nil, errorf(CodeBadArgument, "classify needs the bytes of an image file")
@@ -238,7 +240,20 @@ func (a *api) classify(args []js.Value) (job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.run(func(c *Classifier) (*Result, error) { return c.Classify(data) }), nil
+	first := onFirstArg(args, 1)
+	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyFirst(data, first(c)) }), nil
+}
+
+// onFirstArg reads the optional onFirst callback at args[at]: for a
+// classifier, the function that hands it a Result (nil without one).
+func onFirstArg(args []js.Value, at int) func(*Classifier) func(*Result) {
+	if len(args) <= at || args[at].Type() != js.TypeFunction {
+		return func(*Classifier) func(*Result) { return nil }
+	}
+	fn := args[at]
+	return func(c *Classifier) func(*Result) {
+		return func(r *Result) { fn.Invoke(resultToJS(r, c.info.Classes)) }
+	}
 }
 
 // setTTA(on) turns the current model's test-time augmentations on or off
@@ -258,13 +273,15 @@ func (a *api) setTTA(args []js.Value) (job, error) {
 	}, nil
 }
 
-// classifyRGBA(pixels, width, height) classifies RGBA pixels (ImageData.data).
+// classifyRGBA(pixels, width, height, onFirst?) classifies RGBA pixels
+// (ImageData.data); onFirst as for classify.
 func (a *api) classifyRGBA(args []js.Value) (job, error) {
 	pix, w, h, err := rgbaArgs(args, "classifyRGBA")
 	if err != nil {
 		return nil, err
 	}
-	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyRGBA(pix, w, h) }), nil
+	first := onFirstArg(args, 3)
+	return a.run(func(c *Classifier) (*Result, error) { return c.ClassifyRGBAFirst(pix, w, h, first(c)) }), nil
 }
 
 // rgbaArgs copies the pixels, width and height of classifyRGBA's arguments.

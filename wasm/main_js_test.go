@@ -220,6 +220,45 @@ func TestAPI(t *testing.T) {
 		}
 		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 2, 2), CodeBadArgument)
 		mustReject(t, jsAPI().Call("classifyPart", toU8(cat), 0, 7), CodeBadArgument)
+
+		// onFirst gets the answer without TTA first, once, from the file
+		// and from pixels; the final result is the one-call result exactly.
+		for _, rgba := range []bool{false, true} {
+			var firsts []js.Value
+			onFirst := js.FuncOf(func(_ js.Value, args []js.Value) any {
+				firsts = append(firsts, args[0])
+				return nil
+			})
+			var r js.Value
+			if rgba {
+				r = mustResolve(t, jsAPI().Call("classifyRGBA", clamped, w, h, onFirst))
+			} else {
+				r = mustResolve(t, jsAPI().Call("classify", toU8(cat), onFirst))
+			}
+			onFirst.Release()
+			if len(firsts) != 1 {
+				t.Fatalf("rgba %v: onFirst called %d times, want once", rgba, len(firsts))
+			}
+			f := firsts[0]
+			if f.Get("tta").Bool() || !slices.Equal(probsFromJS(f.Get("probs")), probsFromJS(without.Get("probs"))) ||
+				f.Get("top").Get("label").String() != without.Get("top").Get("label").String() || f.Get("input").Length() != 32*32*4 {
+				t.Errorf("rgba %v: first answer %s, want the answer without TTA %s", rgba,
+					js.Global().Get("JSON").Call("stringify", f), js.Global().Get("JSON").Call("stringify", without))
+			}
+			if !r.Get("tta").Bool() || !slices.Equal(probsFromJS(r.Get("probs")), probsFromJS(with.Get("probs"))) {
+				t.Errorf("rgba %v: final answer differs from classify without onFirst", rgba)
+			}
+		}
+		// Without TTA there is nothing to wait for: onFirst is not called.
+		mustResolve(t, jsAPI().Call("setTTA", false))
+		called := false
+		onFirst := js.FuncOf(func(js.Value, []js.Value) any { called = true; return nil })
+		mustResolve(t, jsAPI().Call("classify", toU8(cat), onFirst))
+		onFirst.Release()
+		if called {
+			t.Error("onFirst called with TTA off")
+		}
+		mustResolve(t, jsAPI().Call("setTTA", true))
 	})
 	// A model saved with snapshot() and loaded back with loadSnapshot()
 	// describes itself and classifies exactly as the weight file does; a

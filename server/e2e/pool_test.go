@@ -82,6 +82,61 @@ func TestTTASplitAcrossPool(t *testing.T) {
 	}
 }
 
+// One image with test-time augmentation on a pool of one: the card shows
+// the answer from the image alone first (native Predict's class and
+// probability, before the final answer), then the six views' answer
+// (native PredictTTA). The images of a drop do not each get one.
+func TestFirstAnswer(t *testing.T) {
+	tta := []string{models.TTAFlip, models.TTATranslate}
+	dist := singleModelSite(t, tta)
+	f := modeltest.RandomFile(models.CifarNetFast(), 42) // what singleModelSite writes
+	f.Meta.Inference.TTA = tta
+	m, err := models.NewModel(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.NewPredictor()
+
+	ctx := openPool(t, dist, 1)
+	for _, c := range timeOneAtATime(t, ctx, 1) {
+		_, data := sample(t, c.Name)
+		x, _, err := models.PreprocessImage(data, m.Meta.Spec.Input, m.Meta.Normalization)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := p.Predict(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := argmax(plain)
+		if c.FirstLabel != m.Meta.Classes[top] || !(math.Abs(float64(c.FirstP-plain[top])) <= tolerance) {
+			t.Errorf("%s: first answer %q %.7f, natively %q %.7f", c.Name, c.FirstLabel, c.FirstP, m.Meta.Classes[top], plain[top])
+		}
+		if !(c.FirstMs > 0 && c.FirstMs < c.Ms) {
+			t.Errorf("%s: first answer after %.1f ms, final after %.1f ms; want it first", c.Name, c.FirstMs, c.Ms)
+		}
+		want, err := p.PredictTTA(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.State != "done" || !c.TTA || c.Parts != 1 || len(c.Probs) != len(want) {
+			t.Fatalf("%s: state %q, tta %v, on %d workers, %d probabilities; want done with TTA on 1", c.Name, c.State, c.TTA, c.Parts, len(c.Probs))
+		}
+		for j := range want {
+			if d := math.Abs(float64(c.Probs[j] - want[j])); !(d <= tolerance) {
+				t.Errorf("%s: p[%d] = %.7f after a first answer, %.7f natively", c.Name, j, c.Probs[j], want[j])
+			}
+		}
+	}
+
+	dropSamples(t, ctx, 10, "batch-")
+	waitCards(t, ctx, 20)
+	firsts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Array.from(document.querySelectorAll('#results .result')).slice(0, 10).filter((li) => li.dataset.firstLabel).length`))
+	if err != nil || firsts > 2 {
+		t.Errorf("%d images of a drop of 10 had a first answer (%v); want at most the ones given alone", firsts, err)
+	}
+}
+
 func argmax(v []float32) int {
 	top := 0
 	for i, x := range v {

@@ -1,0 +1,62 @@
+// Navigation to the first answer with the shipped default model, as a
+// user meets it: per round a fresh profile visits the page (cold), reloads
+// it (warm: the service worker, the stored module and the saved build),
+// then the browser closes and starts again with that profile and visits
+// once more (restart: a user's next session). Each visit clicks the cat
+// sample as soon as its button exists and records the page's clock at the
+// first answer (the image alone, shown while the other test-time views
+// run) and at the final one, with the start-up steps; medians last.
+//
+//   node firstanswer.mjs URL      ROUNDS (default 3)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const url = process.argv[2] || 'http://127.0.0.1:8080/';
+const rounds = Number(process.env.ROUNDS || 3);
+const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const steps = ['workerSpawned', 'compiled', 'worker.compiled', 'worker.goStarted', 'worker.modelLoaded', 'firstAnswer', 'firstResult'];
+
+const launch = (dir) => puppeteer.launch({executablePath: chromePath, headless: true, userDataDir: dir, args: ['--no-sandbox', '--disable-gpu']});
+
+async function visit(page) {
+  page.goto(url).catch(() => {}); // the click below waits for the button, not for the load event
+  await page.waitForFunction(`document.querySelector('button[data-sample="cat"]')`, {polling: 10, timeout: 120000});
+  await page.click('button[data-sample="cat"]');
+  await page.waitForFunction(`document.querySelector('#results .result[data-state="done"]')`, {polling: 20, timeout: 120000});
+  return page.evaluate(() => globalThis.cifarnetMarks);
+}
+
+const seen = {cold: [], warm: [], restart: []};
+for (let r = 1; r <= rounds; r++) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cifarnet-fa-'));
+  try {
+    let browser = await launch(dir);
+    let page = await browser.newPage();
+    const got = {cold: await visit(page)};
+    await page.evaluate('navigator.serviceWorker.ready');
+    await new Promise((resolve) => setTimeout(resolve, 5000)); // the build is saved once the page is quiet
+    got.warm = await visit(page);
+    await browser.close();
+    browser = await launch(dir);
+    page = await browser.newPage();
+    got.restart = await visit(page);
+    await browser.close();
+    for (const [what, m] of Object.entries(got)) {
+      seen[what].push(m);
+      console.log(`round ${r} ${what.padEnd(7)} (load ${os.loadavg()[0].toFixed(2)}): ` +
+        steps.filter((k) => k in m).map((k) => `${k} ${m[k].toFixed(0)}`).join(', '));
+    }
+  } finally {
+    fs.rmSync(dir, {recursive: true, force: true});
+  }
+}
+const median = (v) => {
+  const s = v.filter((x) => x !== undefined).sort((a, b) => a - b);
+  return s.length ? s[(s.length - 1) >> 1] : NaN;
+};
+for (const [what, ms] of Object.entries(seen)) {
+  console.log(`${what.padEnd(7)} first answer ${median(ms.map((m) => m.firstAnswer)).toFixed(0)} ms, ` +
+    `final answer ${median(ms.map((m) => m.firstResult)).toFixed(0)} ms from navigation (median of ${ms.length})`);
+}
