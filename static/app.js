@@ -678,23 +678,46 @@ async function listModels() {
     const body = await resp.json();
     return {resp, list: body && Array.isArray(body.models) ? body.models.filter((m) => !m.error && m.url) : null};
   };
+  // A server that had a live list on the last visit is asked for it at
+  // once, beside the site's list, rather than one round trip later.
+  const guess = storedLiveList();
+  const early = guess ? read(guess).catch(() => null) : null;
   let live = '';
   let built = null;
   try {
     const {resp, list} = await read('models/manifest.json');
     live = resp.headers.get('X-Cifarnet-Models') || '';
+    storeLiveList(live);
     if (list && !live) return list;
     built = list;
   } catch {
     // Offline or not served: the live list may still answer.
   }
   try {
-    const {list} = await read(live || 'api/models');
+    const got = live && live === guess ? await early : null;
+    const {list} = got || await read(live || 'api/models');
     if (list) return list;
   } catch {
     // Offline with no cached live list: the site's own list will do.
   }
   return built || [];
+}
+
+const LIVE_LIST_KEY = 'cifarnet.liveList';
+function storedLiveList() {
+  try {
+    return localStorage.getItem(LIVE_LIST_KEY) || '';
+  } catch {
+    return ''; // storage blocked: one round trip more
+  }
+}
+function storeLiveList(url) {
+  try {
+    if (url) localStorage.setItem(LIVE_LIST_KEY, url);
+    else localStorage.removeItem(LIVE_LIST_KEY);
+  } catch {
+    // As above.
+  }
 }
 
 // Short enough for the selector's width; the option's title has the rest.

@@ -383,6 +383,28 @@ func TestStoredModule(t *testing.T) {
 	visit("after the damaged copy was replaced", true)
 }
 
+// bin/server has a live model list besides the site's: on a later visit
+// the page asks for both at once, not one after the other.
+func TestLiveListAskedEarly(t *testing.T) {
+	ctx := newPage(t)
+	srv := startServer(t, nil)
+	const overlap = `(() => {
+		const at = (p) => performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname.endsWith(p));
+		const site = at('/models/manifest.json'), live = at('/api/models');
+		return site && live ? live.startTime <= site.responseEnd : null;
+	})()`
+	for _, tc := range []struct {
+		visit string
+		want  bool
+	}{{"first visit", false}, {"second visit", true}} {
+		openReady(t, ctx, srv.URL)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[*bool](overlap))
+		if err != nil || got == nil || *got != tc.want {
+			t.Errorf("%s: live list asked while the site's list was on its way: %v (%v), want %v", tc.visit, got, err, tc.want)
+		}
+	}
+}
+
 // A site built from an empty zoo says so, and takes a weight file dropped
 // on it.
 func TestNoModelBundled(t *testing.T) {
@@ -480,6 +502,9 @@ func TestStaticHost(t *testing.T) {
 	asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname.endsWith('/api/models'))`))
 	if err != nil || asked {
 		t.Errorf("on a static host the page asked for api/models (%v)", err)
+	}
+	if live, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`localStorage.getItem('cifarnet.liveList') !== null`)); err != nil || live {
+		t.Errorf("a static host left a live list to ask for on the next visit (%v)", err)
 	}
 	frog, frogData := sample(t, "frog")
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{frog})); err != nil {
