@@ -21,6 +21,9 @@ self.addEventListener('install', (event) => {
 
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
+    // The page's request starts while this worker starts up, rather than
+    // after (a browser's first visit of a session starts it).
+    if (self.registration.navigationPreload) await self.registration.navigationPreload.enable().catch(() => {});
     for (const key of await caches.keys()) {
       // cifarnet-wasm is the worker's copy of the module (worker.js keeps
       // it there and prunes it itself).
@@ -45,7 +48,7 @@ function networkFirst(url) {
 async function fromNetworkFirst(event) {
   const request = event.request;
   try {
-    const resp = await fetch(request);
+    const resp = (request.mode === 'navigate' && await event.preloadResponse) || await fetch(request);
     if (resp.ok) store(event, resp.clone());
     return resp;
   } catch (err) {

@@ -293,6 +293,12 @@ func TestOfflineReload(t *testing.T) {
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
 	waitControlled(t, ctx)
+	// Navigation preload: the page's request goes out while the service
+	// worker starts; offline it fails and the cached page answers.
+	preload, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then((r) => r.navigationPreload.getState()).then((s) => s.enabled)`, chromedp.EvalAwaitPromise))
+	if err != nil || !preload {
+		t.Errorf("navigation preload enabled: %v (%v)", preload, err)
+	}
 	srv.Close()
 	if err := chromedp.Do(ctx, goOffline); err != nil {
 		t.Fatalf("emulate offline: %v", err)
