@@ -623,11 +623,15 @@ function onPrimaryMessage(slot, msg) {
 // scripts, 100–150 ms it would otherwise spend before starting it
 // (bench/RESULTS.md, ninth session).
 async function compileStored() {
-  if (typeof caches === 'undefined' || typeof WebAssembly.compileStreaming !== 'function') return null;
+  if (typeof caches === 'undefined') return null;
   try {
     const hit = await (await caches.open(WASM_CACHE)).match(WASM_URL);
     if (!hit) return null;
-    const module = await WebAssembly.compileStreaming(hit);
+    // From the bytes rather than the stream: streaming compilation decodes
+    // the module on the thread that owns the stream, here the page's, in
+    // one 40–70 ms task when a stored copy's chunks arrive together;
+    // WebAssembly.compile decodes on the engine's background threads.
+    const module = await WebAssembly.compile(await hit.arrayBuffer());
     mark('compiled');
     return module;
   } catch {
