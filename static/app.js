@@ -562,8 +562,7 @@ function onPrimaryMessage(slot, msg) {
   }
   switch (msg.type) {
     case 'module':
-      compiledModule = msg.module;
-      if (compareWanted) startCompare(compareWanted);
+      haveModule(msg.module);
       break;
     case 'timing':
       for (const [name, t] of Object.entries(msg.timing)) mark(`worker.${name}`, t - performance.timeOrigin);
@@ -643,12 +642,16 @@ mark('workerSpawned');
 const firstSlot = spawn(true);
 compileStored().then((module) => {
   if (!pool.includes(firstSlot)) return; // replaced meanwhile, and started its own way
-  if (module && !compiledModule) {
-    compiledModule = module;
-    if (compareWanted) startCompare(compareWanted);
-  }
+  if (module && !compiledModule) haveModule(module);
   firstSlot.w.postMessage(module ? {type: 'init', module} : {type: 'start'});
 });
+
+// haveModule keeps the compiled module for the other workers and starts
+// a comparison asked for before it was there.
+function haveModule(module) {
+  compiledModule = module;
+  if (compareWanted) startCompare(compareWanted);
+}
 
 function loadModel(entry) {
   loadStarted = performance.now();
@@ -842,7 +845,6 @@ function showPerClass(report, note) {
 // commas groups digits as en-US does; toLocaleString would first load the
 // locale data, a main-thread pause of 100 ms or more on a phone.
 const commas = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-
 
 // The TTA choice is remembered across visits; a model loads with TTA on.
 const TTA_KEY = 'cifarnet.tta';
