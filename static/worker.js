@@ -298,19 +298,19 @@ function errorMessage(err) {
 // worker takes a third of the time IndexedDB does (bench/RESULTS.md). A
 // file is named by this module's content-hashed name and the weight
 // file's own SHA-256 (models/manifest.json lists it), so a new module or
-// a changed weight file never meets an old build; it starts with the
-// SHA-256 of the rest, checked at every load, so a damaged or half-written
-// file is deleted and the weight file used. Only models the site serves
+// a changed weight file never meets an old build; it starts with a
+// checksum of the rest, checked at every load, so a damaged or
+// half-written file is deleted and the weight file used. Only models the site serves
 // are kept, the newest BUILT_KEEP of them; anything failing here only
 // costs the time the cache would have saved.
 const BUILT_DIR = 'cifarnet-built';
 const BUILT_KEEP = 2;
-const DIGEST_BYTES = 32;
+const CHECK_BYTES = 8;
 
 const builtName = (sha256) => `${WASM_URL}.${sha256}`;
 
 async function builtDir() {
-  if (!(self.navigator && navigator.storage && navigator.storage.getDirectory) || !(self.crypto && crypto.subtle)) return null;
+  if (!(self.navigator && navigator.storage && navigator.storage.getDirectory)) return null;
   try {
     return await (await navigator.storage.getDirectory()).getDirectoryHandle(BUILT_DIR, {create: true});
   } catch {
@@ -319,9 +319,33 @@ async function builtDir() {
 }
 
 function sameBytes(a, b) {
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+// checksum is the 64-bit check a build file starts with, against damage
+// on disk and half-written files rather than against an attacker: over
+// the 32-bit words, a multiply-xor chain (each step a bijection, so any
+// one changed word changes it) and a sum, then the tail bytes and the
+// length. It is on every warm start's path: crypto.subtle's SHA-256 took
+// 85–90 ms of this worker for the 14 MB of cifarnet-fast, this ~10–35 ms
+// (bench/RESULTS.md, ninth session).
+function checksum(bytes) {
+  if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  let a = 0x811c9dc5;
+  let b = 0;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    a = Math.imul(a ^ w, 0x01000193);
+    b = (b + w + (a >>> 15)) | 0;
+  }
+  for (let i = words.length * 4; i < bytes.length; i++) a = Math.imul(a ^ bytes[i], 0x01000193);
+  a = Math.imul(a ^ bytes.length, 0x01000193);
+  const out = new Uint8Array(CHECK_BYTES);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, a >>> 0, true);
+  view.setUint32(4, b >>> 0, true);
+  return out;
 }
 
 // readFile reads a whole file: synchronously where the browser lets
@@ -360,9 +384,9 @@ async function readBuilt(sha256) {
       return null; // none saved
     }
     const file = await readFile(handle);
-    if (file && file.length > DIGEST_BYTES) {
-      const snap = file.subarray(DIGEST_BYTES);
-      if (sameBytes(await crypto.subtle.digest('SHA-256', snap), file.subarray(0, DIGEST_BYTES))) return snap;
+    if (file && file.length > CHECK_BYTES) {
+      const snap = file.subarray(CHECK_BYTES);
+      if (sameBytes(checksum(snap), file.subarray(0, CHECK_BYTES))) return snap;
     }
     await deleteBuilt(sha256);
   } catch {
@@ -391,11 +415,11 @@ async function saveBuilt(api, sha256, isCurrent) {
     const snap = await api.snapshot();
     // A load that started meanwhile may have replaced the model.
     if (!isCurrent()) return;
-    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', snap));
+    const check = checksum(snap);
     const access = await (await dir.getFileHandle(name, {create: true})).createSyncAccessHandle();
     try {
       access.truncate(0);
-      const ok = access.write(digest, {at: 0}) === DIGEST_BYTES && access.write(snap, {at: DIGEST_BYTES}) === snap.length;
+      const ok = access.write(check, {at: 0}) === CHECK_BYTES && access.write(snap, {at: CHECK_BYTES}) === snap.length;
       access.flush();
       if (!ok) throw new Error('short write');
     } catch (err) {
@@ -421,7 +445,7 @@ async function saveBuilt(api, sha256, isCurrent) {
     }
   } catch {
     // Quota or storage errors: the next visit builds the model again (a
-    // file left half-written fails its digest and is deleted).
+    // file left half-written fails its checksum and is deleted).
   }
 }
 
@@ -451,7 +475,9 @@ let loads = 0; // which model load is the current one
 // so that an image sent during the warm-up waits for one view rather than
 // for all six.
 const WARM_UP_AFTER_MS = 300;
-function warmUp(api, info) {
+function warmUp(api) {
+  const info = api.info(); // now: the TTA choice may have come after the load
+  if (!info) return;
   const views = info.ttaOn ? info.ttaViews : 1;
   const blank = new Uint8ClampedArray(4);
   for (let part = 0; part < views; part++) {
@@ -489,7 +515,7 @@ async function loadModel(msg) {
     // when a sample is clicked as soon as the page shows, skips the
     // warm-up rather than waiting for a first view that takes 100–500 ms
     // in baseline code on fresh memory.
-    setTimeout(() => warmUp(api, info), WARM_UP_AFTER_MS);
+    setTimeout(() => warmUp(api), WARM_UP_AFTER_MS);
     if (!built && msg.url && msg.sha256) whenQuiet(() => saveBuilt(api, msg.sha256, () => load === loads));
   } catch (err) {
     post({type: 'loadError', ...errorMessage(err)});

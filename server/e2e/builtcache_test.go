@@ -9,8 +9,24 @@ import (
 )
 
 // builtEntriesJS lists the page's saved builds (worker.js): file name,
-// size and whether the digest they start with matches the rest.
+// size and whether the 64-bit checksum they start with matches the rest
+// (worker.js's checksum, written again here from its description).
 const builtEntriesJS = `(async () => {
+	const checksum = (bytes) => {
+		const copy = bytes.slice();
+		const words = new Uint32Array(copy.buffer, 0, copy.length >>> 2);
+		let a = 0x811c9dc5, b = 0;
+		for (const w of words) {
+			a = Math.imul(a ^ w, 0x01000193);
+			b = (b + w + (a >>> 15)) | 0;
+		}
+		for (let i = words.length * 4; i < copy.length; i++) a = Math.imul(a ^ copy[i], 0x01000193);
+		a = Math.imul(a ^ copy.length, 0x01000193);
+		const view = new DataView(new ArrayBuffer(8));
+		view.setUint32(0, a >>> 0, true);
+		view.setUint32(4, b >>> 0, true);
+		return new Uint8Array(view.buffer);
+	};
 	const root = await navigator.storage.getDirectory();
 	let dir;
 	try {
@@ -26,8 +42,8 @@ const builtEntriesJS = `(async () => {
 		} catch {
 			continue; // deleted or being written as we look
 		}
-		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.subarray(32)));
-		out.push({key: name, bytes: bytes.length, intact: bytes.length > 32 && d.every((v, i) => v === bytes[i])});
+		const d = checksum(bytes.subarray(8));
+		out.push({key: name, bytes: bytes.length, intact: bytes.length > 8 && d.every((v, i) => v === bytes[i])});
 	}
 	return out;
 })()`
@@ -67,8 +83,8 @@ func waitBuilt(t *testing.T, ctx context.Context, want func([]builtEntry) bool) 
 
 // The page keeps the model it built (origin private file system) and loads that on the
 // next visit, with the same answers; a damaged saved build is noticed by
-// its digest, the weight file used instead, and the build saved again;
-// builds of other modules are deleted.
+// its checksum, the weight file used instead, and the build saved again;
+// builds of other modules are deleted; a build cut short is not used.
 func TestBuiltModelCache(t *testing.T) {
 	ctx := newPage(t)
 	srv := startServer(t, nil)
@@ -142,5 +158,29 @@ func TestBuiltModelCache(t *testing.T) {
 	classify()
 	if !fromBuild() {
 		t.Error("the build saved again is not used")
+	}
+
+	// A file cut short, as a write the tab's end interrupted leaves it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](builtDirJS(`
+	const handle = await dir.getFileHandle('`+saved[0].Key+`');
+	const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+	for (let tries = 0; ; tries++) {
+		try {
+			const w = await handle.createWritable();
+			await w.write(bytes.subarray(0, bytes.length - 4096));
+			await w.close();
+			break;
+		} catch (err) {
+			if (err.name !== 'NoModificationAllowedError' || tries === 50) throw err;
+			await new Promise((resolve) => setTimeout(resolve, 100));
+		}
+	}`),
+		chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	openReady(t, ctx, srv.URL)
+	classify()
+	if fromBuild() {
+		t.Error("a build cut short was used")
 	}
 }
