@@ -16,15 +16,7 @@ import (
 // rounding, the same top class, and the same as the page's own answers
 // for the same images in a batch, where each worker takes whole images.
 func TestTTASplitAcrossPool(t *testing.T) {
-	tta := []string{models.TTAFlip, models.TTATranslate}
-	dist := singleModelSite(t, tta)
-	// The model singleModelSite writes, natively.
-	f := modeltest.RandomFile(models.CifarNetFast(), 42)
-	f.Meta.Inference.TTA = tta
-	m, err := models.NewModel(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dist, m := ttaSite(t)
 	p := m.NewPredictor()
 
 	ctx := openPool(t, dist, 2)
@@ -35,11 +27,7 @@ func TestTTASplitAcrossPool(t *testing.T) {
 			t.Errorf("%s: state %q, tta %v, on %d workers; want done with TTA on 2", c.Name, c.State, c.TTA, c.Parts)
 			continue
 		}
-		_, data := sample(t, c.Name)
-		x, _, err := models.PreprocessImage(data, m.Meta.Spec.Input, m.Meta.Normalization)
-		if err != nil {
-			t.Fatal(err)
-		}
+		x := sampleInput(t, m, c.Name)
 		want, err := p.PredictTTA(x)
 		if err != nil {
 			t.Fatal(err)
@@ -87,23 +75,12 @@ func TestTTASplitAcrossPool(t *testing.T) {
 // probability, before the final answer), then the six views' answer
 // (native PredictTTA). The images of a drop do not each get one.
 func TestFirstAnswer(t *testing.T) {
-	tta := []string{models.TTAFlip, models.TTATranslate}
-	dist := singleModelSite(t, tta)
-	f := modeltest.RandomFile(models.CifarNetFast(), 42) // what singleModelSite writes
-	f.Meta.Inference.TTA = tta
-	m, err := models.NewModel(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dist, m := ttaSite(t)
 	p := m.NewPredictor()
 
 	ctx := openPool(t, dist, 1)
 	for _, c := range timeOneAtATime(t, ctx, 1) {
-		_, data := sample(t, c.Name)
-		x, _, err := models.PreprocessImage(data, m.Meta.Spec.Input, m.Meta.Normalization)
-		if err != nil {
-			t.Fatal(err)
-		}
+		x := sampleInput(t, m, c.Name)
 		plain, err := p.Predict(x)
 		if err != nil {
 			t.Fatal(err)
@@ -135,6 +112,32 @@ func TestFirstAnswer(t *testing.T) {
 	if err != nil || firsts > 2 {
 		t.Errorf("%d images of a drop of 10 had a first answer (%v); want at most the ones given alone", firsts, err)
 	}
+}
+
+// ttaSite is a site whose one model has test-time augmentation (flip +
+// translate: six views), and that model, natively.
+func ttaSite(t *testing.T) (string, *models.Model) {
+	t.Helper()
+	tta := []string{models.TTAFlip, models.TTATranslate}
+	dist := singleModelSite(t, tta)
+	f := modeltest.RandomFile(models.CifarNetFast(), 42) // what singleModelSite writes
+	f.Meta.Inference.TTA = tta
+	m, err := models.NewModel(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dist, m
+}
+
+// sampleInput is the model input m makes of the sample named name.
+func sampleInput(t *testing.T, m *models.Model, name string) []float32 {
+	t.Helper()
+	_, data := sample(t, name)
+	x, _, err := models.PreprocessImage(data, m.Meta.Spec.Input, m.Meta.Normalization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
 }
 
 func argmax(v []float32) int {
