@@ -496,7 +496,9 @@ function onWorkerFault(slot, msg) {
       crashed(slot, `its Go program ended${msg.code === null ? '' : ` with code ${msg.code}`}`);
       return true;
     case 'startError':
-      if (slot.primary && !compiledModule) startFailed(slot, msg.code, msg.message);
+      // A browser that cannot run the module says so even when the page
+      // compiled it (a later visit): restarting would not help.
+      if (slot.primary && (!compiledModule || msg.code === 'unsupported')) startFailed(slot, msg.code, msg.message);
       else crashed(slot, msg.message);
       return true;
   }

@@ -559,11 +559,13 @@ func icoWithPNG(png []byte) []byte {
 // model list (or the lack of one) arriving later does not cover that.
 func TestBrowserWithoutSIMD(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		zoo  string
+		name   string
+		zoo    string
+		stored bool // the module is in worker.js's cache: the page compiles it
 	}{
-		{"shipped models", filepath.Join(site.repo, "models", "zoo")},
-		{"no model", t.TempDir()},
+		{"shipped models", filepath.Join(site.repo, "models", "zoo"), false},
+		{"no model", t.TempDir(), false},
+		{"module stored", filepath.Join(site.repo, "models", "zoo"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := newPage(t)
@@ -608,6 +610,20 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 			var once sync.Once
 			open := func() { once.Do(func() { close(release) }) }
 			defer open()
+			if tc.stored {
+				// As a visit with a browser that had SIMD left it.
+				modules, err := filepath.Glob(filepath.Join(dist, "cifarnet.*.wasm"))
+				if err != nil || len(modules) != 1 {
+					t.Fatalf("module in %s: %v, %v", dist, modules, err)
+				}
+				store := fmt.Sprintf(`caches.open('cifarnet-wasm').then((c) => c.add(%q)).then(() => true)`, filepath.Base(modules[0]))
+				if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/icon.svg")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](store, chromedp.EvalAwaitPromise)); err != nil {
+					t.Fatalf("storing the module: %v", err)
+				}
+			}
 			if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
 				t.Fatal(err)
 			}
@@ -618,6 +634,12 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 				}
 			}
 			check("before the model list")
+			if tc.stored {
+				compiled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`'compiled' in globalThis.cifarnetMarks`))
+				if err != nil || !compiled {
+					t.Errorf("the page did not compile the stored module (%v)", err)
+				}
+			}
 			open()
 			if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`'modelsListed' in globalThis.cifarnetMarks`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 				t.Fatalf("model list never handled (served: %v): %v", listed.Load(), err)
