@@ -526,10 +526,8 @@ async function loadModel(msg) {
 // decodes, and for images too large for the classifier, the browser
 // decodes and scales them and Go gets the pixels.
 // With part and parts, only that part of the test-time views is run
-// (cifarnet.classifyPart).
-// classifyFile classifies a Blob/File, or one part of its test-time
-// views; onFirst (whole images only) gets the answer from the image alone
-// before the other views run.
+// (cifarnet.classifyPart); onFirst (whole images only) gets the answer
+// from the image alone before the other views run.
 async function classifyFile(api, file, part, parts, onFirst) {
   if (file.size > MAX_FILE_BYTES) {
     throw new CodedError('too_large', `The file is ${(file.size / 1e6).toFixed(1)} MB; the limit is 100 MB.`);
