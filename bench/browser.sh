@@ -30,16 +30,11 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = first ]; then
 	[ -f dist/index.html ] && [ -x bin/server ] || ./build.sh
 	(cd bench/pagecheck && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund >/dev/null; })
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	bin/server --addr "127.0.0.1:$port" --dist dist >/dev/null 2>&1 &
-	pid=$!
-	trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-	for _ in $(seq 100); do
-		curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-		sleep 0.1
-	done
+	# shellcheck source=pagecheck/serve.sh
+	. bench/pagecheck/serve.sh
+	serve_dist dist bin/server
 	echo "model $(cat models/zoo/DEFAULT); CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
-	ROUNDS=${2:-3} node bench/pagecheck/firstanswer.mjs "http://127.0.0.1:$port/"
+	ROUNDS=${2:-3} node bench/pagecheck/firstanswer.mjs "$url"
 	exit
 fi
 if [ "${1:-}" = ort ]; then

@@ -16,14 +16,7 @@ server=$(cd "$(dirname "$server")" && pwd)/$(basename "$server") # the script ch
 cd "$here"
 [[ -d node_modules/lighthouse ]] || npm ci --no-audit --no-fund >/dev/null
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$server" --addr "127.0.0.1:$port" --dist "$dist" >/dev/null 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-up=0
-for _ in $(seq 100); do
-	curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && up=1 && break
-	sleep 0.1
-done
-[[ $up = 1 ]] || { echo "pagecheck: $server did not answer on 127.0.0.1:$port within 10 s" >&2; exit 2; }
-node check.mjs "http://127.0.0.1:$port/"
+# shellcheck source=serve.sh
+. "$here/serve.sh"
+serve_dist "$dist" "$server"
+node check.mjs "$url"
