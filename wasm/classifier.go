@@ -237,10 +237,7 @@ func (c *Classifier) ClassifyPartRGBA(pix []byte, w, h, part, parts int) (*Resul
 }
 
 func (c *Classifier) checkPart(part, parts int) error {
-	n, err := c.model.TTAViews()
-	if err != nil {
-		return &Error{CodeBadModel, err}
-	}
+	n := c.info.TTAViews
 	if !c.info.TTAOn || parts < 1 || parts > n || part < 0 || part >= parts {
 		return errorf(CodeBadArgument, "part %d of %d: the model has %d test-time views (test-time augmentation on: %v)", part, parts, n, c.info.TTAOn)
 	}
