@@ -124,7 +124,10 @@ func evalIn[T any](chrome, u, engine string, warm, runs int) (T, error) {
 	}
 	defer os.RemoveAll(profile)
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.UserDataDir(profile))
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.UserDataDir(profile),
+		// chromedp's own two, and the omnibox popup WebUI a headless
+		// Chromium renders unseen (bench/pagecheck/chromeflags.mjs).
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup"))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	ctx, cancel2 := chromedp.NewContext(actx)

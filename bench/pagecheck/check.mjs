@@ -14,6 +14,7 @@ import {createRequire} from 'node:module';
 import * as chromeLauncher from 'chrome-launcher';
 import lighthouse from 'lighthouse';
 import puppeteer from 'puppeteer-core';
+import {quiet} from './chromeflags.mjs';
 
 const require = createRequire(import.meta.url);
 const url = process.argv[2] || 'http://127.0.0.1:8080/';
@@ -21,7 +22,8 @@ const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const runs = Number(process.env.LH_RUNS || 3);
 const limits = {performance: 95, accessibility: 100, 'best-practices': 100, tbtMs: 200, cls: 0.05};
 
-const flags = ['--headless=new', '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+const baseFlags = ['--headless=new', '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+const flags = quiet(baseFlags);
 const failures = [];
 const warnings = [];
 
@@ -30,7 +32,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // Lighthouse: a fresh browser (empty cache) per run.
 const results = [];
 for (let i = 0; i < runs; i++) {
-  const chrome = await chromeLauncher.launch({chromePath, chromeFlags: flags});
+  // chrome-launcher's defaults have a --disable-features of their own: merged.
+  const chrome = await chromeLauncher.launch({chromePath, chromeFlags: quiet([...chromeLauncher.Launcher.defaultFlags(), ...baseFlags]), ignoreDefaultFlags: true});
   try {
     const {lhr} = await lighthouse(url, {port: chrome.port, output: 'json', logLevel: 'error'});
     const r = {

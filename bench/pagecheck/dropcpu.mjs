@@ -14,6 +14,7 @@
 // THREAD=name lists that thread's events instead of the main thread's.
 // CHROMIUM names the browser.
 import puppeteer from 'puppeteer-core';
+import {quiet} from './chromeflags.mjs';
 
 const url = process.argv[2] || 'http://127.0.0.1:8080/';
 const cores = Number(process.argv[3] || 2);
@@ -22,7 +23,7 @@ const thread = process.env.THREAD || 'CrRendererMain';
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: 'new',
-  args: ['--no-sandbox'],
+  args: quiet(['--no-sandbox']),
 });
 const page = await browser.newPage();
 const cdp = await page.createCDPSession();

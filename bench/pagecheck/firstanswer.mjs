@@ -12,13 +12,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
+import {quiet} from './chromeflags.mjs';
 
 const url = process.argv[2] || 'http://127.0.0.1:8080/';
 const rounds = Number(process.env.ROUNDS || 3);
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const steps = ['workerSpawned', 'compiled', 'worker.compiled', 'worker.goStarted', 'worker.modelLoaded', 'firstAnswer', 'firstResult'];
 
-const launch = (dir) => puppeteer.launch({executablePath: chromePath, headless: true, userDataDir: dir, args: ['--no-sandbox', '--disable-gpu']});
+const launch = (dir) => puppeteer.launch({executablePath: chromePath, headless: true, userDataDir: dir, args: quiet(['--no-sandbox', '--disable-gpu'])});
 
 async function visit(page) {
   page.goto(url).catch(() => {}); // the click below waits for the button, not for the load event

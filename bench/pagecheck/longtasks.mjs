@@ -28,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
+import {quiet} from './chromeflags.mjs';
 
 const url = process.argv[2] || 'http://127.0.0.1:8080/';
 const windows = process.argv.length > 3 ? process.argv.slice(3) : ['load', 'warm', 'drop', 'teach'];
@@ -122,7 +123,7 @@ async function newBrowser() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cifarnet-lt-'));
   const browser = await puppeteer.launch({
     executablePath: chromePath, headless: true, userDataDir: dir,
-    args: [...(process.env.CHROME_FLAGS ? process.env.CHROME_FLAGS.split(' ') : []), '--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    args: quiet(['--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']),
   });
   const page = await browser.newPage();
   await page.setViewport({width: 1280, height: 900});

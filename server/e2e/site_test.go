@@ -276,6 +276,10 @@ func launchIn(profile string, extra ...chromedp.ExecAllocatorOption) (context.Co
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// chromedp's own two, and Chromium's omnibox popup WebUI, which a
+		// headless browser renders unseen at launch and after navigations,
+		// taking CPU from the page (bench/pagecheck/chromeflags.mjs).
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup"),
 		// A fake camera that needs no permission prompt, for the Camera button.
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
