@@ -140,21 +140,33 @@ func TestSnapshotRefusesDamage(t *testing.T) {
 	for n := range len(good) {
 		refused(fmt.Sprintf("truncated to %d bytes", n), good[:n], "")
 	}
-	refused("extra byte", append(slices.Clone(good), 0), "after the last array")
+	refused("extra byte", append(slices.Clone(good), 0), "check does not match")
+	refused("extra word", resealSnapshot(append(slices.Clone(good), 0, 0, 0, 0)), "after the last array")
 
+	// Every byte after the check is covered by it.
+	for off := checkedFrom; off < len(good); off++ {
+		b := slices.Clone(good)
+		b[off] ^= 0x10
+		refused(fmt.Sprintf("bit flipped at byte %d", off), b, "check does not match")
+	}
+	refused("check", append(slices.Clone(good[:checkedFrom-1]), append([]byte{good[checkedFrom-1] ^ 1}, good[checkedFrom:]...)...), "check does not match")
+
+	// Header fields changed and the check made to match: each is refused
+	// for what it says.
 	at := func(off int, v uint32) []byte {
 		b := slices.Clone(good)
 		binary.LittleEndian.PutUint32(b[off:], v)
-		return b
+		return resealSnapshot(b)
 	}
 	refused("magic", append([]byte("CNWBUILD"), good[8:]...), "not a model snapshot")
-	refused("version", at(8, 2), "version 2")
-	layoutLen := int(binary.LittleEndian.Uint32(good[12:]))
+	refused("version", at(8, 1), "version 1")
+	layoutAt := checkedFrom
+	layoutLen := int(binary.LittleEndian.Uint32(good[layoutAt:]))
 	foreign := slices.Clone(good)
-	copy(foreign[16:], "plan9")
-	refused("layout", foreign, "written for")
-	refused("layout length", at(12, 1<<30), "limit")
-	metaAt := 16 + layoutLen + pad4(layoutLen)
+	copy(foreign[layoutAt+4:], "plan9")
+	refused("layout", resealSnapshot(foreign), "written for")
+	refused("layout length", at(layoutAt, 1<<30), "limit")
+	metaAt := layoutAt + 4 + layoutLen + pad4(layoutLen)
 	metaLen := int(binary.LittleEndian.Uint32(good[metaAt:]))
 	countAt := metaAt + 4 + metaLen + pad4(metaLen)
 	refused("meta length", at(metaAt, uint32(metaLen-1)), "")
@@ -174,8 +186,20 @@ func TestSnapshotRefusesDamage(t *testing.T) {
 			t.Fatalf("metadata %s lacks %s", meta, c.from)
 		}
 		b := bytes.Replace(good, []byte(c.from), []byte(c.to), 1)
-		refused(c.to, b, c.why)
+		refused(c.to, resealSnapshot(b), c.why)
 	}
+}
+
+// resealSnapshot writes b's check again to match its bytes, as a writer
+// would have: for tests of what LoadSnapshot checks beyond the check.
+func resealSnapshot(b []byte) []byte {
+	if len(b) < checkedFrom || len(b)%4 != 0 {
+		return b
+	}
+	c := newSnapshotCheck()
+	c.add(b[checkedFrom:])
+	binary.LittleEndian.PutUint64(b[checkedFrom-8:], c.sum())
+	return b
 }
 
 // A snapshot's arrays are used in place when its memory is aligned, and
@@ -202,12 +226,17 @@ func TestSnapshotUnaligned(t *testing.T) {
 
 // FuzzLoadSnapshot: no input panics LoadSnapshot; a model it accepts
 // snapshots again into bytes it accepts, and (when its input is small
-// enough to be quick) predicts without panicking.
+// enough to be quick) predicts without panicking. With reseal the input
+// gets a matching check first, so that mutations reach the structure's
+// checks rather than stopping at the check.
 func FuzzLoadSnapshot(f *testing.F) {
 	good := joinSnapshot(f, referenceModel(f, snapshotTestSpec()))
-	f.Add(good)
-	f.Add(good[:len(good)/2])
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(good, false)
+	f.Add(good[:len(good)/2], true)
+	f.Fuzz(func(t *testing.T, b []byte, reseal bool) {
+		if reseal { // past the check, to what the structure's checks see
+			b = resealSnapshot(b)
+		}
 		m, err := LoadSnapshot(b)
 		if err != nil {
 			if !errors.Is(err, ErrSnapshot) {

@@ -9,23 +9,19 @@ import (
 )
 
 // builtEntriesJS lists the page's saved builds (worker.js): file name,
-// size and whether the 64-bit checksum they start with matches the rest
-// (worker.js's checksum, written again here from its description).
+// size and whether the check a snapshot carries matches its bytes
+// (models/snapshot.go's snapshotCheck, written again here from its
+// description: the uint64 at bytes 12–19 over the 32-bit words after it).
 const builtEntriesJS = `(async () => {
-	const checksum = (bytes) => {
+	const intact = (bytes) => {
+		if (bytes.length < 20 || bytes.length % 4 !== 0) return false;
 		const copy = bytes.slice();
-		const words = new Uint32Array(copy.buffer, 0, copy.length >>> 2);
-		let a = 0x811c9dc5, b = 0;
-		for (const w of words) {
-			a = Math.imul(a ^ w, 0x01000193);
-			b = (b + w + (a >>> 15)) | 0;
-		}
-		for (let i = words.length * 4; i < copy.length; i++) a = Math.imul(a ^ copy[i], 0x01000193);
-		a = Math.imul(a ^ copy.length, 0x01000193);
-		const view = new DataView(new ArrayBuffer(8));
-		view.setUint32(0, a >>> 0, true);
-		view.setUint32(4, b >>> 0, true);
-		return new Uint8Array(view.buffer);
+		const words = new Uint32Array(copy.buffer, 20, (copy.length - 20) / 4);
+		const lanes = [0x811c9dc5, 0x050c5d1f, 0x1b873593, 0x2545f491];
+		words.forEach((w, i) => { lanes[i % 4] = Math.imul(lanes[i % 4] ^ w, 0x01000193); });
+		const view = new DataView(copy.buffer);
+		return view.getUint32(12, true) === ((lanes[1] ^ lanes[3]) >>> 0) &&
+			view.getUint32(16, true) === ((Math.imul(lanes[0] ^ lanes[2], 0x01000193) ^ words.length) >>> 0);
 	};
 	const root = await navigator.storage.getDirectory();
 	let dir;
@@ -42,8 +38,7 @@ const builtEntriesJS = `(async () => {
 		} catch {
 			continue; // deleted or being written as we look
 		}
-		const d = checksum(bytes.subarray(8));
-		out.push({key: name, bytes: bytes.length, intact: bytes.length > 8 && d.every((v, i) => v === bytes[i])});
+		out.push({key: name, bytes: bytes.length, intact: intact(bytes)});
 	}
 	return out;
 })()`
@@ -83,7 +78,7 @@ func waitBuilt(t *testing.T, ctx context.Context, want func([]builtEntry) bool) 
 
 // The page keeps the model it built (origin private file system) and loads that on the
 // next visit, with the same answers; a damaged saved build is noticed by
-// its checksum, the weight file used instead, and the build saved again;
+// its check, the weight file used instead, and the build saved again;
 // builds of other modules are deleted; a build cut short is not used.
 func TestBuiltModelCache(t *testing.T) {
 	ctx := newPage(t)
