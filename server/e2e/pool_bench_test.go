@@ -103,6 +103,7 @@ const dropHundredJS = `(async () => {
 func dropHundred(b *testing.B, dist string, cores int) float64 {
 	b.Helper()
 	ctx := openPool(b, dist, cores)
+	defer closePage(ctx)
 	ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](dropHundredJS, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.Fatalf("%d workers: %v", cores, err)
@@ -168,7 +169,9 @@ type timedCard struct {
 // (rounds × 10 images).
 func oneAtATime(t testing.TB, dist string, cores, rounds int) []timedCard {
 	t.Helper()
-	return timeOneAtATime(t, openPool(t, dist, cores), rounds)
+	ctx := openPool(t, dist, cores)
+	defer closePage(ctx)
+	return timeOneAtATime(t, ctx, rounds)
 }
 
 // openPool opens the site in dist on a page told it has cores cores and
