@@ -245,6 +245,7 @@ func singleModelSite(b testing.TB, tta []string) string {
 func medianInference(b *testing.B, dist string) float64 {
 	b.Helper()
 	ctx := newPage(b)
+	defer closePage(ctx)
 	srv := serveDist(b, dist, nil)
 	openReady(b, ctx, srv.URL)
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](
