@@ -22,7 +22,8 @@
 #
 # bench/browser.sh first [rounds]: navigation to the first answer with the
 # shipped default model, served by bin/server from dist/ (both as
-# ./build.sh makes them): cold, on a reload and after a browser restart,
+# ./build.sh makes them): cold, on a reload, opened again in a new
+# renderer process (a later tab) and after a browser restart,
 # a fresh profile per round (default 3), medians last
 # (bench/pagecheck/firstanswer.mjs).
 set -euo pipefail

@@ -1,8 +1,11 @@
 // Navigation to the first answer with the shipped default model, as a
 // user meets it: per round a fresh profile visits the page (cold), reloads
 // it (warm: the service worker, the stored module and the saved build),
-// then the browser closes and starts again with that profile and visits
-// once more (restart: a user's next session). Each visit clicks the cat
+// leaves it for about:blank and opens it again (new tab: the same caches
+// in a new renderer process, as a tab opened later gets, without the
+// optimised code a reload finds in its process), then the browser closes
+// and starts again with that profile and visits once more (restart: a
+// user's next session). Each visit clicks the cat
 // sample as soon as its button exists and records the page's clock at the
 // first answer (the image alone, shown while the other test-time views
 // run) and at the final one, with the start-up steps; medians last.
@@ -29,7 +32,7 @@ async function visit(page) {
   return page.evaluate(() => globalThis.cifarnetMarks);
 }
 
-const seen = {cold: [], warm: [], restart: []};
+const seen = {cold: [], warm: [], newtab: [], restart: []};
 for (let r = 1; r <= rounds; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cifarnet-fa-'));
   try {
@@ -39,6 +42,9 @@ for (let r = 1; r <= rounds; r++) {
     await page.evaluate('navigator.serviceWorker.ready');
     await new Promise((resolve) => setTimeout(resolve, 5000)); // the build is saved once the page is quiet
     got.warm = await visit(page);
+    await page.goto('about:blank');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    got.newtab = await visit(page);
     await browser.close();
     browser = await launch(dir);
     page = await browser.newPage();
