@@ -142,7 +142,7 @@ export function initTeach(hooks) {
         dim = msg.dim;
         section.dataset.base = msg.name;
         baseClasses = msg.classes || [];
-        for (const li of rows()) markKnown(li);
+        markAllKnown();
         break;
       case 'teachAdded': {
         const id = answered(msg.id);
@@ -217,7 +217,7 @@ export function initTeach(hooks) {
       file.value = '';
     });
     $('.teach-remove-class', li).addEventListener('click', () => removeClass(li));
-    $('.teach-name', li).addEventListener('input', () => markKnown(li));
+    $('.teach-name', li).addEventListener('input', markAllKnown);
     markKnown(li);
     $('.teach-camera', li).addEventListener('click', () => cameraFrame(li));
     li.addEventListener('dragover', (e) => {
@@ -243,14 +243,24 @@ export function initTeach(hooks) {
   }
 
   // markKnown says under a class whose name the base model has (case
-  // aside) that it starts from what the model learnt (models/finetune).
+  // aside) that it starts from what the model learnt (models/finetune),
+  // and under a name another class has too (case aside) that it must
+  // change: Train refuses the pair (wasm/teach.go, checkClasses).
   function markKnown(li) {
-    const name = $('.teach-name', li).value.trim().toLowerCase();
-    const known = name ? baseClasses.find((c) => c.toLowerCase() === name) : undefined;
+    const key = (row) => $('.teach-name', row).value.trim().toLowerCase();
+    const name = key(li);
+    const twice = name !== '' && rows().some((other) => other !== li && key(other) === name);
+    const known = name && !twice ? baseClasses.find((c) => c.toLowerCase() === name) : undefined;
     const hint = $('.teach-known', li);
-    hint.hidden = !known;
-    hint.textContent = known ? `${section.dataset.base} knows “${known}”: this class starts from what it learnt.` : '';
+    hint.hidden = !known && !twice;
+    if (twice) hint.textContent = `Another class is also called “${$('.teach-name', li).value.trim()}”: give each class its own name.`;
+    else hint.textContent = known ? `${section.dataset.base} knows “${known}”: this class starts from what it learnt.` : '';
     li.dataset.known = known ? 'true' : 'false';
+  }
+
+  // A name's hint depends on the other classes' names too.
+  function markAllKnown() {
+    for (const li of rows()) markKnown(li);
   }
 
   function updateCounts() {
@@ -278,6 +288,7 @@ export function initTeach(hooks) {
     for (const t of Array.from($('.teach-thumbs', li).children)) removeImage(Number(t.dataset.id));
     li.remove();
     updateCounts();
+    markAllKnown();
   }
 
   function rowMessage(li, text) {

@@ -431,6 +431,26 @@ func TestTeachShippedCIFAR(t *testing.T) {
 			t.Errorf("class %d (%s): hint %q, want %q…", i+1, n, hints, want)
 		}
 	}
+	// Two classes with one name (case and spaces aside), which Train
+	// would refuse: both say so, neither claims the base model's class,
+	// and renaming one clears both.
+	setClassNames(t, ctx, "bird", "Bird ", "frog")
+	hints, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#teach-classes .teach-known')).map((p) => p.hidden ? '' : p.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hints) != 3 || !strings.HasPrefix(hints[0], "Another class is also called “bird”") ||
+		!strings.HasPrefix(hints[1], "Another class is also called “Bird”") || !strings.HasPrefix(hints[2], name+" knows “frog”") {
+		t.Errorf("hints with two classes called bird: %q", hints)
+	}
+	setClassNames(t, ctx, names...)
+	hints, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#teach-classes .teach-known')).map((p) => p.hidden ? '' : p.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hints) != 3 || !strings.HasPrefix(hints[0], name+" knows “bird”") || !strings.HasPrefix(hints[1], name+" knows “deer”") {
+		t.Errorf("hints after renaming: %q", hints)
+	}
 	for i, files := range train {
 		stageFiles(t, ctx, names[i], files)
 	}
