@@ -96,7 +96,7 @@ func (m *Model) Snapshot() ([][]byte, error) {
 // chains over its 32-bit words (word i into chain i mod 4; each step is a
 // bijection of the word, so any one changed word changes its chain and
 // the result), then the length. Independent chains run side by side:
-// 14 MB take 1.5–3.5 ms in a browser's baseline WebAssembly code, where
+// 14 MB take 1.5–6 ms in a browser's baseline WebAssembly code, where
 // the same check in JavaScript took 20–60 ms of the worker on every warm
 // start (bench/RESULTS.md).
 type snapshotCheck struct {

@@ -299,7 +299,7 @@ function errorMessage(err) {
 // file is named by this module's content-hashed name and the weight
 // file's own SHA-256 (models/manifest.json lists it), so a new module or
 // a changed weight file never meets an old build; the snapshot carries a
-// check of its bytes that Go verifies at every load (1.5–3.5 ms for 14 MB
+// check of its bytes that Go verifies at every load (1.5–6 ms for 14 MB
 // where a check in this script took 20–60 ms), so a damaged or
 // half-written file is refused, deleted and the weight file used. Only
 // models the site serves are kept, the newest BUILT_KEEP of them; anything
