@@ -108,35 +108,40 @@ func newSnapshotCheck() snapshotCheck {
 	return snapshotCheck{lanes: [4]uint32{0x811c9dc5, 0x050c5d1f, 0x1b873593, 0x2545f491}}
 }
 
+const checkPrime = 0x01000193
+
 // add checks b's bytes next; len(b) is a multiple of 4 (every part of a
 // snapshot is padded to one).
 func (c *snapshotCheck) add(b []byte) {
-	const prime = 0x01000193
 	for ; len(b) >= 4 && c.words%4 != 0; b = b[4:] {
-		l := &c.lanes[c.words%4]
-		*l = (*l ^ binary.LittleEndian.Uint32(b)) * prime
-		c.words++
+		c.word(binary.LittleEndian.Uint32(b))
 	}
 	a0, a1, a2, a3 := c.lanes[0], c.lanes[1], c.lanes[2], c.lanes[3]
 	for ; len(b) >= 16; b = b[16:] {
-		a0 = (a0 ^ binary.LittleEndian.Uint32(b)) * prime
-		a1 = (a1 ^ binary.LittleEndian.Uint32(b[4:])) * prime
-		a2 = (a2 ^ binary.LittleEndian.Uint32(b[8:])) * prime
-		a3 = (a3 ^ binary.LittleEndian.Uint32(b[12:])) * prime
+		a0 = (a0 ^ binary.LittleEndian.Uint32(b)) * checkPrime
+		a1 = (a1 ^ binary.LittleEndian.Uint32(b[4:])) * checkPrime
+		a2 = (a2 ^ binary.LittleEndian.Uint32(b[8:])) * checkPrime
+		a3 = (a3 ^ binary.LittleEndian.Uint32(b[12:])) * checkPrime
 		c.words += 4
 	}
 	c.lanes = [4]uint32{a0, a1, a2, a3}
 	for ; len(b) >= 4; b = b[4:] {
-		l := &c.lanes[c.words%4]
-		*l = (*l ^ binary.LittleEndian.Uint32(b)) * prime
-		c.words++
+		c.word(binary.LittleEndian.Uint32(b))
 	}
+}
+
+// word adds one word to its chain: the words before a whole group of four
+// and after the last one.
+func (c *snapshotCheck) word(w uint32) {
+	l := &c.lanes[c.words%4]
+	*l = (*l ^ w) * checkPrime
+	c.words++
 }
 
 func (c *snapshotCheck) sum() uint64 {
 	l := c.lanes
 	n := uint32(c.words)
-	return uint64((l[0]^l[2])*0x01000193^n)<<32 | uint64(l[1]^l[3])
+	return uint64((l[0]^l[2])*checkPrime^n)<<32 | uint64(l[1]^l[3])
 }
 
 func pad4(n int) int { return (4 - n%4) % 4 }
