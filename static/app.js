@@ -144,7 +144,7 @@ let modelRequested = false;
 let held = [];
 
 function spawn(primary) {
-  const slot = {w: new Worker(WORKER_URL), primary, ready: false, jobs: new Map(), quiet: 0, answered: 0};
+  const slot = {w: primary ? primaryWorker() : new Worker(WORKER_URL), primary, ready: false, jobs: new Map(), quiet: 0, answered: 0};
   slot.w.onmessage = (e) => {
     if (!pool.includes(slot)) return; // replaced; anything it still says is stale
     if (slot.primary) onPrimaryMessage(slot, e.data);
@@ -160,6 +160,119 @@ function spawn(primary) {
   };
   pool.push(slot);
   return slot;
+}
+
+// The first worker is a SharedWorker where the browser keeps one alive
+// after its pages have gone (extendedLifetime, Chromium 14x+): a reload
+// or a new tab finds it started with the model loaded and its code
+// optimised, and answers its first image without the start-up
+// (bench/RESULTS.md, eleventh session). One page uses it at a time: the
+// one holding the Web Lock OWNER_LOCK (worker.js); a second tab, or a
+// browser without the lifetime, gets a dedicated worker as before.
+const OWNER_LOCK = 'cifarnet-primary';
+const SHARED_SILENT_MS = 5000;
+const sharedLasts = (() => {
+  if (typeof SharedWorker !== 'function' || !(navigator.locks && navigator.locks.request)) return false;
+  let read = false;
+  try {
+    // The options are read before the URL is parsed, and this one fails
+    // to parse: no worker starts.
+    new SharedWorker('http://[', {get extendedLifetime() { read = true; return true; }});
+  } catch {
+    // expected
+  }
+  return read;
+})();
+// A first worker that failed is replaced by a dedicated one: the shared
+// one may still be ending, and a new page gets a fresh one anyway.
+let shareFirst = sharedLasts;
+
+// primaryWorker is the first worker, behind the Worker interface the
+// pool uses. Whether it is shared is known once the lock is answered;
+// messages posted meanwhile wait. A shared one starts its own module (a
+// compiled module cannot be sent to it) and is left, not stopped, when
+// the slot is dropped: terminate lets go of the port and the lock.
+function primaryWorker() {
+  if (!shareFirst) return new Worker(WORKER_URL);
+  let real = null;
+  let release = null;
+  const early = [];
+  const on = {message: null, error: null};
+  const use = (w) => {
+    real = w;
+    real.onmessage = on.message;
+    real.onerror = on.error;
+    for (const [msg, transfer] of early.splice(0)) real.postMessage(msg, transfer);
+  };
+  const proxy = {
+    postMessage(msg, transfer = []) {
+      if (real) real.postMessage(msg, transfer);
+      else early.push([msg, transfer]);
+    },
+    terminate() {
+      if (release) release();
+      if (real) real.terminate();
+      real = {postMessage() {}, terminate() {}}; // anything still posted goes nowhere
+    },
+    set onmessage(f) { on.message = f; if (real) real.onmessage = f; },
+    set onerror(f) { on.error = f; if (real) real.onerror = f; },
+  };
+  navigator.locks.request(OWNER_LOCK, {ifAvailable: true}, (lock) => {
+    if (real) return undefined; // dropped before the answer
+    if (!lock) {
+      use(new Worker(WORKER_URL));
+      return undefined;
+    }
+    let sw = null;
+    try {
+      sw = new SharedWorker(WORKER_URL, {name: 'cifarnet', extendedLifetime: true});
+    } catch {
+      use(new Worker(WORKER_URL));
+      return undefined;
+    }
+    const port = sw.port;
+    const held = new Promise((resolve) => { release = resolve; }); // the lock, while this page uses it
+    // The worker says 'attached' as it takes the port. One that never
+    // does (it was ending as this page connected) is left for a
+    // dedicated worker, given what it was sent: nothing was answered.
+    let heard = false;
+    const sent = [];
+    const silent = setTimeout(() => {
+      port.close();
+      release();
+      release = null;
+      shareFirst = false;
+      use(new Worker(WORKER_URL));
+      for (const [msg, transfer] of sent.splice(0)) real.postMessage(msg, transfer);
+    }, SHARED_SILENT_MS);
+    use({
+      postMessage: (msg, transfer) => {
+        const m = msg.type === 'init' ? {type: 'start'} : msg;
+        if (!heard) sent.push([m, transfer]);
+        port.postMessage(m, transfer);
+      },
+      terminate: () => {
+        clearTimeout(silent);
+        port.close();
+      },
+      set onmessage(f) {
+        port.onmessage = (e) => {
+          if (!heard) {
+            heard = true;
+            clearTimeout(silent);
+            sent.length = 0;
+          }
+          f(e);
+        };
+      },
+      set onerror(f) { sw.onerror = f; },
+    });
+    mark('sharedWorker');
+    return held;
+  }).catch(() => {
+    if (!real) use(new Worker(WORKER_URL));
+  });
+  return proxy;
 }
 
 // broadcast posts a load or setting to every worker, each with its own copy of
@@ -339,6 +452,7 @@ function retire(slot) {
 
 function crashed(slot, why) {
   if (!pool.includes(slot)) return;
+  if (slot.primary) shareFirst = false;
   const [held, ...queued] = drop(slot);
   const now = performance.now();
   restarts = restarts.filter((t) => now - t < RESTART_WINDOW_MS);
@@ -391,6 +505,7 @@ function replacementReady() {
 // the module. Nothing it held ran; a fresh worker tries again.
 function startFailed(slot, code, message) {
   if (!pool.includes(slot)) return;
+  shareFirst = false;
   const jobs = drop(slot);
   waiting.unshift(...jobs);
   hideProgress();
@@ -451,7 +566,11 @@ globalThis.cifarnetPool = () => pool.map((s) => ({primary: s.primary, ready: s.r
 // grow starts the other workers from the compiled module, with the model
 // and TTA choice the first one has.
 function grow() {
-  if (!compiledModule || !lastLoad) return;
+  if (!lastLoad) return;
+  if (!compiledModule) {
+    compileForPool();
+    return;
+  }
   while (pool.length < POOL_SIZE) {
     const slot = spawn(false);
     slot.w.postMessage({type: 'init', module: compiledModule});
@@ -594,8 +713,11 @@ function onPrimaryMessage(slot, msg) {
       // The helpers start once the first worker has answered what it
       // holds, so that loading their models does not slow down the first
       // image (on two cores they would take the core it needs).
-      if (slot.jobs.size > 0) growAfterAnswer = true;
-      else setTimeout(grow, 0);
+      // Without a compiled module for them yet (a shared first worker),
+      // reading the stored one would hold up this thread as a first image
+      // is given: that waits for the first answer or a quiet second.
+      if (slot.jobs.size > 0 || !compiledModule) growAfterAnswer = true;
+      if (slot.jobs.size === 0) setTimeout(grow, compiledModule ? 0 : 1000);
       break;
     case 'tta':
       modelInfo = msg.info;
@@ -642,11 +764,36 @@ async function compileStored() {
 
 mark('workerSpawned');
 const firstSlot = spawn(true);
-compileStored().then((module) => {
-  if (!pool.includes(firstSlot)) return; // replaced meanwhile, and started its own way
-  if (module && !compiledModule) haveModule(module);
-  firstSlot.w.postMessage(module ? {type: 'init', module} : {type: 'start'});
-});
+if (sharedLasts) {
+  // A shared first worker starts its own module, or has it started
+  // already; the pool's copy is compiled after the first answer (grow).
+  firstSlot.w.postMessage({type: 'start'});
+} else {
+  compileStored().then((module) => {
+    if (!pool.includes(firstSlot)) return; // replaced meanwhile, and started its own way
+    if (module && !compiledModule) haveModule(module);
+    firstSlot.w.postMessage(module ? {type: 'init', module} : {type: 'start'});
+  });
+}
+
+// compileForPool compiles the module for the helpers, compare and teach
+// mode where the first worker does not hand its own over (a shared one
+// cannot): the stored copy, else the module as the service worker or the
+// network gives it, from its bytes so that decoding stays off this thread.
+let poolCompile = null;
+function compileForPool() {
+  if (compiledModule || poolCompile) return;
+  poolCompile = compileStored()
+    .then(async (module) => module || WebAssembly.compile(await (await fetch(WASM_URL)).arrayBuffer()))
+    .then((module) => {
+      if (!compiledModule) haveModule(module);
+      grow();
+    })
+    .catch(() => {
+      // Offline without a stored copy: the helpers wait for the next try.
+    })
+    .finally(() => { poolCompile = null; });
+}
 
 // haveModule keeps the compiled module for the other workers and starts
 // a comparison asked for before it was there.
@@ -1591,6 +1738,7 @@ function compareNote(text, state) {
 function startCompare(entry) {
   compareWanted = entry;
   if (!compiledModule) {
+    compileForPool();
     compareNote('Waiting for the classifier to start…', 'loading');
     return;
   }

@@ -41,7 +41,18 @@
 //   {type: 'saliencyProgress', id, done, total}
 //   {type: 'saliency', id, result}             {base, drop, cols, rows, patch, stride, passes, ms}
 //   {type: 'timing', timing}                   start-up steps, ms since the epoch
+//   {type: 'attached'}                         a shared worker has taken the page's port
 //
+// As a SharedWorker (the page's first worker, where the browser keeps a
+// shared worker alive after its pages have gone: SharedWorker's
+// extendedLifetime) it serves one page at a time, the one holding the
+// Web Lock OWNER_LOCK: the page that connected last. A reload or a new
+// tab finds the module started, its code optimised and the model loaded,
+// and gets its first answer without any of the start-up (bench/RESULTS.md,
+// eleventh session). It sends no 'module' (a compiled module cannot leave
+// a shared worker), ends itself when its Go program ends or cannot start
+// (so that the page's replacement is a fresh one), and once no page has
+// held the lock for SHARED_IDLE_MS.
 // static/assemble.sh rewrites the three names below to content-hashed ones.
 'use strict';
 
@@ -73,7 +84,24 @@ const GO_MAX_PIXELS = 40e6; // models.MaxImagePixels
 const MAX_BROWSER_PIXELS = 100e6; // what we ask the browser to decode at all
 const DOWNSCALE_TO = 2048; // long side handed to the classifier after downscaling
 
-const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+const shared = typeof SharedWorkerGlobalScope !== 'undefined' && self instanceof SharedWorkerGlobalScope;
+const OWNER_LOCK = 'cifarnet-primary'; // app.js holds it while it uses this worker
+const SHARED_IDLE_MS = 5 * 60e3;
+
+// owner is where messages go: the page (a dedicated worker's self, or the
+// port of the page that connected last). running is the page a queued
+// request came from while it runs: what a request of a page that has
+// since gone says is dropped, so that its ids cannot be taken for the
+// new page's.
+let owner = shared ? null : self;
+let running = null;
+const post = (msg, transfer) => {
+  if (owner && (!running || running === owner)) owner.postMessage(msg, transfer || []);
+};
+
+// ended stops a shared worker whose Go program cannot go on, after its
+// last message: a page that connects again gets a fresh one.
+const ended = () => { if (shared) self.close(); };
 
 class CodedError extends Error {
   constructor(code, message) {
@@ -206,7 +234,7 @@ const started = new Promise((resolve) => { begin = resolve; }).then(async (modul
     mod = await compileWasm();
     step('compiled');
     post({type: 'progress', phase: 'compile', loaded: 0, total: -1});
-    post({type: 'module', module: mod});
+    if (!shared) post({type: 'module', module: mod});
   }
   const go = new Go();
   const instance = await WebAssembly.instantiate(mod, go.importObject);
@@ -220,17 +248,18 @@ const started = new Promise((resolve) => { begin = resolve; }).then(async (modul
   // the page replaces this worker.
   let exitCode = null;
   go.exit = (code) => { exitCode = code; };
-  go.run(instance).then(() => post({type: 'exited', code: exitCode}));
+  go.run(instance).then(() => {
+    post({type: 'exited', code: exitCode});
+    ended();
+  });
   await ready;
   step('goStarted');
   return self.cifarnet;
 });
 started.catch((err) => {
-  if (err.code === 'unsupported') {
-    post({type: 'startError', code: err.code, message: err.message});
-    return;
-  }
-  post({type: 'startError', code: err.code || 'network', message: `The classifier could not start: ${err.message || err}`});
+  if (err.code === 'unsupported') post({type: 'startError', code: err.code, message: err.message});
+  else post({type: 'startError', code: err.code || 'network', message: `The classifier could not start: ${err.message || err}`});
+  ended();
 });
 
 // Requests queued or running, so that saving a build waits for a quiet
@@ -239,10 +268,17 @@ let pending = 0;
 let imagesPending = 0;
 
 // One thing at a time: loads and classifications run in arrival order.
+// A request of a page that has gone (from, a shared worker's earlier
+// page) is skipped; the worker's own (from null) always runs.
 let queue = Promise.resolve();
-function enqueue(task) {
+function enqueue(task, from = owner) {
   if (++pending === 1) markBusy(true);
-  const run = queue.then(task).finally(() => {
+  const run = queue.then(() => {
+    if (from && from !== owner) return undefined;
+    running = from;
+    return task();
+  }).finally(() => {
+    running = null;
     if (--pending === 0) markBusy(false);
   });
   queue = run.catch(() => {});
@@ -371,6 +407,37 @@ async function deleteBuilt(sha256) {
   }
 }
 
+// writeFile writes a whole file of dir, or leaves none: synchronously
+// where the worker can (a dedicated one), else through a writable stream,
+// which the browser puts in place only once it is closed.
+async function writeFile(dir, name, bytes) {
+  const handle = await dir.getFileHandle(name, {create: true});
+  if (!handle.createSyncAccessHandle) {
+    const out = await handle.createWritable();
+    try {
+      await out.write(bytes);
+      await out.close();
+    } catch (err) {
+      await out.abort().catch(() => {});
+      await dir.removeEntry(name).catch(() => {});
+      throw err;
+    }
+    return;
+  }
+  const access = await handle.createSyncAccessHandle();
+  try {
+    access.truncate(0);
+    const ok = access.write(bytes, {at: 0}) === bytes.length;
+    access.flush();
+    if (!ok) throw new Error('short write');
+  } catch (err) {
+    access.close();
+    await dir.removeEntry(name).catch(() => {});
+    throw err;
+  }
+  access.close();
+}
+
 // saveBuilt stores the current model's build under the weight file's
 // SHA-256 unless another worker of the page is at it or has done it, then
 // deletes other modules' files and all but the newest BUILT_KEEP.
@@ -383,18 +450,7 @@ async function saveBuilt(api, sha256, isCurrent) {
     const snap = await api.snapshot();
     // A load that started meanwhile may have replaced the model.
     if (!isCurrent()) return;
-    const access = await (await dir.getFileHandle(name, {create: true})).createSyncAccessHandle();
-    try {
-      access.truncate(0);
-      const ok = access.write(snap, {at: 0}) === snap.length;
-      access.flush();
-      if (!ok) throw new Error('short write');
-    } catch (err) {
-      access.close();
-      await dir.removeEntry(name).catch(() => {});
-      throw err;
-    }
-    access.close();
+    await writeFile(dir, name, snap);
     const stale = [];
     const ours = [];
     for await (const [entry, handle] of dir.entries()) {
@@ -434,6 +490,21 @@ const readBuiltInTime = (sha256) => Promise.race([
 ]);
 
 let loads = 0; // which model load is the current one
+// The listed weight file the Go program holds ({url, sha256, ttaOn} as
+// loaded), which a shared worker's next page may ask for again.
+let kept = null;
+
+// keptInfo answers a load of the weight file the Go program already
+// holds, as a fresh load would: test-time augmentation as the model
+// starts. Null when it holds another (or a file the user picked).
+async function keptInfo(api, msg) {
+  if (!kept || !msg.sha256 || kept.sha256 !== msg.sha256 || kept.url !== msg.url) return null;
+  let info = api.info();
+  if (info && info.ttaOn !== kept.ttaOn) info = await api.setTTA(kept.ttaOn);
+  if (!info) return null;
+  const {refetched, ...fresh} = info; // that load's news, not this one's
+  return fresh;
+}
 
 // warmUp runs a blank picture through the network after a load: the first
 // run of a freshly compiled module is several times slower than later ones
@@ -451,7 +522,7 @@ function warmUp(api) {
     enqueue(async () => {
       if (imagesPending) return;
       await (views > 1 ? api.classifyPartRGBA(blank, 1, 1, part, views) : api.classifyRGBA(blank, 1, 1)).catch(() => {});
-    });
+    }, null);
   }
 }
 
@@ -459,10 +530,16 @@ async function loadModel(msg) {
   const load = ++loads;
   try {
     const api = await started;
-    let info = null;
+    let info = shared ? await keptInfo(api, msg) : null;
+    if (info) {
+      step('modelKept');
+      post({type: 'ready', info});
+      return;
+    }
+    kept = null;
     let built = false;
     if (msg.url && msg.sha256) {
-      const snap = await msg.built; // started when the load arrived
+      const snap = await (msg.built || readBuiltInTime(msg.sha256)); // started when the load arrived
       if (snap) {
         const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
         info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
@@ -476,6 +553,7 @@ async function loadModel(msg) {
         : await api.load(msg.url, (loaded, total) => post({type: 'progress', phase: 'model', loaded, total}), msg.size || 0);
     }
     step('modelLoaded');
+    if (msg.url && msg.sha256) kept = {url: msg.url, sha256: msg.sha256, ttaOn: info.ttaOn};
     post({type: 'ready', info});
     // Not at once: an image sent while the model was loading (this thread
     // was busy in Go, its message still queued) or just after it, as
@@ -654,8 +732,10 @@ function onTeachMessage(msg) {
   return false;
 }
 
-self.onmessage = (e) => {
-  const msg = e.data;
+// onMessage handles a message from the page at from (self, or a shared
+// worker's port); one from a page that has since gone is ignored.
+function onMessage(msg, from) {
+  if (from !== owner) return;
   if (msg.type === 'start' || msg.type === 'init') {
     if (begin) begin(msg.type === 'init' ? msg.module : null);
     begin = null;
@@ -665,7 +745,8 @@ self.onmessage = (e) => {
   switch (msg.type) {
     case 'load':
       // Read the saved build now: the module may still be compiling.
-      if (msg.sha256) msg.built = readBuiltInTime(msg.sha256);
+      // Not for the model a shared worker holds.
+      if (msg.sha256 && !(kept && kept.sha256 === msg.sha256)) msg.built = readBuiltInTime(msg.sha256);
       enqueue(() => loadModel(msg));
       break;
     case 'loadBytes':
@@ -706,11 +787,42 @@ self.onmessage = (e) => {
           post({type: 'result', id: msg.id, result: r}, [(r.probs || r.logits).buffer, r.input.buffer]);
         } catch (err) {
           post({type: 'error', id: msg.id, ...errorMessage(err)});
-        } finally {
-          imagesPending--;
         }
-      });
+      }).finally(() => { imagesPending--; });
       break;
   }
-};
+}
+
+if (shared) {
+  self.onconnect = (e) => {
+    const port = e.ports[0];
+    owner = port;
+    // The new page's clock: the steps it is told of are its own.
+    for (const name of Object.keys(timing)) delete timing[name];
+    timingSent = 0;
+    step('workerStart');
+    port.onmessage = (m) => onMessage(m.data, port);
+    port.postMessage({type: 'attached'}); // the page waits for a word before it trusts this worker
+  };
+  closeWhenUnowned();
+} else {
+  self.onmessage = (e) => onMessage(e.data, self);
+}
+
+// closeWhenUnowned ends a shared worker once no page has held the owner
+// lock for SHARED_IDLE_MS (a page's locks go with it, however it ends),
+// so that the memory it holds is not kept for long after the last tab.
+function closeWhenUnowned(since = performance.now()) {
+  setTimeout(async () => {
+    let held = true;
+    try {
+      held = (await navigator.locks.query()).held.some((l) => l.name === OWNER_LOCK);
+    } catch {
+      // No lock manager: keep to the browser's own lifetime.
+    }
+    if (held) closeWhenUnowned();
+    else if (performance.now() - since >= SHARED_IDLE_MS) self.close();
+    else closeWhenUnowned(since);
+  }, 15e3);
+}
 

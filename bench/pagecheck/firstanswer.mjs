@@ -3,9 +3,12 @@
 // it (warm: the service worker, the stored module and the saved build),
 // leaves it for about:blank and opens it again (new tab: the same caches
 // in a new renderer process, as a tab opened later gets, without the
-// optimised code a reload finds in its process), then the browser closes
-// and starts again with that profile and visits once more (restart: a
-// user's next session). Each visit clicks the cat
+// optimised code a reload finds in its process), leaves it again and ends
+// the shared first worker before opening it (expired: a later tab once the
+// worker's lifetime is over), then the browser closes and starts again
+// with that profile and visits once more (restart: a user's next
+// session). Where the first worker is shared (static/README.md) the
+// reload and the new tab find it alive with the model loaded. Each visit clicks the cat
 // sample as soon as its button exists and records the page's clock at the
 // first answer (the image alone, shown while the other test-time views
 // run) and at the final one, with the start-up steps; medians last.
@@ -32,7 +35,18 @@ async function visit(page) {
   return page.evaluate(() => globalThis.cifarnetMarks);
 }
 
-const seen = {cold: [], warm: [], newtab: [], restart: []};
+// endShared ends the browser's shared workers, as their lifetime's end
+// does. Not through a session of their own: puppeteer attached to a
+// shared worker leaves the next one waiting for a debugger.
+async function endShared(browser) {
+  const session = await browser.target().createCDPSession();
+  const shared = async () => (await session.send('Target.getTargets')).targetInfos.filter((t) => t.type === 'shared_worker');
+  for (const t of await shared()) await session.send('Target.closeTarget', {targetId: t.targetId});
+  while ((await shared()).length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  await session.detach();
+}
+
+const seen = {cold: [], warm: [], newtab: [], expired: [], restart: []};
 for (let r = 1; r <= rounds; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cifarnet-fa-'));
   try {
@@ -45,6 +59,10 @@ for (let r = 1; r <= rounds; r++) {
     await page.goto('about:blank');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     got.newtab = await visit(page);
+    await page.goto('about:blank');
+    await endShared(browser);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    got.expired = await visit(page);
     await browser.close();
     browser = await launch(dir);
     page = await browser.newPage();

@@ -111,6 +111,7 @@ func TestBuiltModelCache(t *testing.T) {
 		t.Fatalf("saved build %+v", saved[0])
 	}
 
+	closeSharedWorkers(t, ctx) // else the next visit finds the model loaded
 	openReady(t, ctx, srv.URL)
 	classify()
 	if !fromBuild() {
@@ -122,6 +123,7 @@ func TestBuiltModelCache(t *testing.T) {
 	const w = await (await dir.getFileHandle('cifarnet.000000000000.wasm.00', {create: true})).createWritable();
 	await w.write(bytes.subarray(0, 64));
 	await w.close();`)
+	closeSharedWorkers(t, ctx) // else the next visit finds the model loaded
 	openReady(t, ctx, srv.URL)
 	classify()
 	if fromBuild() {
@@ -131,6 +133,7 @@ func TestBuiltModelCache(t *testing.T) {
 	if again[0].Key != saved[0].Key {
 		t.Errorf("saved again as %q, first as %q", again[0].Key, saved[0].Key)
 	}
+	closeSharedWorkers(t, ctx) // else the next visit finds the model loaded
 	openReady(t, ctx, srv.URL)
 	classify()
 	if !fromBuild() {
@@ -139,6 +142,7 @@ func TestBuiltModelCache(t *testing.T) {
 
 	// A file cut short, as a write the tab's end interrupted leaves it.
 	rewriteBuild(t, ctx, saved[0].Key, `bytes = bytes.subarray(0, bytes.length - 4096);`, ``)
+	closeSharedWorkers(t, ctx) // else the next visit finds the model loaded
 	openReady(t, ctx, srv.URL)
 	classify()
 	if fromBuild() {

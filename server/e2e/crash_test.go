@@ -80,9 +80,11 @@ func waitPool(t testing.TB, ctx context.Context, n int) []poolSlot {
 
 // worker is a classifier worker's DevTools session.
 type worker struct {
-	id      target.ID
-	ctx     context.Context
-	primary bool // it compiled the module itself
+	id       target.ID
+	ctx      context.Context
+	primary  bool // the page's first worker: shared, or it compiled the module itself
+	shared   bool // a SharedWorker
+	compiled bool // it compiled the module itself
 }
 
 // workers attaches to every worker of the page with the Go program
@@ -95,19 +97,20 @@ func workers(t testing.TB, ctx context.Context, seen map[target.ID]bool) []worke
 	}
 	var out []worker
 	for _, info := range infos {
-		if info.Type != "worker" || seen[info.TargetID] {
+		if (info.Type != "worker" && info.Type != "shared_worker") || seen[info.TargetID] {
 			continue
 		}
 		seen[info.TargetID] = true
 		wctx, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel())
 		t.Cleanup(cancel)
-		// timing is worker.js's record of its start-up steps: only the
+		// timing is worker.js's record of its start-up steps: only a
 		// worker that compiled the module has 'compiled'.
-		primary, err := chromedp.Run(wctx, chromedp.Evaluate[bool](`typeof cifarnet === 'object' && 'compiled' in timing`))
+		compiled, err := chromedp.Run(wctx, chromedp.Evaluate[bool](`typeof cifarnet === 'object' && 'compiled' in timing`))
 		if err != nil {
 			t.Fatalf("worker %s: %v", info.URL, err)
 		}
-		out = append(out, worker{id: info.TargetID, ctx: wctx, primary: primary})
+		shared := info.Type == "shared_worker"
+		out = append(out, worker{id: info.TargetID, ctx: wctx, primary: shared || compiled, shared: shared, compiled: compiled})
 	}
 	return out
 }
@@ -229,9 +232,10 @@ func TestWorkerCrashMidBatch(t *testing.T) {
 		if p[0].Primary == p[1].Primary {
 			t.Errorf("round %d: pool %+v, want one first worker", round, p)
 		}
-		// The replacement started from the compiled module.
+		// The replacement started from the page's compiled module, or is
+		// a shared first worker, which compiles the stored copy itself.
 		fresh := workers(t, ctx, seen)
-		if len(fresh) != 1 || fresh[0].primary {
+		if len(fresh) != 1 || (fresh[0].compiled && !fresh[0].shared) {
 			t.Errorf("round %d: new workers %+v, want one that did not compile the module", round, fresh)
 		}
 	}

@@ -95,7 +95,7 @@ func measureTab(t testing.TB, ctx context.Context) tabMemory {
 		t.Fatal(err)
 	}
 	for _, info := range infos {
-		if info.Type != "worker" {
+		if info.Type != "worker" && info.Type != "shared_worker" { // the first worker may be shared
 			continue
 		}
 		wctx, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel())

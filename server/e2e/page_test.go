@@ -326,12 +326,22 @@ func waitControlled(t testing.TB, ctx context.Context) {
 	}
 }
 
-// A later visit compiles the module from the worker's stored copy in the
-// page, while the worker starts, and hands it over; a stored copy that
-// is damaged is not used: the worker downloads the module again, stores
-// it, and the page classifies.
+// A later visit compiles the module from the worker's stored copy: with a
+// dedicated first worker the page does, while the worker starts, and hands
+// it over; a shared first worker starting afresh compiles it itself. A
+// stored copy that is damaged is not used: the worker downloads the
+// module again, stores it, and the page classifies.
 func TestStoredModule(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) { testStoredModule(t, shared) })
+	}
+}
+
+func testStoredModule(t *testing.T, shared bool) {
 	ctx := newPage(t)
+	if !shared {
+		withoutSharedWorker(t, ctx)
+	}
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
 	waitControlled(t, ctx)
@@ -359,6 +369,9 @@ func TestStoredModule(t *testing.T) {
 	_, cat := sample(t, "cat")
 	visit := func(when string, pageCompiled bool) {
 		t.Helper()
+		if shared {
+			closeSharedWorkers(t, ctx) // a fresh start, as after the worker's lifetime
+		}
 		openReady(t, ctx, srv.URL)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
 			t.Fatal(err)
@@ -370,7 +383,13 @@ func TestStoredModule(t *testing.T) {
 		}
 		_, page := marks["compiled"]
 		_, worker := marks["worker.compiled"]
-		if page != pageCompiled || worker == pageCompiled {
+		_, isShared := marks["sharedWorker"]
+		switch {
+		case isShared != shared:
+			t.Errorf("%s: shared first worker %v, want %v", when, isShared, shared)
+		case shared && !worker:
+			t.Errorf("%s: the shared worker did not compile the module", when)
+		case !shared && (page != pageCompiled || worker == pageCompiled):
 			t.Errorf("%s: compiled by the page %v, by the worker %v; want the page %v", when, page, worker, pageCompiled)
 		}
 	}
@@ -561,7 +580,7 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		zoo    string
-		stored bool // the module is in worker.js's cache: the page compiles it
+		stored bool // the module is in worker.js's cache: the page compiles it (dedicated first worker)
 	}{
 		{"shipped models", filepath.Join(site.repo, "models", "zoo"), false},
 		{"no model", t.TempDir(), false},
@@ -569,6 +588,10 @@ func TestBrowserWithoutSIMD(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := newPage(t)
+			if tc.stored {
+				// A shared first worker compiles the stored copy itself.
+				withoutSharedWorker(t, ctx)
+			}
 			dist := filepath.Join(t.TempDir(), "dist")
 			if err := assemble(dist, tc.zoo); err != nil {
 				t.Fatal(err)
@@ -694,6 +717,7 @@ func TestDamagedCachedModelRefetched(t *testing.T) {
 		t.Fatalf("damaging the cached %s: %d bytes (%v), the file has %d", name, damaged, err, len(good))
 	}
 
+	closeSharedWorkers(t, ctx) // else the next visit finds the model loaded
 	openReady(t, ctx, srv.URL)
 	st, err := chromedp.Run(ctx, chromedp.Evaluate[status](statusJS))
 	if err != nil {
