@@ -287,7 +287,8 @@ func TestModelSelector(t *testing.T) {
 }
 
 // After one visit the service worker has everything: with the server gone
-// and the network off, a reload still classifies.
+// and the network off, a reload still classifies, with a shared first
+// worker started afresh.
 func TestOfflineReload(t *testing.T) {
 	ctx := newPage(t)
 	srv := startServer(t, nil)
@@ -303,7 +304,12 @@ func TestOfflineReload(t *testing.T) {
 	if err := chromedp.Do(ctx, goOffline); err != nil {
 		t.Fatalf("emulate offline: %v", err)
 	}
+	// The shared first worker too starts afresh, from the caches.
+	closeSharedWorkers(t, ctx)
 	openReady(t, ctx, srv.URL)
+	if _, ok := marksOf(t, ctx)["sharedWorker"]; !ok {
+		t.Error("offline, the first worker is not a shared one")
+	}
 	_, cat := sample(t, "cat")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-sample="cat"]`))); err != nil {
 		t.Fatal(err)
