@@ -163,7 +163,7 @@ function spawn(primary) {
 }
 
 // The first worker is a SharedWorker where the browser keeps one alive
-// after its pages have gone (extendedLifetime, Chromium 14x+): a reload
+// after its pages have gone (extendedLifetime, in Chromium): a reload
 // or a new tab finds it started with the model loaded and its code
 // optimised, and answers its first image without the start-up
 // (bench/RESULTS.md, eleventh session). One page uses it at a time: the
@@ -567,13 +567,13 @@ globalThis.cifarnetPool = () => pool.map((s) => ({primary: s.primary, ready: s.r
 // and TTA choice the first one has.
 function grow() {
   if (!lastLoad) return;
-  if (!compiledModule) {
-    compileForPool();
-    return;
-  }
   while (pool.length < POOL_SIZE) {
+    // Without the compiled module (a shared first worker cannot hand it
+    // over) the first helper compiles the stored copy itself, off this
+    // thread, and hands it over; the others wait for it.
+    if (!compiledModule && pool.some((s) => !s.primary)) return;
     const slot = spawn(false);
-    slot.w.postMessage({type: 'init', module: compiledModule});
+    slot.w.postMessage(compiledModule ? {type: 'init', module: compiledModule} : {type: 'start'});
     slot.w.postMessage(copyMsg(lastLoad));
     if (lastTTA !== null) slot.w.postMessage({type: 'setTTA', on: lastTTA});
   }
@@ -627,6 +627,12 @@ function onWorkerFault(slot, msg) {
 function onHelperMessage(slot, msg) {
   if (onSaliencyMessage(slot, msg) || onWorkerFault(slot, msg)) return;
   switch (msg.type) {
+    case 'module':
+      if (!compiledModule) {
+        haveModule(msg.module);
+        grow();
+      }
+      break;
     case 'ready':
       slot.ready = true;
       replacementReady();
@@ -714,8 +720,9 @@ function onPrimaryMessage(slot, msg) {
       // holds, so that loading their models does not slow down the first
       // image (on two cores they would take the core it needs).
       // Without a compiled module for them yet (a shared first worker),
-      // reading the stored one would hold up this thread as a first image
-      // is given: that waits for the first answer or a quiet second.
+      // the first helper compiles one, which would take the CPU a first
+      // image given now needs: that waits for the first answer or a quiet
+      // second.
       if (slot.jobs.size > 0 || !compiledModule) growAfterAnswer = true;
       if (slot.jobs.size === 0) setTimeout(grow, compiledModule ? 0 : 1000);
       break;
@@ -774,25 +781,6 @@ if (sharedLasts) {
     if (module && !compiledModule) haveModule(module);
     firstSlot.w.postMessage(module ? {type: 'init', module} : {type: 'start'});
   });
-}
-
-// compileForPool compiles the module for the helpers, compare and teach
-// mode where the first worker does not hand its own over (a shared one
-// cannot): the stored copy, else the module as the service worker or the
-// network gives it, from its bytes so that decoding stays off this thread.
-let poolCompile = null;
-function compileForPool() {
-  if (compiledModule || poolCompile) return;
-  poolCompile = compileStored()
-    .then(async (module) => module || WebAssembly.compile(await (await fetch(WASM_URL)).arrayBuffer()))
-    .then((module) => {
-      if (!compiledModule) haveModule(module);
-      grow();
-    })
-    .catch(() => {
-      // Offline without a stored copy: the helpers wait for the next try.
-    })
-    .finally(() => { poolCompile = null; });
 }
 
 // haveModule keeps the compiled module for the other workers and starts
@@ -1737,8 +1725,11 @@ function compareNote(text, state) {
 
 function startCompare(entry) {
   compareWanted = entry;
-  if (!compiledModule) {
-    compileForPool();
+  // Without the compiled module, wait for the worker that hands it over
+  // (the first, or with a shared first worker the first helper); a pool
+  // of one with a shared first worker has none: compare compiles its own.
+  if (!compiledModule && (!sharedLasts || POOL_SIZE > 1)) {
+    grow();
     compareNote('Waiting for the classifier to start…', 'loading');
     return;
   }
@@ -1749,7 +1740,7 @@ function startCompare(entry) {
   c.w.onerror = (e) => {
     if (compare === c) stopCompare(`The second classifier failed (${e.message || 'worker error'}).`, 'error');
   };
-  c.w.postMessage({type: 'init', module: compiledModule});
+  c.w.postMessage(compiledModule ? {type: 'init', module: compiledModule} : {type: 'start'});
   c.w.postMessage({type: 'load', url: entry.url, size: entry.size, sha256: entry.sha256});
   if (lastTTA !== null) c.w.postMessage({type: 'setTTA', on: lastTTA});
   compareNote(`Loading ${entry.file} to compare…`, 'loading');

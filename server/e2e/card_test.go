@@ -177,13 +177,7 @@ func TestModelCard(t *testing.T) {
 		t.Errorf("report note %q: the report measured this very file", c.Note)
 	}
 
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
-		const sel = document.getElementById('model-select');
-		sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith('tiny')).value;
-		sel.dispatchEvent(new Event('change'));
-	})()`)); err != nil {
-		t.Fatal(err)
-	}
+	chooseModel(t, ctx, tinyID)
 	c = waitModelCard(t, ctx, tinyID+models.FileExt)
 	checkCardFacts(t, c, site.models[tinyID])
 	if c.Report != "none" || len(c.PerClass) != 0 || !strings.HasPrefix(c.Note, "Not measured") {
@@ -224,7 +218,15 @@ const versusJS = `Array.from(document.querySelectorAll('#results .result')).reve
 // both answers (the second model's probabilities as native Go computes
 // them) and marks where the two disagree. The random test models never
 // agree, so agreement is shown by comparing the default model with itself.
+// With one core there is no helper to hand the compiled module over (the
+// shared first worker cannot): the second model's worker compiles its own.
 func TestCompareModels(t *testing.T) {
+	for _, cores := range []int{2, 1} {
+		t.Run(fmt.Sprintf("cores=%d", cores), func(t *testing.T) { testCompareModels(t, cores) })
+	}
+}
+
+func testCompareModels(t *testing.T, cores int) {
 	top := func(p []float32) int { return slices.Index(p, slices.Max(p)) }
 	var pic string
 	for _, class := range models.CIFAR10Classes {
@@ -241,6 +243,7 @@ func TestCompareModels(t *testing.T) {
 	}
 
 	ctx := newPage(t)
+	setCores(t, ctx, cores)
 	srv := startServer(t, nil)
 	openReady(t, ctx, srv.URL)
 	compareWith := func(id string) {

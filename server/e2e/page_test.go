@@ -256,6 +256,19 @@ func plainPNG(t *testing.T, w, h int, c color.Color) []byte {
 	return b.Bytes()
 }
 
+// chooseModel picks the model whose name starts with id in the page's
+// model selector, as a user does.
+func chooseModel(t testing.TB, ctx context.Context, id string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const sel = document.getElementById('model-select');
+		sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith(%q)).value;
+		sel.dispatchEvent(new Event('change'));
+	})()`, id))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestModelSelector(t *testing.T) {
 	ctx := newPage(t)
 	srv := startServer(t, nil)
@@ -269,13 +282,7 @@ func TestModelSelector(t *testing.T) {
 	if len(options) != 2 {
 		t.Fatalf("model selector offers %q, want both models", options)
 	}
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
-		const sel = document.getElementById('model-select');
-		sel.value = Array.from(sel.options).find((o) => o.textContent.startsWith('tiny')).value;
-		sel.dispatchEvent(new Event('change'));
-	})()`)); err != nil {
-		t.Fatal(err)
-	}
+	chooseModel(t, ctx, tinyID)
 	if st := waitStatus(t, ctx, tinyID+models.FileExt); st.State != "ready" {
 		t.Fatalf("after choosing tiny: %+v", st)
 	}
