@@ -26,8 +26,35 @@
 # renderer process (a later tab) and after a browser restart,
 # a fresh profile per round (default 3), medians last
 # (bench/pagecheck/firstanswer.mjs).
+#
+# bench/browser.sh all [rounds]: the four side by side, the ratios last:
+# ort, first, the page's one image with TTA (BenchmarkBrowserTTAPool) and
+# 100 images through the page's pool against one worker
+# (BenchmarkBrowserPool, 3 rounds), rounds (default 5) for the first two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
+if [ "${1:-}" = all ]; then
+	rounds=${2:-5}
+	out=$(mktemp -d)
+	trap 'rm -rf "$out"' EXIT
+	"$0" ort "$rounds" | tee "$out/ort"
+	"$0" first "$rounds" | tee "$out/first"
+	go test -run '^$' -bench '^BenchmarkBrowser(TTA)?Pool$' -benchtime 3x ./server/e2e/ | tee "$out/pool"
+	echo
+	echo "== ratios ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+	sed -n '/^ratios:/,$p' "$out/ort" | tail -n +2
+	awk '/^BenchmarkBrowserTTAPool/ {
+		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+		printf "  page, one image with TTA   %8.2f × without (split over %d workers; %.2f on one) (goal ≤ 3)\n", v["tta/plain"], v["workers"], v["tta1/plain"]
+	}
+	/^BenchmarkBrowserPool/ {
+		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+		printf "  page, 100 images, pool     %8.2f × one worker with TTA, %.2f × without (goal ≥ 1.6)\n", v["tta-pool/one"], v["pool/one"]
+	}' "$out/pool"
+	grep -E '^(cold|warm|newtab|expired|restart) ' "$out/first" | sed 's/^/  first answer: /'
+	exit
+fi
 if [ "${1:-}" = first ]; then
 	[ -f dist/index.html ] && [ -x bin/server ] || ./build.sh
 	(cd bench/pagecheck && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund >/dev/null; })
@@ -40,7 +67,6 @@ if [ "${1:-}" = first ]; then
 fi
 if [ "${1:-}" = ort ]; then
 	rounds=${2:-5}
-	export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 	cache=${ORT_CACHE:-$HOME/.cache/cifarnet-bench}
 	if [ ! -f "$cache/node_modules/onnxruntime-web/dist/ort.wasm.min.js" ]; then
 		echo "==> npm install onnxruntime-web@1.30.0 into $cache" >&2

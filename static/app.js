@@ -232,19 +232,22 @@ function primaryWorker() {
     }
     const port = sw.port;
     const held = new Promise((resolve) => { release = resolve; }); // the lock, while this page uses it
-    // The worker says 'attached' as it takes the port. One that never
-    // does (it was ending as this page connected) is left for a
-    // dedicated worker, given what it was sent: nothing was answered.
+    // The worker says 'attached' as it takes the port. One that says it
+    // is gone (its Go program ended) or never says anything (it was
+    // ending as this page connected) is left for a dedicated worker,
+    // given what it was sent: nothing was answered.
     let heard = false;
     const sent = [];
-    const silent = setTimeout(() => {
+    const giveUp = () => {
+      clearTimeout(silent);
       port.close();
       release();
       release = null;
       shareFirst = false;
       use(new Worker(WORKER_URL));
       for (const [msg, transfer] of sent.splice(0)) real.postMessage(msg, transfer);
-    }, SHARED_SILENT_MS);
+    };
+    const silent = setTimeout(giveUp, SHARED_SILENT_MS);
     use({
       postMessage: (msg, transfer) => {
         const m = msg.type === 'init' ? {type: 'start'} : msg;
@@ -258,6 +261,10 @@ function primaryWorker() {
       set onmessage(f) {
         port.onmessage = (e) => {
           if (!heard) {
+            if (e.data.type === 'gone') {
+              giveUp();
+              return;
+            }
             heard = true;
             clearTimeout(silent);
             sent.length = 0;

@@ -42,6 +42,8 @@
 //   {type: 'saliency', id, result}             {base, drop, cols, rows, patch, stride, passes, ms}
 //   {type: 'timing', timing}                   start-up steps, ms since the epoch
 //   {type: 'attached'}                         a shared worker has taken the page's port
+//   {type: 'gone'}                             a shared worker whose Go program has ended:
+//                                              the page uses a dedicated one instead
 //
 // As a SharedWorker (the page's first worker, where the browser keeps a
 // shared worker alive after its pages have gone: SharedWorker's
@@ -99,9 +101,16 @@ const post = (msg, transfer) => {
   if (owner && (!running || running === owner)) owner.postMessage(msg, transfer || []);
 };
 
-// ended stops a shared worker whose Go program cannot go on, after its
-// last message: a page that connects again gets a fresh one.
-const ended = () => { if (shared) self.close(); };
+// ended stops a shared worker whose Go program cannot go on. Not at once:
+// its last message must reach the page (and a debugger's answer its
+// client); a page that connects meanwhile is told it is gone, and its
+// next try gets a fresh worker.
+let gone = false;
+const ended = () => {
+  if (!shared) return;
+  gone = true;
+  setTimeout(() => self.close(), 1000);
+};
 
 class CodedError extends Error {
   constructor(code, message) {
@@ -796,6 +805,10 @@ function onMessage(msg, from) {
 if (shared) {
   self.onconnect = (e) => {
     const port = e.ports[0];
+    if (gone) {
+      port.postMessage({type: 'gone'});
+      return;
+    }
     owner = port;
     // The new page's clock: the steps it is told of are its own.
     for (const name of Object.keys(timing)) delete timing[name];
