@@ -34,6 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
+cpu() { echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"; }
 if [ "${1:-}" = all ]; then
 	rounds=${2:-5}
 	out=$(mktemp -d)
@@ -42,7 +43,7 @@ if [ "${1:-}" = all ]; then
 	"$0" first "$rounds" | tee "$out/first"
 	go test -run '^$' -bench '^BenchmarkBrowser(TTA)?Pool$' -benchtime 3x ./server/e2e/ | tee "$out/pool"
 	echo
-	echo "== ratios ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo "== ratios ($(cpu), load $(cut -d' ' -f1-3 /proc/loadavg))"
 	sed -n '/^ratios:/,$p' "$out/ort" | tail -n +2
 	awk '/^BenchmarkBrowserTTAPool/ {
 		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
@@ -61,7 +62,7 @@ if [ "${1:-}" = first ]; then
 	# shellcheck source=pagecheck/serve.sh
 	. bench/pagecheck/serve.sh
 	serve_dist dist bin/server
-	echo "model $(cat models/zoo/DEFAULT); CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
+	echo "model $(cat models/zoo/DEFAULT); CPU $(cpu); $(chromium --version 2>/dev/null)"
 	ROUNDS=${2:-3} node bench/pagecheck/firstanswer.mjs "$url"
 	exit
 fi
@@ -84,7 +85,7 @@ if [ "${1:-}" = ort ]; then
 	bin/trainer export --format onnx --out "$tmp/model.onnx" "$model" >&2
 	mkdir "$tmp/ort"
 	cp "$cache"/node_modules/onnxruntime-web/dist/{ort.wasm.min.js,ort-wasm-simd-threaded.mjs,ort-wasm-simd-threaded.wasm} "$tmp/ort/"
-	echo "model $model; CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; $(chromium --version 2>/dev/null)"
+	echo "model $model; CPU $(cpu); $(chromium --version 2>/dev/null)"
 	go run ./bench/ortweb -dir "$tmp" -rounds "$rounds" -warm "${WARM:-5}"
 	exit
 fi

@@ -319,13 +319,15 @@ function markBusy(busy) {
   }
 }
 
-async function pageBusy() {
-  if (!(self.navigator && navigator.locks && navigator.locks.query)) return false;
+// lockHeld says whether some context of the origin holds the Web Lock
+// name; null where that cannot be known (no lock manager).
+async function lockHeld(name) {
+  if (!(self.navigator && navigator.locks && navigator.locks.query)) return null;
   try {
     const {held} = await navigator.locks.query();
-    return held.some((l) => l.name === BUSY_LOCK);
+    return held.some((l) => l.name === name);
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -485,7 +487,7 @@ async function saveBuilt(api, sha256, isCurrent) {
 // Not on the queue: images never wait for storage.
 function whenQuiet(task, ms = 1000) {
   setTimeout(async () => {
-    if (pending || await pageBusy()) whenQuiet(task, ms);
+    if (pending || await lockHeld(BUSY_LOCK)) whenQuiet(task, ms);
     else task();
   }, ms);
 }
@@ -503,11 +505,15 @@ let loads = 0; // which model load is the current one
 // loaded), which a shared worker's next page may ask for again.
 let kept = null;
 
+// holds says a shared worker's Go program has the listed weight file a
+// load asks for.
+const holds = (msg) => shared && kept !== null && Boolean(msg.sha256) && kept.sha256 === msg.sha256 && kept.url === msg.url;
+
 // keptInfo answers a load of the weight file the Go program already
 // holds, as a fresh load would: test-time augmentation as the model
 // starts. Null when it holds another (or a file the user picked).
 async function keptInfo(api, msg) {
-  if (!kept || !msg.sha256 || kept.sha256 !== msg.sha256 || kept.url !== msg.url) return null;
+  if (!holds(msg)) return null;
   let info = api.info();
   if (info && info.ttaOn !== kept.ttaOn) info = await api.setTTA(kept.ttaOn);
   if (!info) return null;
@@ -539,7 +545,7 @@ async function loadModel(msg) {
   const load = ++loads;
   try {
     const api = await started;
-    let info = shared ? await keptInfo(api, msg) : null;
+    let info = await keptInfo(api, msg);
     if (info) {
       step('modelKept');
       post({type: 'ready', info});
@@ -548,7 +554,8 @@ async function loadModel(msg) {
     kept = null;
     let built = false;
     if (msg.url && msg.sha256) {
-      const snap = await (msg.built || readBuiltInTime(msg.sha256)); // started when the load arrived
+      // Read since the load arrived, unless the worker held the model then.
+      const snap = await (msg.built || readBuiltInTime(msg.sha256));
       if (snap) {
         const name = decodeURIComponent(new URL(msg.url, self.location.href).pathname.split('/').pop());
         info = await api.loadSnapshot(snap, name, msg.size || 0).catch(() => deleteBuilt(msg.sha256));
@@ -755,7 +762,7 @@ function onMessage(msg, from) {
     case 'load':
       // Read the saved build now: the module may still be compiling.
       // Not for the model a shared worker holds.
-      if (msg.sha256 && !(kept && kept.sha256 === msg.sha256)) msg.built = readBuiltInTime(msg.sha256);
+      if (msg.sha256 && !holds(msg)) msg.built = readBuiltInTime(msg.sha256);
       enqueue(() => loadModel(msg));
       break;
     case 'loadBytes':
@@ -827,12 +834,8 @@ if (shared) {
 // so that the memory it holds is not kept for long after the last tab.
 function closeWhenUnowned(since = performance.now()) {
   setTimeout(async () => {
-    let held = true;
-    try {
-      held = (await navigator.locks.query()).held.some((l) => l.name === OWNER_LOCK);
-    } catch {
-      // No lock manager: keep to the browser's own lifetime.
-    }
+    // Not known (no lock manager): kept to the browser's own lifetime.
+    const held = (await lockHeld(OWNER_LOCK)) !== false;
     if (held) closeWhenUnowned();
     else if (performance.now() - since >= SHARED_IDLE_MS) self.close();
     else closeWhenUnowned(since);

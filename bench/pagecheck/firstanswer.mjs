@@ -8,10 +8,11 @@
 // worker's lifetime is over), then the browser closes and starts again
 // with that profile and visits once more (restart: a user's next
 // session). Where the first worker is shared (static/README.md) the
-// reload and the new tab find it alive with the model loaded. Each visit clicks the cat
-// sample as soon as its button exists and records the page's clock at the
-// first answer (the image alone, shown while the other test-time views
-// run) and at the final one, with the start-up steps; medians last.
+// reload and the new tab find it alive with the model loaded. Each visit
+// clicks the cat sample as soon as its button exists and records the
+// page's clock at the first answer (the image alone, shown while the other
+// test-time views run) and at the final one, with the start-up steps;
+// medians last.
 //
 //   node firstanswer.mjs URL      ROUNDS (default 3)
 import fs from 'node:fs';

@@ -83,7 +83,6 @@ type worker struct {
 	id       target.ID
 	ctx      context.Context
 	primary  bool // the page's first worker: shared, or without one the worker that compiled the module
-	shared   bool // a SharedWorker
 	compiled bool // it compiled the module itself
 }
 
@@ -115,8 +114,8 @@ func workers(t testing.TB, ctx context.Context, seen map[target.ID]bool) []worke
 		if err != nil {
 			t.Fatalf("worker %s: %v", info.URL, err)
 		}
-		shared := info.Type == "shared_worker"
-		out = append(out, worker{id: info.TargetID, ctx: wctx, primary: shared || (compiled && !sharedFirst), shared: shared, compiled: compiled})
+		primary := info.Type == "shared_worker" || (compiled && !sharedFirst)
+		out = append(out, worker{id: info.TargetID, ctx: wctx, primary: primary, compiled: compiled})
 	}
 	return out
 }

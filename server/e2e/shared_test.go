@@ -170,7 +170,9 @@ func onNewDocument(t testing.TB, ctx context.Context, src string) {
 
 // closeSharedWorkers ends the browser's shared workers, as the browser does
 // once their lifetime is over, so that the next visit starts its first
-// worker afresh; it waits until they are gone.
+// worker afresh; it waits until they are gone. From the browser's own
+// session, as bench/pagecheck/firstanswer.mjs does, not by attaching to
+// the workers.
 func closeSharedWorkers(t testing.TB, ctx context.Context) {
 	t.Helper()
 	shared := func() []target.ID {
@@ -186,11 +188,10 @@ func closeSharedWorkers(t testing.TB, ctx context.Context) {
 		}
 		return ids
 	}
+	browser := chromedp.FromContext(ctx).Browser
 	for _, id := range shared() {
-		wctx, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(id), chromedp.WithDetachOnCancel())
 		// A worker gone meanwhile is what was wanted.
-		_, _ = chromedp.Run(wctx, chromedp.Evaluate[chromedp.Void](`setTimeout(() => close(), 0)`))
-		cancel()
+		_, _ = cdp.Call(ctx, browser, target.CloseTarget, target.CloseTargetParams{TargetID: id})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for len(shared()) > 0 {
